@@ -1,0 +1,188 @@
+"""Typed settings, read once from the environment and an optional ``.env`` file.
+
+Nothing else in the project reads ``os.environ``: import :func:`get_settings`.
+Every field has a default that works on one machine; ``.env.example`` lists them all.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_CONFIG = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class MongoSettings(BaseSettings):
+    """Where the data service keeps the job documents."""
+
+    model_config = _CONFIG
+
+    mongodb_url: str = Field("mongodb://127.0.0.1:27018", description="MongoDB connection URL.")
+    database_name: str = Field("taskbroker", description="Database holding the jobs.")
+    collection_name: str = Field("jobs", description="Collection holding the jobs.")
+    mongodb_timeout_ms: int = Field(5000, ge=100, description="Server selection timeout.")
+
+
+class RedisSettings(BaseSettings):
+    """The Redis that holds the RQ queues (and the stream queue when QUEUE_BACKEND=redis)."""
+
+    model_config = _CONFIG
+
+    redis_url: str = Field("redis://127.0.0.1:6380/0", description="Redis connection URL.")
+
+
+class QueueSettings(BaseSettings):
+    """The STANDARD queue between the kernel and the dispatcher."""
+
+    model_config = _CONFIG
+
+    queue_backend: Literal["redis", "sqs"] = Field(
+        "redis", description="redis: a Redis Stream; sqs: AWS SQS or an SQS-compatible endpoint."
+    )
+    standard_queue_name: str = Field("standard", description="Name of the STANDARD queue.")
+    dead_letter_queue_name: str = Field(
+        "", description="Dead-letter queue name; empty means '<STANDARD_QUEUE_NAME>-dlq'."
+    )
+    queue_visibility_timeout: int = Field(
+        60, ge=1, le=43200, description="Seconds a received message stays hidden before redelivery."
+    )
+    queue_max_receives: int = Field(
+        5, ge=1, le=1000, description="Deliveries of one message before it is dead-lettered."
+    )
+    queue_wait_seconds: int = Field(
+        5, ge=0, le=20, description="Long-poll wait of one receive call."
+    )
+    queue_create: bool = Field(True, description="Create the queues on first use.")
+    sqs_endpoint_url: str = Field("", description="SQS endpoint; empty means AWS itself.")
+    aws_access_key_id: str = Field("local", description="AWS access key id.")
+    aws_secret_access_key: str = Field("local", description="AWS secret access key.")
+    aws_default_region: str = Field("us-east-1", description="AWS region.")
+
+    @property
+    def dead_letter_name(self) -> str:
+        return self.dead_letter_queue_name or f"{self.standard_queue_name}-dlq"
+
+
+class StoreSettings(BaseSettings):
+    """The data service process."""
+
+    model_config = _CONFIG
+
+    store_host: str = Field("127.0.0.1", description="Address the data service binds.")
+    store_port: int = Field(8001, ge=1, le=65535, description="Port the data service binds.")
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted by the HTTP services."
+    )
+
+
+class ApiSettings(BaseSettings):
+    """The kernel API process and its client of the data service."""
+
+    model_config = _CONFIG
+
+    api_host: str = Field("127.0.0.1", description="Address the kernel API binds.")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port the kernel API binds.")
+    data_service_url: str = Field(
+        "http://127.0.0.1:8001", description="Base URL of the data service."
+    )
+    data_service_timeout: float = Field(
+        5.0, gt=0, description="Seconds one request to the data service may take."
+    )
+    data_service_deadline: float = Field(
+        10.0, gt=0, description="Seconds of retrying a data service that does not answer."
+    )
+    frontend_dist: str = Field(
+        "frontend/dist/frontend/browser",
+        description="Built web app served at / by the kernel (skipped if absent).",
+    )
+    cors_origins: str = Field(
+        "http://localhost:4200", description="Comma-separated origins allowed by CORS."
+    )
+    sse_poll_interval: float = Field(
+        0.5, gt=0, description="Seconds between data service polls of one event stream."
+    )
+
+
+class WorkerSettings(BaseSettings):
+    """The dispatcher and the RQ workers."""
+
+    model_config = _CONFIG
+
+    executors: str = Field(
+        "standard,priority", description="Comma-separated executor names (one RQ queue each)."
+    )
+    worker_count: int = Field(2, ge=1, le=256, description="Workers started by one executor.")
+    task_modules: str = Field(
+        "", description="Comma-separated modules of user tasks imported at start."
+    )
+    max_attempts: int = Field(3, ge=1, le=100, description="Attempts of a job before it fails.")
+    retry_backoff_base: float = Field(1.0, ge=0, description="First retry delay in seconds.")
+    retry_backoff_max: float = Field(60.0, ge=0, description="Longest retry delay in seconds.")
+    job_timeout_default: int = Field(
+        300, ge=1, description="Timeout in seconds of a job without estimated_time."
+    )
+    job_timeout_factor: float = Field(
+        3.0, ge=1, description="Timeout = max(minimum, factor * estimated_time)."
+    )
+    job_timeout_min: int = Field(30, ge=1, description="Shortest derived timeout in seconds.")
+    shutdown_grace: float = Field(
+        30.0, ge=0, description="Seconds running jobs get to finish on SIGTERM."
+    )
+    dispatch_batch: int = Field(10, ge=1, le=10, description="Messages per receive call.")
+
+    @property
+    def executor_names(self) -> list[str]:
+        return [name.strip() for name in self.executors.split(",") if name.strip()]
+
+    @property
+    def task_module_names(self) -> list[str]:
+        return [name.strip() for name in self.task_modules.split(",") if name.strip()]
+
+
+class LocalSettings(BaseSettings):
+    """The one-command local run."""
+
+    model_config = _CONFIG
+
+    data_dir: Path = Field(Path(".data"), description="Folder for local databases and logs.")
+    dashboard_port: int = Field(9181, ge=1, le=65535, description="rq-dashboard port.")
+    log_level: str = Field("INFO", description="Log level of every process.")
+
+
+class Settings:
+    """All settings, one typed object per concern."""
+
+    def __init__(self) -> None:
+        self.mongo = MongoSettings()
+        self.redis = RedisSettings()
+        self.queue = QueueSettings()
+        self.store = StoreSettings()
+        self.api = ApiSettings()
+        self.worker = WorkerSettings()
+        self.local = LocalSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return Settings()
+
+
+SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
+    MongoSettings,
+    RedisSettings,
+    QueueSettings,
+    StoreSettings,
+    ApiSettings,
+    WorkerSettings,
+    LocalSettings,
+)
+
+
+def setting_names() -> list[str]:
+    """Every environment variable the project reads (upper case)."""
+    return [name.upper() for cls in SETTINGS_CLASSES for name in cls.model_fields]
