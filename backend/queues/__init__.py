@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from backend.queues.base import MAX_MESSAGE_BYTES, Delivery, StandardQueue
+from backend.queues.base import MAX_MESSAGE_BYTES, DeadLetter, Delivery, StandardQueue
 from backend.settings import Settings, get_settings
 
-__all__ = ["MAX_MESSAGE_BYTES", "Delivery", "StandardQueue", "make_queue"]
+__all__ = ["MAX_MESSAGE_BYTES", "DeadLetter", "Delivery", "StandardQueue", "make_queue"]
 
 
 def make_queue(settings: Settings | None = None) -> StandardQueue:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 # SQS's own limit; the Redis backend keeps the same one so both behave alike.
 MAX_MESSAGE_BYTES = 262_144
 MAX_BATCH = 10
+# SQS's longest long poll; the Redis backend keeps it too (and sizes its socket timeout on it).
+MAX_WAIT_SECONDS = 20
 
 _decoder = msgspec.json.Decoder(QueueMessage)
 
@@ -43,6 +45,26 @@ class RawDelivery:
     receipt: str
     message_id: str
     receive_count: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One entry of the dead-letter queue, as an operator inspects it.
+
+    ``message`` is None when the body is not a readable :class:`QueueMessage` (a poison
+    message); ``body`` always holds what was sent.
+    """
+
+    body: bytes
+    reason: str
+    message: QueueMessage | None
+
+
+def decode_or_none(body: bytes) -> QueueMessage | None:
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError:
+        return None
 
 
 class StandardQueue(ABC):
@@ -80,12 +102,13 @@ class StandardQueue(ABC):
                       wait_seconds: int | None = None) -> list[Delivery]:
         """Up to ``max_messages`` deliveries, waiting up to ``wait_seconds`` for the first."""
         wait = self.wait_seconds if wait_seconds is None else wait_seconds
+        wait = max(0, min(wait, MAX_WAIT_SECONDS))
         raw = await self._receive(min(max_messages, MAX_BATCH), wait)
         deliveries = []
         for item in raw:
             try:
                 message = _decoder.decode(item.body)
-            except msgspec.ValidationError as exc:
+            except msgspec.DecodeError as exc:  # also covers ValidationError
                 # A message no consumer can read would be redelivered forever.
                 log.error("dead-lettering unreadable message %s: %s", item.message_id, exc)
                 await self._dead_letter(item, f"unreadable message: {exc}")
@@ -106,8 +129,16 @@ class StandardQueue(ABC):
         await self._dead_letter(raw, reason)
 
     async def dead_letters(self, limit: int = 100) -> list[QueueMessage]:
-        """Messages in the dead-letter queue (read without removing, for inspection)."""
-        return [_decoder.decode(body) for body in await self._peek_dead_letters(limit)]
+        """Messages in the dead-letter queue (read without removing, for inspection).
+
+        Unreadable (poison) bodies are left out; :meth:`dead_letter_entries` shows them.
+        """
+        messages = [decode_or_none(body) for body in await self._peek_dead_letters(limit)]
+        return [m for m in messages if m is not None]
+
+    async def dead_letter_entries(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead-letter entries with the reason each was moved there (read without removing)."""
+        return await self._peek_dead_letter_entries(limit)
 
     async def send_dead_letter(self, message: QueueMessage, reason: str) -> None:
         """Put a message straight on the dead-letter queue (a job that failed for good)."""
@@ -148,3 +179,8 @@ class StandardQueue(ABC):
 
     @abstractmethod
     async def _peek_dead_letters(self, limit: int) -> list[bytes]: ...
+
+    async def _peek_dead_letter_entries(self, limit: int) -> list[DeadLetter]:
+        # Backends that store the reason override this; the fallback only knows bodies.
+        return [DeadLetter(body, "", decode_or_none(body))
+                for body in await self._peek_dead_letters(limit)]
