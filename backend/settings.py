@@ -133,6 +133,19 @@ class WorkerSettings(BaseSettings):
         30.0, ge=0, description="Seconds running jobs get to finish on SIGTERM."
     )
     dispatch_batch: int = Field(10, ge=1, le=10, description="Messages per receive call.")
+    worker_heartbeat: float = Field(
+        5.0, gt=0, le=300,
+        description="Seconds between heartbeats of a busy worker; its job counts as abandoned "
+        "(worker died) after 4 missed beats. Also the worker executor's sweep interval.",
+    )
+    report_interval: float = Field(
+        0.5, ge=0, description="Fewest seconds between two progress reports (and between two "
+        "cancel checks) of one running job.",
+    )
+    dispatcher_exit_after_receive: bool = Field(
+        False, description="Fault injection for tests: the dispatcher exits right after "
+        "receiving a batch, before enqueueing or acking it.",
+    )
 
     @property
     def executor_names(self) -> list[str]:
@@ -151,6 +164,9 @@ class LocalSettings(BaseSettings):
     data_dir: Path = Field(Path(".data"), description="Folder for local databases and logs.")
     dashboard_port: int = Field(9181, ge=1, le=65535, description="rq-dashboard port.")
     log_level: str = Field("INFO", description="Log level of every process.")
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="Kernel API the command-line client talks to."
+    )
 
 
 class Settings:

@@ -1,0 +1,96 @@
+"""The process commands are the brief's, identical in the Dockerfile, docker-compose.yml,
+the Kubernetes manifests and the Procfile (only host, port and Redis URL values vary)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.ops.settings_files import (
+    DOCKER_DIR,
+    ROOT,
+    dockerfile_instructions,
+    k8s_docs,
+    load_compose,
+    procfile_commands,
+)
+
+# The brief's table: `python -m backend.store [--host H] [--port P]`, ...
+_HOST_PORT = r"(?: --host \S+)?(?: --port \S+)?"
+BRIEF = {
+    "store": rf"python -m backend\.store{_HOST_PORT}",
+    "api": rf"python -m backend\.api{_HOST_PORT}",
+    "dispatcher": r"python -m backend\.workers\.dispatcher",
+    "workers": r"python -m backend\.workers(?: --workers \S+)?",
+    "rq-dashboard": r"rq-dashboard --redis-url \S+ --bind \S+ --port \S+",
+}
+# Process -> its name in each file.
+COMPOSE_NAMES = {"store": "store", "api": "api", "dispatcher": "dispatcher",
+                 "workers": "worker", "rq-dashboard": "rq-dashboard"}
+K8S_NAMES = {"store": "store", "api": "api", "dispatcher": "dispatcher",
+             "workers": "workers", "rq-dashboard": "rq-dashboard"}
+PROCFILE_NAMES = {"store": "store", "api": "api", "dispatcher": "dispatcher",
+                  "workers": "workers", "rq-dashboard": "dashboard"}
+
+
+def _matches(process: str, argv: list[str]) -> bool:
+    return re.fullmatch(BRIEF[process], " ".join(argv)) is not None
+
+
+def _k8s_container(deployment: str) -> dict:
+    [doc] = [d for d in k8s_docs("Deployment") if d["metadata"]["name"] == deployment]
+    [container] = doc["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize("process", sorted(BRIEF))
+def test_compose_runs_the_brief_command(process: str) -> None:
+    command = load_compose()["services"][COMPOSE_NAMES[process]]["command"]
+    assert isinstance(command, list), "exec form: no shell between Docker and the process"
+    assert _matches(process, command), command
+
+
+@pytest.mark.parametrize("process", sorted(BRIEF))
+def test_kubernetes_runs_the_brief_command_under_the_image_entrypoint(process: str) -> None:
+    container = _k8s_container(K8S_NAMES[process])
+    # `command` would replace the image's ENTRYPOINT (tini, which forwards SIGTERM).
+    assert "command" not in container
+    assert _matches(process, container["args"]), container["args"]
+
+
+@pytest.mark.parametrize("process", sorted(BRIEF))
+def test_compose_and_kubernetes_run_the_same_command(process: str) -> None:
+    compose = load_compose()["services"][COMPOSE_NAMES[process]]["command"]
+    k8s = _k8s_container(K8S_NAMES[process])["args"]
+    if process == "rq-dashboard":
+        # The Redis URL is compose's literal service address vs the Secret's $(REDIS_URL).
+        assert k8s[k8s.index("--redis-url") + 1] == "$(REDIS_URL)"
+        compose = [a for a in compose if not a.startswith("redis://")]
+        k8s = [a for a in k8s if a != "$(REDIS_URL)"]
+    assert compose == k8s
+
+
+def test_backend_image_defaults_to_the_kernel_under_tini() -> None:
+    instructions = dict(
+        (i, a) for i, a in dockerfile_instructions(DOCKER_DIR / "Dockerfile.backend")
+        if i in {"CMD", "ENTRYPOINT"})
+    assert json.loads(instructions["ENTRYPOINT"]) == ["tini", "--"]
+    assert _matches("api", json.loads(instructions["CMD"]))
+
+
+@pytest.mark.parametrize("process", sorted(BRIEF))
+def test_procfile_runs_the_brief_command(process: str) -> None:
+    commands = procfile_commands(ROOT / "Procfile")
+    assert _matches(process, commands[PROCFILE_NAMES[process]]), commands[PROCFILE_NAMES[process]]
+
+
+def test_rq_dashboard_port_is_the_dashboard_port_everywhere() -> None:
+    compose = load_compose()
+    command = compose["services"]["rq-dashboard"]["command"]
+    port = command[command.index("--port") + 1]
+    assert port == compose["x-backend-env"]["DASHBOARD_PORT"]
+    container = _k8s_container("rq-dashboard")
+    assert container["args"][container["args"].index("--port") + 1] == port
+    assert container["ports"][0]["containerPort"] == int(port)

@@ -1,0 +1,186 @@
+"""The Kubernetes manifests: schema-valid (kubernetes-validate --strict, offline), and
+shaped the way the deployment needs (probes, limits, non-root, grace, autoscaling)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.ops.settings_files import K8S_DIR, k8s_docs, load_k8s
+
+# The Kubernetes version the manifests are validated against (bundled with
+# kubernetes-validate, so the check needs no network).
+K8S_VERSION = "1.33.0"
+KUBERNETES_VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
+# kubernetes-validate knows only the built-in kinds; these CRDs get the structural checks below.
+CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication")}
+HTTP_PROBES = {"store": ("/readyz", "/healthz"), "api": ("/readyz", "/healthz"),
+               "rq-dashboard": ("/", "/"), "web": ("/healthz", "/healthz")}
+
+
+def _validate(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBERNETES_VALIDATE, "--strict", "--kubernetes-version", K8S_VERSION, *map(str, paths)],
+        capture_output=True, text=True, timeout=120, check=False)
+
+
+def _deployments() -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in k8s_docs("Deployment")}
+
+
+def _pod(name: str) -> dict:
+    return _deployments()[name]["spec"]["template"]["spec"]
+
+
+def _configmap() -> dict[str, str]:
+    [configmap] = k8s_docs("ConfigMap")
+    return configmap["data"]
+
+
+def test_file_names_let_kubectl_apply_the_directory() -> None:
+    names = {p.name for p in K8S_DIR.glob("*.yaml")}
+    workloads = {n for n in names if n.endswith(".deployment.yaml")}
+    assert workloads == {f"{n}.deployment.yaml" for n in
+                         ("store", "api", "dispatcher", "workers", "dashboard", "web")}
+
+
+def test_every_manifest_passes_kubernetes_validate_strict() -> None:
+    paths = sorted(load_k8s())
+    result = _validate(*paths)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    built_in = [(p, d) for p, docs in load_k8s().items() for d in docs
+                if (d["apiVersion"], d["kind"]) not in CRD_KINDS]
+    for path, doc in built_in:
+        line = (f"{path.relative_to(K8S_DIR.parents[1])} passed for resource "
+                f"{doc['kind'].lower()}/{doc['metadata']['name']}")
+        assert line in output, f"not validated: {line}\n{output}"
+    unknown = [line for line in output.splitlines() if "Couldn't find schema" in line]
+    assert len(unknown) == sum(1 for _, docs in load_k8s().items() for d in docs
+                               if (d["apiVersion"], d["kind"]) in CRD_KINDS), unknown
+
+
+def test_strict_validation_rejects_a_misspelled_field(tmp_path: Path) -> None:
+    # Proves the check above has teeth: a typo that kubectl would silently drop fails.
+    broken = tmp_path / "broken.yaml"
+    text = (K8S_DIR / "store.deployment.yaml").read_text()
+    broken.write_text(text.replace("readinessProbe:", "readinesProbe:", 1))
+    result = _validate(broken)
+    assert result.returncode != 0
+    assert "readinesProbe" in result.stdout + result.stderr
+
+
+def test_keda_scaled_object_has_the_required_fields() -> None:
+    [scaled] = k8s_docs("ScaledObject")
+    spec = scaled["spec"]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1" and scaled["metadata"]["name"]
+    target = spec["scaleTargetRef"]
+    assert target.get("kind", "Deployment") == "Deployment" and target["name"] in _deployments()
+    assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    auths = {d["metadata"]["name"]: d for d in k8s_docs("TriggerAuthentication")}
+    secrets = {d["metadata"]["name"]: d for d in k8s_docs("Secret")}
+    assert spec["triggers"]
+    for trigger in spec["triggers"]:
+        assert trigger["type"] == "redis"
+        metadata = trigger["metadata"]
+        # The CRD types trigger metadata as a map of strings: a bare 4 is rejected.
+        assert all(isinstance(v, str) for v in metadata.values()), metadata
+        assert {"address", "listName", "listLength"} <= set(metadata)
+        assert int(metadata["listLength"]) > 0
+        auth = auths[trigger["authenticationRef"]["name"]]
+        for ref in auth["spec"]["secretTargetRef"]:
+            assert ref["key"] in secrets[ref["name"]]["stringData"]
+
+
+def test_keda_watches_the_rq_queue_of_every_executor() -> None:
+    [scaled] = k8s_docs("ScaledObject")
+    watched = {t["metadata"]["listName"] for t in scaled["spec"]["triggers"]}
+    executors = [e.strip() for e in _configmap()["EXECUTORS"].split(",") if e.strip()]
+    assert watched == {f"rq:queue:{e}" for e in executors}
+
+
+def test_autoscaled_deployments_leave_replicas_to_the_autoscaler() -> None:
+    [hpa] = k8s_docs("HorizontalPodAutoscaler")
+    [scaled] = k8s_docs("ScaledObject")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "api"
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    for name in (hpa["spec"]["scaleTargetRef"]["name"], scaled["spec"]["scaleTargetRef"]["name"]):
+        # A fixed `replicas` would fight the autoscaler on every `kubectl apply`.
+        assert "replicas" not in _deployments()[name]["spec"], name
+    # A CPU utilisation target is a share of the CPU request.
+    [container] = _pod("api")["containers"]
+    assert container["resources"]["requests"]["cpu"]
+
+
+@pytest.mark.parametrize("name", sorted(HTTP_PROBES))
+def test_http_processes_have_readiness_and_liveness_probes(name: str) -> None:
+    [container] = _pod(name)["containers"]
+    ready, alive = HTTP_PROBES[name]
+    assert container["readinessProbe"]["httpGet"]["path"] == ready
+    assert container["livenessProbe"]["httpGet"]["path"] == alive
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert container["readinessProbe"]["httpGet"]["port"] in ports
+
+
+def test_http_ports_are_the_configured_ones() -> None:
+    configmap = _configmap()
+    for name, setting in (("store", "STORE_PORT"), ("api", "API_PORT"),
+                          ("rq-dashboard", "DASHBOARD_PORT")):
+        [container] = _pod(name)["containers"]
+        assert container["ports"][0]["containerPort"] == int(configmap[setting]), name
+
+
+@pytest.mark.parametrize("name", ["dispatcher", "workers"])
+def test_queue_processes_have_exec_probes_in_python(name: str) -> None:
+    [container] = _pod(name)["containers"]
+    probes = [container[p] for p in ("readinessProbe", "livenessProbe") if p in container]
+    assert probes
+    for probe in probes:
+        assert probe["exec"]["command"][:2] == ["python", "-c"]
+
+
+@pytest.mark.parametrize("name", sorted({"store", "api", "dispatcher", "workers",
+                                         "rq-dashboard", "web"}))
+def test_every_container_is_non_root_and_bounded(name: str) -> None:
+    pod = _pod(name)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    for container in pod["containers"]:
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        resources = container["resources"]
+        for kind in ("cpu", "memory"):
+            assert resources["requests"][kind] and resources["limits"][kind], (name, kind)
+
+
+def test_workers_get_longer_to_stop_than_the_longest_job() -> None:
+    configmap = _configmap()
+    grace = _pod("workers")["terminationGracePeriodSeconds"]
+    assert grace > int(configmap["JOB_TIMEOUT_DEFAULT"])
+    assert grace > float(configmap["SHUTDOWN_GRACE"])
+
+
+def test_services_select_pods_and_name_their_ports() -> None:
+    deployments = _deployments()
+    for service in k8s_docs("Service"):
+        selector = service["spec"]["selector"]
+        [target] = [d for d in deployments.values()
+                    if selector.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert target["spec"]["selector"]["matchLabels"].items() <= \
+            target["spec"]["template"]["metadata"]["labels"].items()
+        port_names = {p["name"] for c in target["spec"]["template"]["spec"]["containers"]
+                      for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in port_names, service["metadata"]["name"]
+
+
+def test_one_backend_image_for_every_python_process() -> None:
+    images = {name: _pod(name)["containers"][0]["image"] for name in _deployments()}
+    backend = {images[n] for n in ("store", "api", "dispatcher", "workers", "rq-dashboard")}
+    assert len(backend) == 1
+    assert images["web"] not in backend
