@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -24,6 +25,19 @@ T = TypeVar("T")
 _TRANSIENT_STATUS = {502, 503, 504}
 
 
+# A POST that may have reached the server is not sent again: a retry could record the
+# job twice. Only failures before the request left (no connection) are safe to repeat.
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class DataServiceRefusedError(PermanentError):
+    """The data service refused the request (a 4xx other than 404/409); keeps its status."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 class _Transient(Exception):
     """A failure worth retrying."""
 
@@ -31,10 +45,14 @@ class _Transient(Exception):
 def _retrying(deadline: float) -> dict[str, Any]:
     return dict(
         stop=tenacity.stop_after_delay(deadline),
-        wait=tenacity.wait_exponential_jitter(initial=0.05, max=1.0),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.1),
         retry=tenacity.retry_if_exception_type(_Transient),
         reraise=True,
     )
+
+
+def _may_retry(method: str, exc: httpx.TransportError) -> bool:
+    return method != "POST" or isinstance(exc, _UNSENT)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -49,23 +67,41 @@ def _detail(response: httpx.Response) -> str:
     return str(body)
 
 
-def _check(response: httpx.Response, job_id: str | None = None) -> httpx.Response:
-    if response.status_code in _TRANSIENT_STATUS:
+def _conflict(response: httpx.Response) -> TransitionError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return TransitionError(f"conflict: {response.text[:500]}")
+    return TransitionError(str(body.get("detail", "conflict")), body.get("current_status"))
+
+
+def _check(response: httpx.Response, job_id: str | None = None, *,
+           method: str = "GET") -> httpx.Response:
+    # A 503 means the data service did not take the request (not ready): safe to repeat
+    # even for a POST. A 502/504 from a proxy may hide a request that was applied.
+    transient = _TRANSIENT_STATUS if method != "POST" else {503}
+    if response.status_code in transient:
         raise _Transient(f"data service answered {response.status_code}")
     if response.status_code == 404:
         raise JobNotFoundError(f"job {job_id} not found" if job_id else _detail(response))
     if response.status_code == 409:
-        body = response.json()
-        raise TransitionError(body.get("detail", "conflict"), body.get("current_status"))
+        raise _conflict(response)
     if response.status_code >= 500:
         raise DataServiceError(f"data service error {response.status_code}: {_detail(response)}")
     if response.status_code >= 400:
-        raise PermanentError(f"data service refused: {_detail(response)}")
+        raise DataServiceRefusedError(f"data service refused: {_detail(response)}",
+                                      response.status_code)
     return response
 
 
 def _decode(response: httpx.Response, kind: type[T]) -> T:
-    return msgspec.json.decode(response.content, type=kind)
+    try:
+        return msgspec.json.decode(response.content, type=kind)
+    except msgspec.DecodeError as exc:
+        # A body that breaks the contract is the data service's fault, not the caller's.
+        raise DataServiceError(f"data service answered an unexpected body: {exc}") from exc
 
 
 def _list_params(user_id: str, status: JobStatus | None, limit: int, cursor: str | None,
@@ -77,7 +113,7 @@ def _list_params(user_id: str, status: JobStatus | None, limit: int, cursor: str
         params["cursor"] = cursor
     if offset is not None:
         params["offset"] = offset
-    return f"/job/user/{user_id}", params
+    return f"/job/user/{quote(user_id, safe='')}", params
 
 
 class DataServiceClient:
@@ -113,8 +149,12 @@ class DataServiceClient:
                     try:
                         response = await self._http.request(method, path, **kwargs)
                     except httpx.TransportError as exc:
+                        if not _may_retry(method, exc):
+                            raise DataServiceError(
+                                f"data service at {self.base_url} failed mid-request: {exc!r}"
+                            ) from exc
                         raise _Transient(f"data service unreachable: {exc!r}") from exc
-                    return _check(response, job_id)
+                    return _check(response, job_id, method=method)
         except _Transient as exc:
             raise DataServiceError(f"data service unavailable at {self.base_url}: {exc}") from exc
         raise AssertionError("unreachable")
@@ -145,9 +185,12 @@ class DataServiceClient:
         return _decode(await self._request("GET", path, params=params), JobPage)
 
     async def ready(self) -> bool:
+        """Whether the data service answers its ``/readyz`` (one try, no retries)."""
+        if self._http is None:
+            await self.start()
+        assert self._http is not None
         try:
-            assert self._http is not None or await self.start() is None
-            response = await self._http.get("/readyz", timeout=2.0)  # type: ignore[union-attr]
+            response = await self._http.get("/readyz", timeout=2.0)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
@@ -172,8 +215,12 @@ class SyncDataServiceClient:
                     try:
                         response = self._http.request(method, path, **kwargs)
                     except httpx.TransportError as exc:
+                        if not _may_retry(method, exc):
+                            raise DataServiceError(
+                                f"data service at {self.base_url} failed mid-request: {exc!r}"
+                            ) from exc
                         raise _Transient(f"data service unreachable: {exc!r}") from exc
-                    return _check(response, job_id)
+                    return _check(response, job_id, method=method)
         except _Transient as exc:
             raise DataServiceError(f"data service unavailable at {self.base_url}: {exc}") from exc
         raise AssertionError("unreachable")

@@ -1,0 +1,62 @@
+"""``python -m backend.api [--host H] [--port P]``: the kernel API under uvicorn.
+
+uvicorn stops cleanly on SIGTERM/SIGINT: it stops accepting, lets requests finish
+and runs the app's shutdown; open event streams are told to end at their next poll
+(their browsers reconnect to another replica). The process then exits with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+from litestar import Litestar
+
+from backend.api.app import create_app
+from backend.settings import get_settings
+
+# A request still open after this long is cancelled (event streams end well before).
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that also tells the app's event streams to end."""
+
+    def __init__(self, config: uvicorn.Config, app: Litestar) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Event streams would otherwise hold the shutdown until the timeout cancels them.
+        self.app.state.stopping.set()
+        super().handle_exit(sig, frame)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the flags (defaults from API_HOST/API_PORT) and serve until SIGTERM/SIGINT."""
+    # uvicorn re-raises the stop signal once it has shut down, which would end the
+    # process "killed by SIGTERM"; this handler (restored by uvicorn) makes it exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m backend.api", description=__doc__)
+    parser.add_argument("--host", default=settings.api.api_host, help="address to bind")
+    parser.add_argument("--port", type=int, default=settings.api.api_port, help="port to bind")
+    args = parser.parse_args(argv)
+    level = settings.local.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=level.lower(),
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    _Server(config, app).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""How the project's errors become HTTP answers: a clear 4xx or 503, never a bare 500.
+
+Every body keeps Litestar's shape ``{"status_code", "detail", "extra"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, SerializationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from litestar.types import ExceptionHandlersMap
+
+from backend.api.services import QueueRefusedError
+from backend.client import DataServiceRefusedError
+from backend.errors import (
+    DataServiceError,
+    JobNotFoundError,
+    MessageTooLargeError,
+    PermanentError,
+    QueueError,
+    TransitionError,
+    UnknownTaskError,
+)
+from backend.queues import MAX_MESSAGE_BYTES
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status_code: int, detail: str, extra: Any = None,
+                   **fields: Any) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"status_code": status_code, "detail": detail, **fields}
+    if extra is not None:
+        body["extra"] = extra
+    return Response(body, status_code=status_code, media_type=MediaType.JSON)
+
+
+def _bad_request(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    if isinstance(exc.__cause__, SerializationException):
+        # msgspec's own words ("Input data was truncated") do not say it is the JSON.
+        return error_response(exc.status_code, f"request body is not valid JSON: {exc.detail}")
+    # Litestar names the field in ``extra``; repeat it in ``detail`` for humans with curl.
+    problems = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if item == {"message": "'data'", "key": "data", "source": "body"}:
+            # Litestar's KeyError text when there is no body at all.
+            item["message"] = "request body is missing: send a JSON object"
+        if isinstance(item, dict) and item.get("message"):
+            key = item.get("key")
+            named = key and key != "data"  # "data" is the whole body: the message names it
+            problems.append(f"{key}: {item['message']}" if named else str(item["message"]))
+    detail = f"{exc.detail}: {'; '.join(problems)}" if problems else exc.detail
+    return error_response(exc.status_code, detail, exc.extra or None)
+
+
+def _too_large_body(request: Request, _: Exception) -> Response[dict[str, Any]]:
+    limit = request.route_handler.resolve_request_max_body_size()
+    return error_response(HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                          f"request body is over the limit of {limit} bytes",
+                          {"limit_bytes": limit})
+
+
+def _data_service(_: Request, exc: DataServiceError) -> Response[dict[str, Any]]:
+    log.warning("data service unavailable: %s", exc)
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE,
+                          f"the job store (data service) is unavailable: {exc}")
+
+
+def _queue_refused(_: Request, exc: QueueRefusedError) -> Response[dict[str, Any]]:
+    status = HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else HTTP_503_SERVICE_UNAVAILABLE
+    return error_response(status, str(exc), {"job_id": exc.job_id}, job_id=exc.job_id)
+
+
+def _queue(_: Request, exc: QueueError) -> Response[dict[str, Any]]:
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, f"the job queue is unavailable: {exc}")
+
+
+def _message_too_large(_: Request, exc: MessageTooLargeError) -> Response[dict[str, Any]]:
+    return error_response(HTTP_413_REQUEST_ENTITY_TOO_LARGE, str(exc),
+                          {"key": "params", "limit_bytes": MAX_MESSAGE_BYTES})
+
+
+def _not_found(_: Request, exc: JobNotFoundError) -> Response[dict[str, Any]]:
+    return error_response(HTTP_404_NOT_FOUND, str(exc))
+
+
+def _transition(_: Request, exc: TransitionError) -> Response[dict[str, Any]]:
+    return error_response(HTTP_409_CONFLICT, str(exc), {"current_status": exc.current},
+                          current_status=exc.current)
+
+
+def _refused(_: Request, exc: DataServiceRefusedError) -> Response[dict[str, Any]]:
+    return error_response(exc.status_code, str(exc))
+
+
+def _permanent(_: Request, exc: PermanentError) -> Response[dict[str, Any]]:
+    return error_response(HTTP_422_UNPROCESSABLE_ENTITY, str(exc))
+
+
+def _too_deep(_: Request, exc: RecursionError) -> Response[dict[str, Any]]:
+    # msgspec refuses JSON nested deeper than the interpreter's recursion limit.
+    return error_response(HTTP_400_BAD_REQUEST, f"request body is nested too deeply: {exc}")
+
+
+def _not_utf8(_: Request, exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    # msgspec lets a body with invalid UTF-8 escape as a bare UnicodeDecodeError.
+    return error_response(HTTP_400_BAD_REQUEST, f"request body is not valid UTF-8: {exc}")
+
+
+def _internal(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    # A bug: say so in the log with the traceback; the client gets no internals.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "Internal Server Error")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    HTTP_500_INTERNAL_SERVER_ERROR: _internal,
+    HTTP_400_BAD_REQUEST: _bad_request,
+    RecursionError: _too_deep,
+    UnicodeDecodeError: _not_utf8,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE: _too_large_body,
+    DataServiceError: _data_service,
+    QueueRefusedError: _queue_refused,
+    QueueError: _queue,
+    MessageTooLargeError: _message_too_large,
+    JobNotFoundError: _not_found,
+    TransitionError: _transition,
+    DataServiceRefusedError: _refused,
+    UnknownTaskError: _permanent,
+    PermanentError: _permanent,
+}

@@ -1,0 +1,119 @@
+"""Routes of one job's life: submit, poll, list, cancel, delete."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated
+
+from litestar import Request, delete, get, post
+from litestar.exceptions import ClientException
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_422_UNPROCESSABLE_ENTITY
+
+from backend.api.dependencies import AppSettings, Client, JobIdParam, Queue
+from backend.api.services import cancel_job, default_executor, delete_job, submit_job
+from backend.jobs import (
+    Deleted,
+    Job,
+    JobExecutionRequest,
+    JobPage,
+    JobStatus,
+    SubmitResponse,
+)
+from backend.settings import Settings
+from backend.tasks import registered_tasks
+
+_TRACE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+UserIdQuery = Annotated[
+    str,
+    Parameter(min_length=1, max_length=128, pattern=r"^[^\s/?#]+$",
+              description="Owner whose jobs to list."),
+]
+
+
+def _unprocessable(key: str, source: str, message: str, valid: list[str]) -> ClientException:
+    return ClientException(
+        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+        detail=message,
+        extra=[{"key": key, "source": source, "message": message, "valid": valid}],
+    )
+
+
+def _check_names(settings: Settings, executor: str, task_name: str) -> None:
+    executors = settings.worker.executor_names
+    if executor not in executors:
+        raise _unprocessable("executor", "query",
+                             f"unknown executor {executor[:100]!r}; valid executors: "
+                             f"{', '.join(executors)}", executors)
+    tasks = [spec.name for spec in registered_tasks()]
+    if task_name not in tasks:
+        raise _unprocessable("job_name", "body",
+                             f"unknown task {task_name!r}; valid tasks: {', '.join(tasks)}",
+                             tasks)
+
+
+@post("/job_executor/async", status_code=HTTP_200_OK, summary="Submit a job", tags=["jobs"])
+async def submit(
+    request: Request,
+    data: JobExecutionRequest,
+    client: Client,
+    queue: Queue,
+    settings: AppSettings,
+    executor: Annotated[
+        str | None, Parameter(description="Worker pool to run the job; default `standard`.")
+    ] = None,
+) -> SubmitResponse:
+    """Record the job, put it on the STANDARD queue, and answer with its id.
+
+    The job is ``queued`` when this answers 200. A 503 means the job store or the
+    queue is down; if the queue refused, the job named in the answer is marked failed.
+    """
+    executor = executor or default_executor(settings)
+    _check_names(settings, executor, data.job_name)
+    given = request.headers.get("x-trace-id", "")
+    trace_id = given if _TRACE_ID.match(given) else uuid.uuid4().hex
+    job_id = await submit_job(client, queue, data, executor, trace_id)
+    return SubmitResponse(job_id=job_id)
+
+
+@get("/jobs/{job_id:str}", summary="Get a job", tags=["jobs"])
+async def get_job(job_id: JobIdParam, client: Client) -> Job:
+    """The job as it is now, for polling."""
+    return await client.get_job(job_id)
+
+
+@get("/jobs", summary="List a user's jobs", tags=["jobs"])
+async def list_jobs(
+    client: Client,
+    user_id: UserIdQuery,
+    status: Annotated[JobStatus | None, Parameter(description="Only jobs in this status.")]
+    = None,
+    limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[
+        str | None,
+        Parameter(max_length=200, description="next_cursor of the previous page."),
+    ] = None,
+    offset: Annotated[int | None, Parameter(ge=0, description="Jobs to skip.")] = None,
+) -> JobPage:
+    """A user's jobs, newest first; page with ``cursor`` (or ``offset``)."""
+    return await client.list_jobs(user_id, status=status, limit=limit, cursor=cursor,
+                                  offset=offset)
+
+
+@post("/jobs/{job_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel a job", tags=["jobs"])
+async def cancel(job_id: JobIdParam, client: Client, settings: AppSettings) -> Job:
+    """Cancel a job that has not finished (409 with ``current_status`` if it has)."""
+    return await cancel_job(client, job_id, settings.redis.redis_url)
+
+
+@delete("/jobs/{job_id:str}", status_code=HTTP_200_OK, summary="Delete a finished job",
+        tags=["jobs"])
+async def remove(job_id: JobIdParam, client: Client) -> Deleted:
+    """Delete a finished job (409 if it has not finished: cancel it first)."""
+    await delete_job(client, job_id)
+    return Deleted(message=f"Job {job_id} deleted.")
+
+
+JOB_ROUTES = [submit, get_job, list_jobs, cancel, remove]

@@ -1,0 +1,65 @@
+"""Probes, the OpenAPI document, CORS and the web app the kernel serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.api.conftest import Kernel, OpenKernel, closed_url
+
+pytestmark = pytest.mark.parametrize("backend", ["redis"])
+
+
+async def test_ready_when_store_and_queue_answer(kernel: Kernel) -> None:
+    assert (await kernel.http.get("/healthz")).status_code == 200
+    ready = await kernel.http.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"data_service": "ok", "queue": "ok"}
+
+
+@pytest.mark.parametrize(("down", "failed"), [
+    ("DATA_SERVICE_URL", "data_service"),
+    ("REDIS_URL", "queue"),
+])
+async def test_not_ready_names_what_is_down(open_kernel: OpenKernel, down: str,
+                                            failed: str) -> None:
+    kernel = await open_kernel(**{down: closed_url("redis" if down == "REDIS_URL" else "http")})
+    assert (await kernel.http.get("/healthz")).status_code == 200  # alive, just not ready
+    ready = await kernel.http.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert failed in body["detail"]
+    assert body["extra"][failed] != "ok"
+    assert [name for name, result in body["extra"].items() if result != "ok"] == [failed]
+
+
+async def test_openapi_and_cors(kernel: Kernel) -> None:
+    schema = (await kernel.http.get("/schema/openapi.json")).json()
+    assert {"/api/v1/job_executor/async", "/api/v1/jobs", "/api/v1/jobs/{job_id}",
+            "/api/v1/jobs/{job_id}/events", "/api/v1/tasks"} <= schema["paths"].keys()
+    preflight = await kernel.http.options("/api/v1/tasks", headers={
+        "origin": "http://localhost:4200", "access-control-request-method": "GET"})
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:4200"
+
+
+async def test_serves_the_web_app_with_route_fallback(open_kernel: OpenKernel,
+                                                      tmp_path: Path) -> None:
+    dist = tmp_path / "browser"
+    dist.mkdir()
+    (dist / "index.html").write_text("<app-root></app-root>")
+    (dist / "main-ABC.js").write_text("console.log(1)")
+    kernel = await open_kernel(FRONTEND_DIST=str(dist))
+
+    for path in ("/", "/jobs/0123456789abcdef01234567", "/submit"):
+        page = await kernel.http.get(path)
+        assert page.status_code == 200, path
+        assert "<app-root>" in page.text and page.headers["content-type"].startswith("text/html")
+    assert (await kernel.http.get("/main-ABC.js")).text == "console.log(1)"
+    assert (await kernel.http.get("/missing-XYZ.js")).status_code == 404
+    for path in ("/api/v1/nothing", "/api/nothing"):
+        unknown = await kernel.http.get(path)
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"].startswith("application/json")
+    assert (await kernel.http.get("/api/v1/tasks")).status_code == 200
+    assert (await kernel.http.get("/schema/openapi.json")).status_code == 200
