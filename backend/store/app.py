@@ -1,0 +1,64 @@
+"""The data service's Litestar app: routes, error handling, and the MongoDB lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from beanie import init_beanie
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from backend.settings import Settings, get_settings
+from backend.store.documents import JobDocument, bind_collection
+from backend.store.exception_handlers import EXCEPTION_HANDLERS
+from backend.store.routes import JobController, delete_job_seed_path, healthz, readyz
+
+log = logging.getLogger("backend.store")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the data service from ``settings`` (the process settings by default).
+
+    The lifespan opens one MongoDB client, binds the Beanie documents to
+    DATABASE_NAME/COLLECTION_NAME (creating the indexes), and closes it on shutdown.
+    Beanie's document classes are process-global, so one process serves one store.
+    """
+    settings = settings or get_settings()
+    mongo = settings.mongo
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        client: AsyncMongoClient = AsyncMongoClient(
+            mongo.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=mongo.mongodb_timeout_ms,
+            connectTimeoutMS=mongo.mongodb_timeout_ms, timeoutMS=mongo.mongodb_timeout_ms,
+        )
+        app.state.mongo_client = client
+        try:
+            bind_collection(mongo.collection_name)
+            try:
+                await init_beanie(database=client[mongo.database_name],
+                                  document_models=[JobDocument])
+            except PyMongoError as exc:
+                log.error("cannot start: MongoDB (MONGODB_URL) did not answer: %s", exc)
+                raise
+            log.info("jobs in %s.%s", mongo.database_name, mongo.collection_name)
+            yield
+        finally:
+            await client.close()
+
+    return Litestar(
+        route_handlers=[JobController, delete_job_seed_path, healthz, readyz],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.store.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="taskbroker data service",
+            version="0.1.0",
+            description="Owns the job documents; every other part reads and writes jobs here.",
+            path="/schema",
+        ),
+    )

@@ -1,0 +1,96 @@
+"""How errors become answers: a 4xx naming the cause, a 503 when MongoDB is away.
+
+Anything else is a bug: it is logged with its traceback and answered with a plain 500.
+The tests feed the store bad input of every kind and require that none reaches it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bson.errors import BSONError
+from litestar import MediaType, Request, Response
+from litestar.exceptions import ValidationException
+from litestar.exceptions.responses import create_exception_response
+from litestar.status_codes import (
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from litestar.types import ExceptionHandlersMap
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+
+from backend.errors import JobNotFoundError, TransitionError
+from backend.jobs import Conflict, JobStatus
+from backend.store.pagination import InvalidCursorError
+from backend.store.validation import UnstorableValueError
+
+log = logging.getLogger("backend.store")
+
+
+def _error(status_code: int, detail: str) -> Response[dict[str, object]]:
+    return Response({"status_code": status_code, "detail": detail}, status_code=status_code,
+                    media_type=MediaType.JSON)
+
+
+def _not_found(_: Request, exc: JobNotFoundError) -> Response[dict[str, object]]:
+    return _error(HTTP_404_NOT_FOUND, str(exc))
+
+
+def _conflict(_: Request, exc: TransitionError) -> Response[Conflict]:
+    body = Conflict(detail=str(exc), current_status=JobStatus(exc.current))
+    return Response(body, status_code=HTTP_409_CONFLICT)
+
+
+def invalid(key: str, message: str, source: str = "body") -> ValidationException:
+    """A 400 in Litestar's validation shape, naming ``key``."""
+    return ValidationException(
+        detail=f"Invalid {key}: {message}",
+        extra=[{"key": key, "message": message, "source": source}],
+    )
+
+
+def _bad_cursor(request: Request, exc: InvalidCursorError) -> Response[object]:
+    return create_exception_response(request, invalid("cursor", str(exc), "query"))
+
+
+def _unstorable(request: Request, exc: UnstorableValueError) -> Response[object]:
+    return create_exception_response(request, invalid(exc.field, exc.message))
+
+
+def _unencodable(request: Request, exc: BSONError) -> Response[object]:
+    # Validation should have caught it first; log so the gap gets closed.
+    log.warning("unstorable body on %s %s: %s", request.method, request.url.path, exc)
+    return create_exception_response(request, invalid("body", f"cannot be stored: {exc}"))
+
+
+def _too_deep(request: Request, exc: RecursionError) -> Response[object]:
+    # The JSON decoder recurses per nesting level; a hostile body can exhaust the stack.
+    # Logged with its traceback in case a real recursion bug ever lands here.
+    log.warning("recursion limit on %s %s", request.method, request.url.path, exc_info=exc)
+    return create_exception_response(request, invalid("body", "nested too deeply"))
+
+
+def _database_down(request: Request, exc: Exception) -> Response[dict[str, object]]:
+    log.warning("MongoDB unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return _error(HTTP_503_SERVICE_UNAVAILABLE, "The job database is unavailable; try again.")
+
+
+def _bug(request: Request, exc: Exception) -> Response[dict[str, object]]:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error (logged).")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    JobNotFoundError: _not_found,
+    TransitionError: _conflict,
+    InvalidCursorError: _bad_cursor,
+    UnstorableValueError: _unstorable,
+    BSONError: _unencodable,
+    RecursionError: _too_deep,
+    ConnectionFailure: _database_down,
+    ExecutionTimeout: _database_down,
+    WTimeoutError: _database_down,
+    HTTP_500_INTERNAL_SERVER_ERROR: _bug,
+}

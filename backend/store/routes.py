@@ -1,0 +1,127 @@
+"""The data service's HTTP routes: jobs (CRUD and a user's list) and health probes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, Parameter
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_201_CREATED,
+    HTTP_409_CONFLICT,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from msgspec import UNSET, Meta
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from backend.jobs import (
+    Conflict,
+    CreateJob,
+    Deleted,
+    Job,
+    JobCreated,
+    JobId,
+    JobPage,
+    JobStatus,
+    UpdateJob,
+    UserId,
+)
+from backend.store import repository
+from backend.store.exception_handlers import invalid
+from backend.store.validation import check_storable
+
+
+def _path_parameter(annotated: Any) -> Any:
+    """A path parameter constrained like the wire type ``annotated`` of backend.jobs.
+
+    Litestar reads constraints of parameters from ``Parameter``, not from msgspec's
+    ``Meta``, so copy them over: one declaration, and the OpenAPI schema shows them.
+    """
+    meta: Meta = annotated.__metadata__[0]
+    return Annotated[str, Parameter(pattern=meta.pattern, min_length=meta.min_length,
+                                    max_length=meta.max_length, description=meta.description)]
+
+
+JobIdParam = _path_parameter(JobId)
+UserIdParam = _path_parameter(UserId)
+_STATUSES = [str(status) for status in JobStatus]
+MAX_OFFSET = 1_000_000
+
+
+class JobController(Controller):
+    """One job by id, and the jobs of one user."""
+
+    path = "/job"
+    tags = ["jobs"]
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Record a new job (status created)")
+    async def create_job(self, data: JSONBody[CreateJob]) -> JobCreated:
+        check_storable("params", data.params)
+        job = await repository.create_job(data)
+        return JobCreated(id=job.id)
+
+    @get("/{job_id:str}", summary="One job")
+    async def get_job(self, job_id: JobIdParam) -> Job:
+        return await repository.get_job(job_id)
+
+    @get("/user/{user_id:str}", summary="A user's jobs, newest first")
+    async def list_jobs(
+        self,
+        user_id: UserIdParam,
+        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 20,
+        cursor: Annotated[str | None, Parameter(
+            max_length=200, description="next_cursor of the previous page.")] = None,
+        offset: Annotated[int | None, Parameter(
+            ge=0, le=MAX_OFFSET, description="Items to skip (instead of a cursor).")] = None,
+        status: Annotated[str | None, Parameter(
+            description="Only jobs in this status.", schema_extra={"enum": _STATUSES})] = None,
+    ) -> JobPage:
+        if status is not None and status not in _STATUSES:
+            raise invalid("status", f"unknown status {status[:50]!r}; valid: "
+                          f"{', '.join(_STATUSES)}", "query")
+        if cursor is not None and offset is not None:
+            raise invalid("cursor", "give either cursor or offset, not both", "query")
+        return await repository.list_jobs(
+            user_id, status=JobStatus(status) if status else None, limit=limit,
+            cursor=cursor, offset=offset,
+        )
+
+    @put("/{job_id:str}", summary="Update a job; an illegal status move is a 409",
+         responses={HTTP_409_CONFLICT: ResponseSpec(
+             Conflict, description="The job's current status does not allow the change.")})
+    async def update_job(self, job_id: JobIdParam, data: JSONBody[UpdateJob]) -> Job:
+        if data.result is not UNSET:
+            check_storable("result", data.result)
+        return await repository.update_job(job_id, data)
+
+    @delete("/{job_id:str}", status_code=HTTP_200_OK, summary="Delete a job")
+    async def delete_job(self, job_id: JobIdParam) -> Deleted:
+        await repository.delete_job(job_id)
+        return Deleted(message=f"Job {job_id} deleted.")
+
+
+@delete("/jobs/{job_id:str}", status_code=HTTP_200_OK, tags=["jobs"],
+        summary="Delete a job (the seed's path)")
+async def delete_job_seed_path(job_id: JobIdParam) -> Deleted:
+    await repository.delete_job(job_id)
+    return Deleted(message=f"Job {job_id} deleted.")
+
+
+@get("/healthz", tags=["health"], summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["health"], summary="MongoDB answers a ping")
+async def readyz(request: Request) -> Response[dict[str, str]]:
+    client: AsyncMongoClient = request.app.state.mongo_client
+    try:
+        await asyncio.wait_for(client.admin.command("ping"), timeout=2.0)
+    except (PyMongoError, TimeoutError) as exc:
+        return Response({"status": "unavailable", "detail": f"MongoDB: {exc}"[:500]},
+                        status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response({"status": "ok"})
