@@ -20,9 +20,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 setup: $(STAMP)
 
 run: setup
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory frontend-build; \
+	 else echo "npm not found: starting without the web app (the API still serves)"; fi
 	$(BIN)/python -m backend.local
 
-test: setup
+# The web app's lint and unit tests first, then every Python test (pytest's summary last).
+test: setup frontend-build chromium test-frontend
 	$(BIN)/python -m pytest
 
 lint: setup
@@ -33,3 +36,39 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .data
+
+# --- web app (frontend/): Angular, built once and served by the kernel -------------------
+FRONTEND       := frontend
+FRONTEND_STAMP := $(FRONTEND)/node_modules/.package-lock.json
+FRONTEND_INDEX := $(FRONTEND)/dist/frontend/browser/index.html
+FRONTEND_SRC   := $(shell find $(FRONTEND)/src $(FRONTEND)/public -type f 2>/dev/null) \
+                  $(addprefix $(FRONTEND)/,angular.json tsconfig.json tsconfig.app.json package-lock.json)
+NG_ENV         := NG_CLI_ANALYTICS=false
+
+.PHONY: frontend-setup chromium test-web
+
+# npm ci only when package-lock.json changed since the last install.
+$(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(FRONTEND_STAMP)
+
+frontend-setup: $(FRONTEND_STAMP)
+
+# Rebuild only when a source, config or dependency changed.
+$(FRONTEND_INDEX): $(FRONTEND_SRC) $(FRONTEND_STAMP)
+	cd $(FRONTEND) && $(NG_ENV) npx ng build
+	touch $(FRONTEND_INDEX)
+
+frontend-build: $(FRONTEND_INDEX)
+
+# Lint and unit tests (Vitest in jsdom; runs once, no browser).
+test-frontend: frontend-setup
+	cd $(FRONTEND) && $(NG_ENV) npm run lint --silent && $(NG_ENV) npm test --silent
+
+# Debian's Chromium for the browser tests (Playwright never downloads its own).
+chromium:
+	ops/scripts/ensure-chromium.sh
+
+# The web app end to end, in Chromium, against the real system.
+test-web: setup frontend-build chromium
+	$(BIN)/python -m pytest tests/e2e/test_web.py

@@ -1,0 +1,99 @@
+/**
+ * The kernel's wire contract, mirrored from backend/jobs.py (msgspec Structs).
+ * Keep the names identical so a grep finds both sides.
+ */
+
+export const JOB_STATUSES = [
+  'created',
+  'queued',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
+
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>([
+  'succeeded',
+  'failed',
+  'cancelled',
+]);
+
+/** Whether a job in this status will never change again. */
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.has(status);
+}
+
+export type JsonValue =
+  string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+export type JsonObject = Record<string, JsonValue>;
+
+/** A job as every service sees it. Progress is percent, 0 to 100; timestamps are ISO UTC. */
+export interface Job {
+  id: string;
+  name: string;
+  user_id: string;
+  description: string | null;
+  estimated_time: number | null;
+  params: JsonObject | null;
+  executor: string;
+  status: JobStatus;
+  progress: number;
+  result: JsonValue;
+  error: string | null;
+  attempts: number;
+  worker_id: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+/** One page of a user's jobs, newest first. */
+export interface JobPage {
+  items: Job[];
+  total: number;
+  limit: number;
+  offset: number | null;
+  next_cursor: string | null;
+}
+
+/** Body of POST /api/v1/job_executor/async. */
+export interface JobExecutionRequest {
+  job_name: string;
+  user_id: string;
+  estimated_time: number;
+  description?: string | null;
+  params?: JsonObject | null;
+}
+
+export interface SubmitResponse {
+  status: number;
+  job_id: string;
+}
+
+export interface TaskInfo {
+  name: string;
+  description: string;
+}
+
+export interface ExecutorInfo {
+  name: string;
+  default: boolean;
+}
+
+export interface Deleted {
+  message: string;
+}
+
+/** Query of GET /api/v1/jobs. */
+export interface JobQuery {
+  user_id: string;
+  status?: JobStatus | null;
+  limit?: number;
+  offset?: number;
+  cursor?: string | null;
+}

@@ -1,0 +1,189 @@
+import { provideHttpClient } from '@angular/common/http';
+import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
+import { TestBed } from '@angular/core/testing';
+import { Router, provideRouter, withComponentInputBinding } from '@angular/router';
+import { RouterTestingHarness } from '@angular/router/testing';
+
+import { buttonByText, query, text } from '../../../testing/dom';
+import { FakeEventSource, makeJob } from '../../../testing/fixtures';
+import { Job } from '../../api/job.model';
+import { EVENT_SOURCE_FACTORY } from '../../api/job-watcher.service';
+import { NoticeService } from '../../core/notice.service';
+import { JobDetailPage } from './job-detail.page';
+
+describe('JobDetailPage', () => {
+  let http: HttpTestingController;
+  let harness: RouterTestingHarness;
+  let root: HTMLElement;
+
+  async function open(job: Job): Promise<void> {
+    harness = await RouterTestingHarness.create();
+    await harness.navigateByUrl(`/jobs/${job.id}`, JobDetailPage);
+    root = harness.routeNativeElement as HTMLElement;
+    http.expectOne(`/api/v1/jobs/${job.id}`).flush(job);
+    await harness.fixture.whenStable();
+  }
+
+  async function settle(): Promise<void> {
+    await harness.fixture.whenStable();
+  }
+
+  function field(label: string): string {
+    const item = Array.from(root.querySelectorAll('.fields > div')).find(
+      (div) => div.querySelector('dt')?.textContent?.trim() === label,
+    );
+    return item?.querySelector('dd')?.textContent?.replace(/\s+/g, ' ').trim() ?? '';
+  }
+
+  beforeEach(() => {
+    FakeEventSource.reset();
+    TestBed.configureTestingModule({
+      providers: [
+        provideHttpClient(),
+        provideHttpClientTesting(),
+        provideRouter(
+          [
+            { path: 'jobs/:id', component: JobDetailPage },
+            { path: 'jobs', children: [] },
+          ],
+          withComponentInputBinding(),
+        ),
+        { provide: EVENT_SOURCE_FACTORY, useValue: (url: string) => new FakeEventSource(url) },
+      ],
+    });
+    http = TestBed.inject(HttpTestingController);
+  });
+
+  afterEach(() => http.verify());
+
+  it('shows every field of a finished job, with its result', async () => {
+    const job = makeJob({
+      status: 'succeeded',
+      progress: 100,
+      attempts: 2,
+      worker_id: 'host-1:worker-3',
+      description: 'nightly run',
+      params: { duration: 3 },
+      result: { slept: 3, steps: 15 },
+      started_at: '2026-11-01T10:00:01Z',
+      finished_at: '2026-11-01T10:00:04Z',
+    });
+    await open(job);
+    expect(text(root, 'h1')).toBe('simulate');
+    expect(field('Id')).toBe(job.id);
+    expect(field('Status')).toBe('succeeded');
+    expect(field('Attempts')).toBe('2');
+    expect(field('Worker')).toBe('host-1:worker-3');
+    expect(field('User')).toBe('alice');
+    expect(field('Executor')).toBe('standard');
+    expect(field('Estimated time')).toBe('10 s');
+    expect(field('Run time')).toBe('3 s');
+    expect(field('Description')).toBe('nightly run');
+    expect(field('Finished')).toMatch(/^2026-11-0[12] \d\d:\d\d:04 · .* ago$/);
+    expect(JSON.parse(text(root, '[data-testid="result"]'))).toEqual({ slept: 3, steps: 15 });
+    expect(JSON.parse(text(root, '[data-testid="params"]'))).toEqual({ duration: 3 });
+    expect(buttonByText(root, 'Cancel job').disabled).toBe(true);
+    expect(buttonByText(root, 'Delete').disabled).toBe(false);
+    expect(FakeEventSource.instances).toEqual([]);
+  });
+
+  it("shows a failed job's error", async () => {
+    const job = makeJob({
+      name: 'fail',
+      status: 'failed',
+      error: 'PermanentError: the fail task failed on purpose',
+    });
+    await open(job);
+    expect(text(root, '[data-testid="error"]')).toBe(
+      'PermanentError: the fail task failed on purpose',
+    );
+    expect(text(root, 'app-status-badge')).toBe('failed');
+  });
+
+  it('cancels a running job after a confirmation, and follows it live', async () => {
+    const job = makeJob({ status: 'running', progress: 30, started_at: new Date().toISOString() });
+    await open(job);
+    const source = FakeEventSource.last();
+    source.sendJob({ ...job, progress: 35, updated_at: '2026-11-01T10:00:02Z' });
+    await settle();
+    expect(query(root, '[role="progressbar"]').getAttribute('aria-valuenow')).toBe('35');
+    expect(buttonByText(root, 'Delete').disabled).toBe(true);
+
+    buttonByText(root, 'Cancel job').click();
+    await settle();
+    const dialog = query(root, '[role="alertdialog"]');
+    expect(text(dialog, 'h2')).toBe('Cancel this job?');
+    expect(document.activeElement?.textContent?.trim()).toBe('Keep running');
+    http.expectNone(`/api/v1/jobs/${job.id}/cancel`);
+
+    buttonByText(dialog, 'Cancel job').click();
+    await settle();
+    http
+      .expectOne({ method: 'POST', url: `/api/v1/jobs/${job.id}/cancel` })
+      .flush({ ...job, status: 'cancelled', finished_at: new Date().toISOString() });
+    await settle();
+    expect(root.querySelector('[role="alertdialog"]')).toBeNull();
+    expect(field('Status')).toBe('cancelled');
+    expect(buttonByText(root, 'Delete').disabled).toBe(false);
+    expect(source.closed).toBe(true);
+  });
+
+  it('keeps the job when the dialog is dismissed with Escape', async () => {
+    const job = makeJob({ status: 'queued' });
+    await open(job);
+    buttonByText(root, 'Cancel job').click();
+    await settle();
+    query(root, '[role="alertdialog"]').dispatchEvent(
+      new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }),
+    );
+    await settle();
+    expect(root.querySelector('[role="alertdialog"]')).toBeNull();
+    http.expectNone(`/api/v1/jobs/${job.id}/cancel`);
+    FakeEventSource.last().close();
+  });
+
+  it('says why a cancel was refused and shows where the job is now', async () => {
+    const job = makeJob({ status: 'running', progress: 99 });
+    await open(job);
+    buttonByText(root, 'Cancel job').click();
+    await settle();
+    buttonByText(query(root, '[role="alertdialog"]'), 'Cancel job').click();
+    http
+      .expectOne(`/api/v1/jobs/${job.id}/cancel`)
+      .flush(
+        { status_code: 409, detail: 'Job is already succeeded', current_status: 'succeeded' },
+        { status: 409, statusText: 'Conflict' },
+      );
+    http.expectOne(`/api/v1/jobs/${job.id}`).flush({ ...job, status: 'succeeded', progress: 100 });
+    await settle();
+    expect(text(root, '.callout--error')).toBe(
+      'Cancel failed: Job is already succeeded (HTTP 409)',
+    );
+    expect(field('Status')).toBe('succeeded');
+  });
+
+  it('deletes a finished job after a confirmation and goes back to the list', async () => {
+    const job = makeJob({ status: 'cancelled' });
+    await open(job);
+    buttonByText(root, 'Delete').click();
+    await settle();
+    buttonByText(query(root, '[role="alertdialog"]'), 'Delete').click();
+    http
+      .expectOne({ method: 'DELETE', url: `/api/v1/jobs/${job.id}` })
+      .flush({ message: `Job ${job.id} deleted.` });
+    await settle();
+    expect(TestBed.inject(Router).url).toBe('/jobs');
+    expect(TestBed.inject(NoticeService).message()).toBe(`Job simulate (${job.id}) deleted.`);
+  });
+
+  it('says when the job does not exist', async () => {
+    harness = await RouterTestingHarness.create();
+    await harness.navigateByUrl(`/jobs/${'0'.repeat(24)}`, JobDetailPage);
+    root = harness.routeNativeElement as HTMLElement;
+    http
+      .expectOne(`/api/v1/jobs/${'0'.repeat(24)}`)
+      .flush({ status_code: 404, detail: 'not found' }, { status: 404, statusText: 'Not Found' });
+    await settle();
+    expect(text(root, '[data-testid="not-found"] h1')).toBe('Job not found');
+  });
+});

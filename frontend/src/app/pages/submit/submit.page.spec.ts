@@ -1,0 +1,182 @@
+import { provideHttpClient } from '@angular/common/http';
+import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
+import { ComponentFixture, TestBed } from '@angular/core/testing';
+import { provideRouter } from '@angular/router';
+
+import { buttonByText, query, setValue, text } from '../../../testing/dom';
+import { UserService } from '../../core/user.service';
+import { SubmitPage } from './submit.page';
+
+const TASKS = [
+  { name: 'simulate', description: 'Run for about estimated_time seconds.' },
+  { name: 'fail', description: 'Raise, to try the failure path.' },
+];
+const EXECUTORS = [
+  { name: 'gpu', default: false },
+  { name: 'standard', default: true },
+];
+const SUBMIT_URL = '/api/v1/job_executor/async?executor=standard';
+
+describe('SubmitPage', () => {
+  let fixture: ComponentFixture<SubmitPage>;
+  let http: HttpTestingController;
+  let root: HTMLElement;
+
+  async function start(options: { user?: string } = { user: 'alice' }): Promise<void> {
+    if (options.user) {
+      TestBed.inject(UserService).setUserId(options.user);
+    }
+    fixture = TestBed.createComponent(SubmitPage);
+    root = fixture.nativeElement as HTMLElement;
+    await fixture.whenStable();
+    http.expectOne('/api/v1/tasks').flush(TASKS);
+    http.expectOne('/api/v1/executors').flush(EXECUTORS);
+    await fixture.whenStable();
+  }
+
+  async function fill(values: {
+    task?: string;
+    estimate?: string;
+    params?: string;
+    description?: string;
+  }) {
+    if (values.task !== undefined) setValue(query(root, '#field-task'), values.task);
+    if (values.estimate !== undefined)
+      setValue(query(root, '#field-estimatedTime'), values.estimate);
+    if (values.params !== undefined) setValue(query(root, '#field-params'), values.params);
+    if (values.description !== undefined)
+      setValue(query(root, '#field-description'), values.description);
+    await fixture.whenStable();
+  }
+
+  async function clickSubmit(): Promise<void> {
+    buttonByText(root, 'Submit job').click();
+    await fixture.whenStable();
+  }
+
+  beforeEach(() => {
+    localStorage.clear();
+    TestBed.configureTestingModule({
+      providers: [provideHttpClient(), provideHttpClientTesting(), provideRouter([])],
+    });
+    http = TestBed.inject(HttpTestingController);
+  });
+
+  afterEach(() => http.verify());
+
+  it('offers the tasks and executors from the API, the default executor chosen', async () => {
+    await start();
+    const taskOptions = Array.from(query<HTMLSelectElement>(root, '#field-task').options).map(
+      (o) => o.value,
+    );
+    expect(taskOptions).toEqual(['', 'fail', 'simulate']);
+    expect(query<HTMLSelectElement>(root, '#field-executor').value).toBe('standard');
+    await fill({ task: 'simulate' });
+    expect(text(root, '#task-hint')).toBe('Run for about estimated_time seconds.');
+  });
+
+  it('sends the job and links to it', async () => {
+    await start();
+    await fill({
+      task: 'simulate',
+      estimate: '6',
+      params: '{"duration": 6}',
+      description: ' demo ',
+    });
+    await clickSubmit();
+    const request = http.expectOne(SUBMIT_URL);
+    expect(request.request.body).toEqual({
+      job_name: 'simulate',
+      user_id: 'alice',
+      estimated_time: 6,
+      description: 'demo',
+      params: { duration: 6 },
+    });
+    request.flush({ status: 200, job_id: 'a'.repeat(24) });
+    await fixture.whenStable();
+    const link = query<HTMLAnchorElement>(root, '[data-testid="new-job-link"]');
+    expect(link.textContent?.trim()).toBe('a'.repeat(24));
+    expect(link.getAttribute('href')).toBe(`/jobs/${'a'.repeat(24)}`);
+  });
+
+  it('refuses params that are not a JSON object, without sending', async () => {
+    await start();
+    await fill({ task: 'simulate', params: '{"duration": ' });
+    await clickSubmit();
+    http.expectNone(SUBMIT_URL);
+    expect(text(root, '#params-error')).toMatch(/^Not valid JSON/);
+    expect(query(root, '#field-params').getAttribute('aria-invalid')).toBe('true');
+
+    await fill({ params: '[1, 2]' });
+    await clickSubmit();
+    http.expectNone(SUBMIT_URL);
+    expect(text(root, '#params-error')).toContain('must be a JSON object');
+  });
+
+  it('asks for a task and a non-negative estimate', async () => {
+    await start();
+    await fill({ estimate: '-1' });
+    await clickSubmit();
+    http.expectNone(SUBMIT_URL);
+    expect(text(root, '#task-error')).toBe('Choose a task.');
+    expect(text(root, '#estimatedTime-error')).toBe('Must be 0 or more seconds.');
+  });
+
+  it("shows the server's message next to the field it names, until the field changes", async () => {
+    await start();
+    await fill({ task: 'simulate', estimate: '6' });
+    await clickSubmit();
+    http.expectOne(SUBMIT_URL).flush(
+      {
+        status_code: 400,
+        detail: 'Validation failed for POST /api/v1/job_executor/async',
+        extra: [{ key: 'estimated_time', message: 'Expected `float` <= 604800', source: 'body' }],
+      },
+      { status: 400, statusText: 'Bad Request' },
+    );
+    await fixture.whenStable();
+    expect(text(root, '#estimatedTime-error')).toBe('Expected `float` <= 604800');
+    expect(root.querySelector('[data-testid="form-error"]')).toBeNull();
+
+    await fill({ estimate: '7' });
+    expect(text(root, '#estimatedTime-error')).toBe('');
+  });
+
+  it('shows a server error that names no field above the button', async () => {
+    await start();
+    await fill({ task: 'simulate', estimate: '6' });
+    await clickSubmit();
+    http
+      .expectOne(SUBMIT_URL)
+      .flush(
+        { status_code: 503, detail: 'The queue refused the job' },
+        { status: 503, statusText: 'x' },
+      );
+    await fixture.whenStable();
+    expect(text(root, '[data-testid="form-error"]')).toBe('The queue refused the job (HTTP 503)');
+    expect(buttonByText(root, 'Submit job').disabled).toBe(false);
+  });
+
+  it('asks for a user id first', async () => {
+    await start({});
+    await fill({ task: 'simulate', estimate: '6' });
+    await clickSubmit();
+    http.expectNone(SUBMIT_URL);
+    expect(text(root, '[data-testid="form-error"]')).toContain('Choose a user id');
+  });
+
+  it('says when the task list cannot be loaded, and retries', async () => {
+    TestBed.inject(UserService).setUserId('alice');
+    fixture = TestBed.createComponent(SubmitPage);
+    root = fixture.nativeElement as HTMLElement;
+    await fixture.whenStable();
+    http.expectOne('/api/v1/tasks').error(new ProgressEvent('error'), { status: 0 });
+    http.expectOne('/api/v1/executors').flush(EXECUTORS);
+    await fixture.whenStable();
+    expect(text(root, '#task-hint')).toContain('Could not load tasks');
+    buttonByText(root, 'Retry').click();
+    http.expectOne('/api/v1/tasks').flush(TASKS);
+    await fixture.whenStable();
+    expect(text(root, '#task-hint')).not.toContain('Could not load tasks');
+  });
+});
