@@ -1,0 +1,73 @@
+"""The README's main command: the whole system on embedded defaults, from one launcher."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import httpx
+import redis
+
+from backend.embedded import answers, free_port
+from tests.services import ManagedProcess
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
+    ports = {name: free_port() for name in ("redis", "mongo", "store", "api", "dash")}
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "MONGODB_URL": f"mongodb://127.0.0.1:{ports['mongo']}",
+        "STORE_PORT": str(ports["store"]),
+        "DATA_SERVICE_URL": f"http://127.0.0.1:{ports['store']}",
+        "API_PORT": str(ports["api"]),
+        "DASHBOARD_PORT": str(ports["dash"]),
+        "DATA_DIR": str(tmp_path / "data"),
+        "QUEUE_BACKEND": "redis",
+        "WORKER_COUNT": "1",
+        "SHUTDOWN_GRACE": "5",
+    }
+    launcher = ManagedProcess("local-run", [sys.executable, "-m", "backend.local"], log_dir,
+                              env=env).start()
+    try:
+        launcher.wait_until(lambda: "taskbroker is up" in launcher.log_path.read_text(), 120)
+        api = f"http://127.0.0.1:{ports['api']}"
+        # The curl submit-and-poll of the README, over HTTP.
+        answer = httpx.post(f"{api}/api/v1/job_executor/async",
+                            json={"job_name": "wordcount", "user_id": "readme",
+                                  "estimated_time": 1, "params": {"text": "to be or not to be"}},
+                            timeout=10).json()
+        assert answer["status"] == 200
+        job_id = answer["job_id"]
+
+        def finished():
+            job = httpx.get(f"{api}/api/v1/jobs/{job_id}", timeout=10).json()
+            return job if job["status"] in ("succeeded", "failed") else None
+
+        job = _wait_for(finished, 60, "the job to finish")
+        assert job["status"] == "succeeded", job
+        assert job["result"]["words"] == 6
+
+        dashboard = httpx.get(f"http://127.0.0.1:{ports['dash']}/", timeout=10)
+        assert dashboard.status_code == 200 and "RQ" in dashboard.text
+        # The embedded servers keep their data under DATA_DIR.
+        assert (tmp_path / "data" / "mongo").is_dir()
+        assert redis.Redis.from_url(env["REDIS_URL"]).ping()
+    finally:
+        launcher.signal(signal.SIGINT)
+        assert launcher.proc is not None
+        code = launcher.proc.wait(60)
+    assert code in (0, 130), launcher.log_tail()
+    # Ctrl-C stopped everything it started, the embedded servers included.
+    for name in ("redis", "mongo", "store", "api", "dash"):
+        assert not answers("127.0.0.1", ports[name]), f"{name} still answers after Ctrl-C"
