@@ -123,7 +123,10 @@ async def cancel_job(client: DataServiceClient, job_id: str, redis_url: str) -> 
         raise TransitionError(f"job {job_id} has already finished ({current.status})",
                               current.status)
     job = await client.update_job(job_id, UpdateJob(status=JobStatus.CANCELLED))
-    if current.status == JobStatus.RUNNING:
+    # A queued job may have started between the read and the write above, so the stop
+    # command goes out unless the job had never left the kernel; it is a no-op when no
+    # worker holds the job.
+    if current.status != JobStatus.CREATED:
         await anyio.to_thread.run_sync(stop_running_job, redis_url, job_id)
     return job
 
