@@ -8,7 +8,7 @@ from typing import Annotated
 
 from litestar import Request, delete, get, post
 from litestar.exceptions import ClientException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_422_UNPROCESSABLE_ENTITY
 
 from backend.api.dependencies import AppSettings, Client, JobIdParam, Queue
@@ -57,7 +57,7 @@ def _check_names(settings: Settings, executor: str, task_name: str) -> None:
 @post("/job_executor/async", status_code=HTTP_200_OK, summary="Submit a job", tags=["jobs"])
 async def submit(
     request: Request,
-    data: JobExecutionRequest,
+    data: JSONBody[JobExecutionRequest],
     client: Client,
     queue: Queue,
     settings: AppSettings,
