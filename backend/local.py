@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import honcho.manager
 from honcho.environ import parse_procfile
@@ -56,7 +55,7 @@ class EmbeddedServers:
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def _start(self, name: str, command: list[str], host: str, port: int) -> None:
-        log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - child owns it
+        log = open(self.data_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=self.data_dir)
         self.procs.append((name, proc))

@@ -30,7 +30,7 @@ class ManagedProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                      env=self._env, cwd=self._cwd, start_new_session=True)
         log.close()
@@ -52,7 +52,7 @@ class ManagedProcess:
             try:
                 if check():
                     return
-            except Exception:  # noqa: BLE001 - not ready yet
+            except Exception:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.log_tail()}")

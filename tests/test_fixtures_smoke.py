@@ -1,6 +1,6 @@
+import boto3
 import redis
 from pymongo import MongoClient
-import boto3
 
 
 def test_servers_answer(redis_url, mongo_url, sqs_url):
