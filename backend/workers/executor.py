@@ -2,7 +2,8 @@
 
 The executor is also where the housekeeping of a worker pool runs, on its own loop,
 so no worker process has to: RQ's scheduler (retries wait in RQ's scheduled registry
-for their backoff) and the reaper (jobs of dead workers).
+for their backoff), the outbox (reports a data service that was down missed) and the
+reaper (jobs of dead workers).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from types import FrameType
 from rq.scheduler import RQScheduler
 
 from backend.settings import Settings
-from backend.workers import reaper
+from backend.workers import outbox, reaper
 from backend.workers.services import WorkerServices
 from backend.workers.worker import StandardQueueWorker, Worker
 
@@ -79,7 +80,8 @@ class WorkerExecutor(Worker):
         self.stop()
 
     def supervise(self) -> None:
-        """One round: replace dead workers, move due retries to their queue, reap."""
+        """One round: replace dead workers, move due retries to their queue, resend pending
+        reports, reap."""
         for slot, worker in enumerate(self.workers):
             if not worker.alive and not self._stopping:
                 self._replace(slot, worker)
@@ -87,6 +89,7 @@ class WorkerExecutor(Worker):
             self._schedule()
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.settings.worker.worker_heartbeat
+                outbox.sweep(self.services)
                 for job_id in reaper.sweep(self.services, self.queues):
                     log.warning("recovered job %s from a worker that stopped heartbeating", job_id)
         except Exception:  # Redis or the data service down: try next round

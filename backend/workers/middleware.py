@@ -1,7 +1,7 @@
 """Hooks around a task: what every job gets without any task having to ask.
 
-Like Dramatiq's middleware: each concern (timing, status reports, retries, timeouts,
-cancellation, dead letters) is a small class with no-op defaults for three hooks:
+Like Dramatiq's middleware: each concern (timing, status reports and dead letters, retries,
+timeouts, cancellation) is a small class with no-op defaults for three hooks:
 
 * ``before(run)`` in list order (may raise :class:`SkipJob`),
 * ``around(run, call)`` wrapping the task call, the first in the list outermost,
@@ -27,7 +27,6 @@ from backend.jobs import Job, JobStatus
 from backend.settings import WorkerSettings
 from backend.tasks import TaskContext
 from backend.workers import cancel
-from backend.workers.enqueue import message_for
 
 if TYPE_CHECKING:
     import rq.job
@@ -180,22 +179,8 @@ class Retries(Middleware):
         return replace(outcome, status=JobStatus.RETRYING, retry_in=delay)
 
 
-class DeadLetters(Middleware):
-    """A job that failed for good leaves its message in the dead-letter queue."""
-
-    def after(self, run: JobRun, outcome: Outcome) -> Outcome:
-        if outcome.status is JobStatus.FAILED and run.job is not None:
-            try:
-                run.services.dead_letters.send(message_for(run.job, run.attempt),
-                                               outcome.error or "failed")
-            except Exception:  # the job is failed either way; keep the worker up
-                log.exception("job %s: could not send its message to the dead-letter queue",
-                              run.job_id)
-        return outcome
-
-
 def default_middleware() -> list[Middleware]:
     """The hooks every job runs through, in order."""
     from backend.workers.reporting import Reporting
 
-    return [Timing(), DeadLetters(), Reporting(), Retries(), Timeouts(), Cancellation()]
+    return [Timing(), Reporting(), Retries(), Timeouts(), Cancellation()]

@@ -25,6 +25,7 @@ from rq.utils import as_text, current_timestamp, now, parse_composite_key
 
 from backend.errors import JobNotFoundError, TransitionError
 from backend.jobs import JobStatus, UpdateJob
+from backend.workers import outbox
 from backend.workers.enqueue import FAILURE_TTL, enqueue, message_for, rq_queue, scheduler_delay
 from backend.workers.middleware import retry_delay
 from backend.workers.services import WorkerServices
@@ -88,6 +89,8 @@ def recover(services: WorkerServices, job_id: str, queue_name: str,
     """Retry (after backoff) or fail a job whose attempt was lost; idempotent."""
     settings = services.settings.worker
     client = services.client
+    # A report the attempt made but could not deliver (its result, say) counts first.
+    outbox.flush(services, job_id)
     try:
         job = client.get_job(job_id)
     except JobNotFoundError:
@@ -98,12 +101,13 @@ def recover(services: WorkerServices, job_id: str, queue_name: str,
     if started and job.attempts >= settings.max_attempts:
         error = f"{reason} during attempt {job.attempts} of {settings.max_attempts}"
         try:
-            client.update_job(job_id, UpdateJob(status=JobStatus.FAILED, error=error))
+            # Through the outbox, so the dead letter waits there if its queue is down.
+            outbox.report(services, job_id, job.attempts,
+                          UpdateJob(status=JobStatus.FAILED, error=error), message_for(job), error)
         except TransitionError as exc:
             return JobStatus(exc.current) if exc.current else None
         log.warning("job %s failed: %s", job_id, error)
         _mark_rq_failed(services, job_id, queue_name, error)
-        services.dead_letters.send(message_for(job), error)
         return JobStatus.FAILED
     delay = retry_delay(job.attempts, settings) if job.attempts else 0.0
     if job.status is JobStatus.RUNNING:

@@ -2,7 +2,9 @@
 
 The data service applies status moves as conditional updates; a 409 (TransitionError)
 means the job moved on without us (cancelled by its owner, or finished by an earlier
-delivery) and is expected, never an error.
+delivery) and is expected, never an error. How the attempt ended (and a failed job's
+dead-letter message) goes through the outbox (:mod:`backend.workers.outbox`), so a data
+service that is down at that moment delays it rather than loses it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from backend.client import DataServiceRefusedError, SyncDataServiceClient
 from backend.errors import DataServiceError, JobNotFoundError, TransitionError
 from backend.jobs import JobStatus, UpdateJob
 from backend.tasks import TaskContext
-from backend.workers import cancel
+from backend.workers import cancel, outbox
+from backend.workers.enqueue import message_for
 from backend.workers.middleware import JobRun, Middleware, Outcome, SkipJob
 
 log = logging.getLogger("backend.workers.jobs")
@@ -74,6 +77,9 @@ class Reporting(Middleware):
 
     def before(self, run: JobRun) -> None:
         client = run.services.client
+        # A report of the previous attempt still pending goes first: sent later, a
+        # `retrying` would land on top of this attempt's `running`.
+        outbox.flush(run.services, run.job_id)
         try:
             job = client.get_job(run.job_id)
         except JobNotFoundError:
@@ -101,8 +107,12 @@ class Reporting(Middleware):
         update = self._update(run, outcome)
         if update is None:
             return outcome
+        dead_letter = None
+        if outcome.status is JobStatus.FAILED and run.job is not None:
+            dead_letter = message_for(run.job, run.attempt)
         try:
-            run.services.client.update_job(run.job_id, update)
+            outbox.report(run.services, run.job_id, run.attempt, update, dead_letter,
+                          outcome.error or "failed")
         except TransitionError as exc:
             # Cancelled (or finished) meanwhile: that status stands, nothing else to do.
             log.info("job %s is already %s; %s not recorded", run.job_id, exc.current,
@@ -119,8 +129,9 @@ class Reporting(Middleware):
             failed = replace(outcome, status=JobStatus.FAILED, retry_in=None,
                              error=f"the data service refused the {outcome.status} report: {exc}")
             return self.after(run, failed)
-        except DataServiceError:
-            log.exception("job %s: could not record %s", run.job_id, outcome.status)
+        except DataServiceError as exc:
+            log.warning("job %s: %s not recorded yet (%s); it waits in the outbox, and the "
+                        "worker executor's sweep sends it again", run.job_id, outcome.status, exc)
         return outcome
 
     @staticmethod

@@ -1,4 +1,7 @@
-"""The job function and its hooks, against an in-memory data service (no Redis)."""
+"""The job function and its hooks, against an in-memory data service.
+
+Reports go through the outbox, which lives in Redis: a real one (the session's).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import threading
 import time
 
 import pytest
+import redis
 from rq import Retry
 from rq.timeouts import JobTimeoutException
 
@@ -47,12 +51,14 @@ def _block(ctx):
 
 
 @pytest.fixture
-def services():
+def services(redis_url):
+    connection = redis.Redis.from_url(redis_url)
     services = fake_services(worker_settings(max_attempts=3, retry_backoff_base=0.5,
-                                             retry_backoff_max=1.5))
+                                             retry_backoff_max=1.5), connection)
     set_services(services)
     yield services
     set_services(None)
+    connection.close()
 
 
 def test_a_job_runs_and_reports_its_result(services):

@@ -1,16 +1,18 @@
 """In-process stand-ins for the data service and the dead-letter queue.
 
 They keep the rules that matter to the workers: status moves follow
-``backend.jobs.TRANSITIONS`` and an illegal move is a TransitionError (the 409).
+``backend.jobs.TRANSITIONS`` and an illegal move is a TransitionError (the 409). Both can
+"go down" (``down = True``): every call then fails as the real ones do when unreachable.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from typing import Any
 
-from backend.errors import JobNotFoundError, TransitionError
+from backend.errors import DataServiceError, JobNotFoundError, QueueError, TransitionError
 from backend.jobs import (
     TERMINAL_STATUSES,
     CreateJob,
@@ -31,7 +33,13 @@ class FakeDataService:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.down = False
+        self.latency = 0.0  # seconds each update takes, to let concurrent callers overlap
         self._lock = threading.Lock()
+
+    def _answer(self) -> None:
+        if self.down:
+            raise DataServiceError("data service unavailable (fake is down)")
 
     def add(self, name: str, params: dict[str, Any] | None = None, *,
             status: JobStatus = JobStatus.QUEUED, estimated_time: float | None = None,
@@ -48,6 +56,7 @@ class FakeDataService:
                         estimated_time=job.estimated_time, executor=job.executor).id
 
     def get_job(self, job_id: str) -> Job:
+        self._answer()
         return self._find(job_id)
 
     def _find(self, job_id: str) -> Job:
@@ -57,6 +66,8 @@ class FakeDataService:
             raise JobNotFoundError(f"job {job_id} not found") from None
 
     def update_job(self, job_id: str, update: UpdateJob) -> Job:
+        self._answer()
+        time.sleep(self.latency)
         with self._lock:
             job = self._find(job_id)
             fields = update.fields_set()
@@ -86,8 +97,11 @@ class FakeDataService:
 class FakeDeadLetters:
     def __init__(self) -> None:
         self.sent: list[tuple[QueueMessage, str]] = []
+        self.down = False
 
     def send(self, message: QueueMessage, reason: str) -> None:
+        if self.down:
+            raise QueueError("dead-letter queue unavailable (fake is down)")
         self.sent.append((message, reason))
 
     def close(self) -> None:
