@@ -95,10 +95,19 @@ class ManagedProcess:
             return "(no log)"
 
 
+def _ready_or_stopped(proc: ManagedProcess, wait: Callable[[], object]) -> None:
+    """Wait for a server; if it never gets ready (or the wait is interrupted), stop it."""
+    try:
+        wait()
+    except BaseException:
+        proc.stop()
+        raise
+
+
 def start_redis(log_dir: Path) -> tuple[ManagedProcess, str]:
     port = free_port()
     proc = ManagedProcess(f"redis-{port}", redis_command(port), log_dir).start()
-    proc.wait_port(port)
+    _ready_or_stopped(proc, lambda: proc.wait_port(port))
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
@@ -108,7 +117,7 @@ def start_mongo(log_dir: Path, db_path: Path | str = "memory",
     command = mongo_command(port, db_path, log_file=log_dir / f"nx-{port}.log",
                             pid_file=log_dir / f"nx-{port}.pid")
     proc = ManagedProcess(f"mongo-{port}", command, log_dir).start()
-    proc.wait_port(port)
+    _ready_or_stopped(proc, lambda: proc.wait_port(port))
     return proc, f"mongodb://127.0.0.1:{port}"
 
 
@@ -118,7 +127,7 @@ def start_moto(log_dir: Path) -> tuple[ManagedProcess, str]:
     proc = ManagedProcess(f"moto-{port}", [str(moto), "-H", "127.0.0.1", "-p", str(port)],
                           log_dir).start()
     url = f"http://127.0.0.1:{port}"
-    proc.wait_http(f"{url}/moto-api/")
+    _ready_or_stopped(proc, lambda: proc.wait_http(f"{url}/moto-api/"))
     return proc, url
 
 
