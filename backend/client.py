@@ -184,6 +184,15 @@ class DataServiceClient:
         path, params = _list_params(user_id, status, limit, cursor, offset)
         return _decode(await self._request("GET", path, params=params), JobPage)
 
+    async def stale_jobs(self, status: JobStatus, *, older_than: float,
+                         limit: int = 100) -> list[Job]:
+        """Jobs of every user in ``status`` not updated for ``older_than`` seconds, oldest first.
+
+        The data service measures the age on its own clock.
+        """
+        params = {"status": str(status), "older_than": older_than, "limit": limit}
+        return _decode(await self._request("GET", "/job/stale", params=params), list[Job])
+
     async def ready(self) -> bool:
         """Whether the data service answers its ``/readyz`` (one try, no retries)."""
         if self._http is None:

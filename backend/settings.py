@@ -105,6 +105,14 @@ class ApiSettings(BaseSettings):
     sse_poll_interval: float = Field(
         0.5, gt=0, description="Seconds between data service polls of one event stream."
     )
+    stale_sweep_interval: float = Field(
+        30.0, ge=0, description="Seconds between two sweeps that queue jobs left created "
+        "(recorded but never queued, e.g. by a kernel that died mid-submit); 0 disables them.",
+    )
+    stale_created_after: float = Field(
+        60.0, gt=0, description="Seconds a job must stay created before a sweep queues it; "
+        "keep it above a submit's longest queue send (30 s).",
+    )
 
 
 class WorkerSettings(BaseSettings):

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -22,6 +23,7 @@ from backend.api.events import EVENT_ROUTES
 from backend.api.frontend import frontend_router, spa_fallback
 from backend.api.health import HEALTH_ROUTES
 from backend.api.jobs import JOB_ROUTES
+from backend.api.sweeper import run_sweeper
 from backend.client import DataServiceClient
 from backend.queues import make_queue
 from backend.settings import Settings, get_settings
@@ -39,7 +41,14 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     if state.settings.queue.queue_create:
         await ensure_queue(state)
     try:
-        yield
+        async with anyio.create_task_group() as background:
+            if state.settings.api.stale_sweep_interval > 0:
+                background.start_soon(run_sweeper, state, name="stale-job sweeper")
+            try:
+                yield
+            finally:
+                # The sweeper uses the queue and the client: stop it before closing them.
+                background.cancel_scope.cancel()
     finally:
         try:
             await state.queue.close()

@@ -3,7 +3,9 @@
 The submit order loses nothing: the job is recorded (``created``), its message is put
 on the STANDARD queue, the job is marked ``queued``, and only then does the client get
 the id. A job the queue refused is marked ``failed`` with the reason, so the client's
-503 names a job that will never run rather than one that silently vanished.
+503 names a job that will never run rather than one that silently vanished. A kernel
+that dies after the first step leaves a ``created`` job: :mod:`backend.api.sweeper`
+sends it later.
 """
 
 from __future__ import annotations

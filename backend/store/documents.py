@@ -41,7 +41,10 @@ class JobDocument(Document):
                        name="user_newest_first"),
             IndexModel([("user_id", pymongo.ASCENDING), ("status", pymongo.ASCENDING),
                         ("created_at", pymongo.DESCENDING)], name="user_status_newest_first"),
-            IndexModel([("status", pymongo.ASCENDING)], name="status"),
+            # Stale jobs of one status, least recently updated first (GET /job/stale); its
+            # status prefix also serves any query by status alone.
+            IndexModel([("status", pymongo.ASCENDING), ("updated_at", pymongo.ASCENDING)],
+                       name="status_least_recently_updated"),
         ]
 
 

@@ -10,11 +10,12 @@ one for a repeated ``running`` report, which keeps it.)
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 
 from backend.errors import JobNotFoundError, TransitionError
 from backend.jobs import (
@@ -32,6 +33,7 @@ from backend.store.documents import JobDocument, new_document, to_job
 from backend.store.pagination import decode_cursor, encode_cursor
 
 _NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+_LEAST_RECENTLY_UPDATED = [("updated_at", ASCENDING), ("_id", ASCENDING)]
 _TERMINAL = [str(status) for status in TERMINAL_STATUSES]
 _ATTEMPTS = 3
 
@@ -101,6 +103,18 @@ async def list_jobs(user_id: str, *, status: JobStatus | None = None, limit: int
     return JobPage(items=items, total=total, limit=limit,
                    offset=None if cursor is not None else (offset or 0),
                    next_cursor=next_cursor)
+
+
+async def stale_jobs(status: JobStatus, *, older_than: float, limit: int) -> list[Job]:
+    """Jobs of every user in ``status`` not updated for ``older_than`` seconds, oldest first.
+
+    The age is measured on this service's clock, the one that wrote ``updated_at``, so
+    callers on other machines need not agree with it.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than)
+    found = JobDocument.find({"status": str(status), "updated_at": {"$lt": cutoff}})
+    docs = await found.sort(_LEAST_RECENTLY_UPDATED).limit(limit).to_list()
+    return [to_job(doc) for doc in docs]
 
 
 async def _find_and_set(oid: ObjectId, status_filter: dict[str, Any],

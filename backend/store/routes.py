@@ -1,4 +1,4 @@
-"""The data service's HTTP routes: jobs (CRUD and a user's list) and health probes."""
+"""The data service's HTTP routes: jobs (CRUD, a user's list, stale ones) and health probes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from backend.jobs import (
+    TERMINAL_STATUSES,
     Conflict,
     CreateJob,
     Deleted,
@@ -49,7 +50,11 @@ def _path_parameter(annotated: Any) -> Any:
 JobIdParam = _path_parameter(JobId)
 UserIdParam = _path_parameter(UserId)
 _STATUSES = [str(status) for status in JobStatus]
+# A finished job never changes again, so "stale" only means something before that.
+_UNFINISHED = [str(status) for status in JobStatus if status not in TERMINAL_STATUSES]
 MAX_OFFSET = 1_000_000
+MAX_STALE_AGE = 366 * 24 * 3600
+MAX_STALE_LIMIT = 1000
 
 
 class JobController(Controller):
@@ -67,6 +72,28 @@ class JobController(Controller):
     @get("/{job_id:str}", summary="One job")
     async def get_job(self, job_id: JobIdParam) -> Job:
         return await repository.get_job(job_id)
+
+    @get("/stale", summary="Jobs of every user stuck in one status, oldest first")
+    async def stale_jobs(
+        self,
+        status: Annotated[str, Parameter(
+            description="Only jobs in this (unfinished) status.",
+            schema_extra={"enum": _UNFINISHED})],
+        older_than: Annotated[float, Parameter(
+            ge=0, le=MAX_STALE_AGE,
+            description="Only jobs whose updated_at is more than this many seconds ago "
+                        "(measured on this service's clock).")],
+        limit: Annotated[int, Parameter(
+            ge=1, le=MAX_STALE_LIMIT, description="Most jobs answered.")] = 100,
+    ) -> list[Job]:
+        """For sweeps: e.g. jobs left ``created`` by a kernel that died before queueing them.
+
+        Ordered by ``updated_at``, least recently updated first.
+        """
+        if status not in _UNFINISHED:
+            raise invalid("status", f"{status[:50]!r} is not an unfinished status; valid: "
+                          f"{', '.join(_UNFINISHED)}", "query")
+        return await repository.stale_jobs(JobStatus(status), older_than=older_than, limit=limit)
 
     @get("/user/{user_id:str}", summary="A user's jobs, newest first")
     async def list_jobs(

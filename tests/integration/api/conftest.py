@@ -34,11 +34,17 @@ def closed_url(scheme: str = "http") -> str:
 
 
 @pytest.fixture(scope="package")
-def data_service(mongo_url: str, log_dir: Path) -> Iterator[str]:
+def data_service_database() -> str:
+    """The MongoDB database (in ``mongo_url``) the data service keeps its ``jobs`` in."""
+    return f"api_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="package")
+def data_service(mongo_url: str, data_service_database: str, log_dir: Path) -> Iterator[str]:
     """``python -m backend.store`` on a free port over its own database; yields its URL."""
     port = free_port()
-    env = {"MONGODB_URL": mongo_url, "DATABASE_NAME": f"api_{uuid.uuid4().hex[:8]}",
-           "MONGODB_TIMEOUT_MS": "2000"}
+    env = {"MONGODB_URL": mongo_url, "DATABASE_NAME": data_service_database,
+           "COLLECTION_NAME": "jobs", "MONGODB_TIMEOUT_MS": "2000"}
     proc = python_module(f"store-{port}", "backend.store", log_dir, env, "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     proc.start().wait_http(f"{url}/readyz", timeout=60)
@@ -84,6 +90,9 @@ def kernel_env(backend: str, data_service: str, request: pytest.FixtureRequest,
         "EXECUTORS": "standard,priority",
         "FRONTEND_DIST": str(tmp_path / "no-web-app"),
         "SSE_POLL_INTERVAL": "0.1",
+        # The sweep of jobs left created spans every user of the shared data service, so
+        # it could queue another test's jobs: only the sweep tests turn it on.
+        "STALE_SWEEP_INTERVAL": "0",
     }
 
 
