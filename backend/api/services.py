@@ -91,7 +91,7 @@ async def submit_job(client: DataServiceClient, queue: StandardQueue,
     except Exception as exc:
         # Whatever the backend raised, the message is not known to be on the queue.
         # Marking the job failed also turns a message that did arrive into a no-op:
-        # the dispatcher skips terminal jobs.
+        # a worker never runs a finished job (its ``running`` report is refused).
         reason = f"queue refused: {exc}"
         log.error("job %s not queued: %s", job_id, reason)
         await _mark_failed(client, job_id, reason)

@@ -8,7 +8,8 @@ them ``queued``, the same two steps the submit would have taken.
 
 This is at least once: kernel replicas may sweep the same job, or sweep a job whose
 own submit is still sending. A duplicate message is harmless: the dispatcher enqueues
-into RQ under the job id (a second enqueue is a no-op) and skips finished jobs.
+into RQ under the job id (a second enqueue is a no-op), and a worker never runs a
+finished job (its ``running`` report is refused).
 """
 
 from __future__ import annotations

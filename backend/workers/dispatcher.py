@@ -1,11 +1,14 @@
 """The dispatcher: STANDARD queue -> the RQ queue of each job's executor.
 
-``python -m backend.workers.dispatcher``. For every received batch: skip jobs the data
-service already shows as finished (or deleted), dead-letter jobs for an executor
-nobody runs, enqueue the rest into RQ under their own id (a duplicate is a no-op, see
-:mod:`backend.workers.enqueue`), and only then ack. A crash anywhere before the ack
-loses nothing: the queue delivers the message again after its visibility timeout.
+``python -m backend.workers.dispatcher``. For every received batch: dead-letter jobs for
+an executor nobody runs, enqueue the rest into RQ under their own id (a duplicate is a
+no-op, see :mod:`backend.workers.enqueue`), and only then ack. A crash anywhere before
+the ack loses nothing: the queue delivers the message again after its visibility timeout.
 SIGTERM/SIGINT: stop receiving, finish the current batch, exit 0.
+
+The dispatcher does not ask the data service about each job: a message of a job that
+was cancelled, finished or deleted meanwhile is enqueued like any other, and the worker
+that takes it does not run it (the data service refuses to mark it ``running``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 import redis
 
 from backend.client import DataServiceClient
-from backend.errors import DataServiceError, JobNotFoundError, TransitionError
+from backend.errors import JobNotFoundError, TransitionError
 from backend.jobs import JobStatus, UpdateJob
 from backend.queues import Delivery, StandardQueue, make_queue
 from backend.settings import Settings, get_settings
@@ -69,9 +72,8 @@ class Dispatcher:
                         len(deliveries))
             os._exit(CRASH_EXIT_CODE)
         started = time.perf_counter()
-        wanted = await self._drop_finished(deliveries)
         known = []
-        for delivery in wanted:
+        for delivery in deliveries:
             if delivery.message.executor in self.executors:
                 known.append(delivery)
             else:
@@ -94,37 +96,25 @@ class Dispatcher:
                          message.job_id)
         return added
 
-    async def _drop_finished(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """Ack and drop messages of jobs that are finished or gone."""
-        checks = await asyncio.gather(*(self._finished(d) for d in deliveries))
-        keep = []
-        for delivery, reason in zip(deliveries, checks, strict=True):
-            if reason is None:
-                keep.append(delivery)
-            else:
-                log.info("job %s skipped: %s", delivery.message.job_id, reason)
-                await self.queue.ack(delivery)
-        return keep
-
-    async def _finished(self, delivery: Delivery) -> str | None:
-        try:
-            job = await self.client.get_job(delivery.message.job_id)
-        except JobNotFoundError:
-            return "the job was deleted"
-        except DataServiceError:
-            return None  # the worker checks again before it runs the job
-        return f"the job is already {job.status}" if job.finished else None
-
     async def _reject(self, delivery: Delivery) -> None:
         message = delivery.message
         reason = (f"unknown executor {message.executor!r}; known executors: "
                   f"{', '.join(sorted(self.executors))}")
-        log.error("job %s: %s", message.job_id, reason)
         try:
             await self.client.update_job(message.job_id,
                                          UpdateJob(status=JobStatus.FAILED, error=reason))
-        except (TransitionError, JobNotFoundError):
-            pass
+        except JobNotFoundError:
+            log.info("job %s skipped: it was deleted", message.job_id)
+            await self.queue.ack(delivery)
+            return
+        except TransitionError as exc:
+            # Already failed may be this very message's doing, its dead-lettering cut short
+            # by a crash: dead-letter it. Cancelled or succeeded: nothing left to do.
+            if exc.current != JobStatus.FAILED:
+                log.info("job %s skipped: it is already %s", message.job_id, exc.current)
+                await self.queue.ack(delivery)
+                return
+        log.error("job %s: %s", message.job_id, reason)
         await self.queue.dead_letter(delivery, reason)
 
 

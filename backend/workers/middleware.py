@@ -48,8 +48,8 @@ class JobRun:
     services: WorkerServices
     worker_id: str
     rq_job: rq.job.Job | None = None
-    job: Job | None = None
-    attempt: int = 0
+    job: Job | None = None  # as the data service answered the `running` report
+    attempt: int = 0  # carried by the RQ job; 0: not known, the data service is asked
     context: TaskContext | None = None
     started: float = 0.0
 

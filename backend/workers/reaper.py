@@ -24,9 +24,16 @@ from rq.registry import StartedJobRegistry
 from rq.utils import as_text, current_timestamp, now, parse_composite_key
 
 from backend.errors import JobNotFoundError, TransitionError
-from backend.jobs import JobStatus, UpdateJob
+from backend.jobs import Job, JobStatus, UpdateJob
 from backend.workers import outbox
-from backend.workers.enqueue import FAILURE_TTL, enqueue, message_for, rq_queue, scheduler_delay
+from backend.workers.enqueue import (
+    FAILURE_TTL,
+    enqueue,
+    message_for,
+    rq_queue,
+    scheduler_delay,
+    set_next_attempt,
+)
 from backend.workers.middleware import retry_delay
 from backend.workers.services import WorkerServices
 
@@ -117,17 +124,21 @@ def recover(services: WorkerServices, job_id: str, queue_name: str,
         except TransitionError as exc:
             return JobStatus(exc.current) if exc.current else None
     log.warning("job %s: %s; enqueued again in %.1f s", job_id, reason, delay)
-    _requeue(services, job_id, queue_name, delay, job)
+    _requeue(services, job, queue_name, delay)
     return JobStatus.RETRYING
 
 
-def _requeue(services: WorkerServices, job_id: str, queue_name: str, delay: float, job) -> None:
+def _requeue(services: WorkerServices, job: Job, queue_name: str, delay: float) -> None:
+    """Put the job back into RQ as its next attempt, counted from the data service's record
+    (the lost attempt counts if it reported ``running``)."""
     connection = services.redis
+    attempt = job.attempts + 1
     try:
-        rq_job = RQJob.fetch(job_id, connection=connection)
+        rq_job = RQJob.fetch(job.id, connection=connection)
     except NoSuchJobError:
-        enqueue(connection, message_for(job), services.settings.worker)
+        enqueue(connection, message_for(job, attempt), services.settings.worker)
         return
+    set_next_attempt(rq_job, attempt)
     rq_job.started_at = rq_job.ended_at = None
     # Through the scheduled registry, so the retry honours the backoff like any other.
     when = now() + timedelta(seconds=scheduler_delay(delay))

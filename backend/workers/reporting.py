@@ -73,7 +73,11 @@ class JobReporter:
 
 
 class Reporting(Middleware):
-    """PUT ``running`` before the task (or skip it), then the outcome after it."""
+    """PUT ``running`` before the task (or skip it), then the outcome after it.
+
+    The attempt number comes with the RQ job; only a job enqueued without one makes the
+    data service tell it (its recorded count plus one).
+    """
 
     def before(self, run: JobRun) -> None:
         client = run.services.client
@@ -81,16 +85,12 @@ class Reporting(Middleware):
         # `retrying` would land on top of this attempt's `running`.
         outbox.flush(run.services, run.job_id)
         try:
-            job = client.get_job(run.job_id)
-        except JobNotFoundError:
-            raise SkipJob("the job was deleted") from None
-        if job.finished:
-            raise SkipJob(f"the job is already {job.status}")
-        attempt = job.attempts + 1
-        update = UpdateJob(status=JobStatus.RUNNING, attempts=attempt, worker_id=run.worker_id,
-                           progress=0.0)
-        try:
-            run.job = client.update_job(run.job_id, update)
+            # No need to read the job first: the data service refuses `running` for a job
+            # cancelled or finished (409) or deleted (404), and otherwise answers all of it.
+            attempt = run.attempt or client.get_job(run.job_id).attempts + 1
+            run.job = job = client.update_job(run.job_id, UpdateJob(
+                status=JobStatus.RUNNING, attempts=attempt, worker_id=run.worker_id,
+                progress=0.0))
         except TransitionError as exc:
             raise SkipJob(f"the job is {exc.current}") from None
         except JobNotFoundError:

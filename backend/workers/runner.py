@@ -1,8 +1,11 @@
 """The RQ job function: run one job's task once, through the middleware.
 
-The dispatcher enqueues ``run_job(job_id)``; everything else (name, params, attempt
-count, status) comes from the data service, the one source of truth, so a redelivered
-or recovered job always starts from what is recorded.
+The dispatcher enqueues ``run_job(job_id)``, with the attempt number in the RQ job's
+meta (see :mod:`backend.workers.enqueue`). The worker asks the data service nothing
+before it starts: the PUT that marks the job ``running`` (with that attempt number) is
+refused for a job that is cancelled, finished or deleted, and otherwise answers the
+job as recorded (name, params, estimate). A retry this worker schedules moves the
+number on by one.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ from rq import Retry, get_current_job
 from backend.errors import DataServiceError, PermanentError
 from backend.jobs import JobStatus
 from backend.tasks import get_task
-from backend.workers.enqueue import scheduler_delay
+from backend.workers.enqueue import next_attempt, scheduler_delay, set_next_attempt
 from backend.workers.middleware import JobRun, Middleware, SkipJob, default_middleware, execute
 from backend.workers.reaper import recover
 from backend.workers.services import get_services
 
 log = logging.getLogger("backend.workers.jobs")
 
-# The attempt limit is enforced from the data service's count (MAX_ATTEMPTS); RQ's own
-# retry cap only stops a job that keeps finding the data service down.
+# The attempt limit (MAX_ATTEMPTS) is enforced on the attempt number by the Retries hook;
+# RQ's own retry cap only stops a job that keeps finding the data service down.
 RQ_RETRY_CAP = 1000
 
 
@@ -44,7 +47,8 @@ def run_job(job_id: str, middleware: list[Middleware] | None = None) -> Any:
     rq_job = get_current_job()
     worker_id = (rq_job.worker_name if rq_job is not None else None) or \
         f"{socket.gethostname()}.{os.getpid()}"
-    run = JobRun(job_id=job_id, services=services, worker_id=worker_id, rq_job=rq_job)
+    run = JobRun(job_id=job_id, services=services, worker_id=worker_id, rq_job=rq_job,
+                 attempt=next_attempt(rq_job))
     try:
         outcome = execute(run, middleware if middleware is not None else default_middleware(),
                           _call_task)
@@ -66,6 +70,8 @@ def run_job(job_id: str, middleware: list[Middleware] | None = None) -> Any:
                     "trying again in %.1f s", job_id, exc, delay)
         return Retry(max=RQ_RETRY_CAP, interval=[scheduler_delay(delay)])  # type: ignore[list-item]
     if outcome.status is JobStatus.RETRYING:
+        if rq_job is not None:
+            set_next_attempt(rq_job, run.attempt + 1)
         delay = scheduler_delay(outcome.retry_in or 0.0)
         return Retry(max=RQ_RETRY_CAP, interval=[delay])  # type: ignore[list-item]
     if outcome.status is JobStatus.FAILED:

@@ -1,6 +1,9 @@
 """The job function and its hooks, against an in-memory data service.
 
 Reports go through the outbox, which lives in Redis: a real one (the session's).
+``run_job`` is called here outside RQ, so no RQ job carries the attempt number and the
+worker asks the data service for it (as for a job an older dispatcher enqueued); the
+number carried by RQ is tested with a real worker in tests/integration/workers.
 """
 
 from __future__ import annotations

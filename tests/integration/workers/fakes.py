@@ -33,6 +33,7 @@ class FakeDataService:
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
         self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.requests: list[tuple[str, str]] = []  # (method, job id) of every call answered
         self.down = False
         self.latency = 0.0  # seconds each update takes, to let concurrent callers overlap
         self._lock = threading.Lock()
@@ -57,6 +58,7 @@ class FakeDataService:
 
     def get_job(self, job_id: str) -> Job:
         self._answer()
+        self.requests.append(("GET", job_id))
         return self._find(job_id)
 
     def _find(self, job_id: str) -> Job:
@@ -67,6 +69,7 @@ class FakeDataService:
 
     def update_job(self, job_id: str, update: UpdateJob) -> Job:
         self._answer()
+        self.requests.append(("PUT", job_id))
         time.sleep(self.latency)
         with self._lock:
             job = self._find(job_id)
@@ -85,6 +88,14 @@ class FakeDataService:
             if target in TERMINAL_STATUSES:
                 job.finished_at = job.updated_at
             return job
+
+    def requests_for(self, job_id: str) -> list[str]:
+        """The methods of every request made about the job, in order."""
+        return [method for method, j in self.requests if j == job_id]
+
+    def attempts_reported(self, job_id: str) -> list[int]:
+        """The attempt numbers the job was reported ``running`` with, in order."""
+        return [f["attempts"] for j, f in self.updates if j == job_id and "attempts" in f]
 
     def statuses(self, job_id: str) -> list[str]:
         """Every status reported for the job, in order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from rq import Queue
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
@@ -12,6 +13,7 @@ from backend.jobs import JobStatus, QueueMessage
 from backend.workers import reaper
 from backend.workers.enqueue import enqueue
 from backend.workers.executor import WorkerExecutor
+from backend.workers.rq_worker import TaskWorker
 
 
 def _running_job(services, attempts: int, *, expired: bool = True, worker: str = "w1"):
@@ -38,6 +40,22 @@ def test_a_job_whose_heartbeat_expired_is_retried_after_its_backoff(services):
     executor.start()
     executor.supervise()  # its scheduler moves the due retry back to the queue
     assert Queue("standard", connection=services.redis).job_ids == [job.id]
+
+
+@pytest.mark.usefixtures("keep_signal_handlers")
+@pytest.mark.parametrize("rq_forgot_it", [False, True])
+def test_the_attempt_after_a_lost_one_runs_with_the_next_number(services, rq_forgot_it):
+    job = _running_job(services, attempts=1)
+    if rq_forgot_it:  # then the reaper enqueues it afresh, from the data service's record
+        RQJob.fetch(job.id, connection=services.redis).delete()
+    assert reaper.sweep(services, ["standard"]) == [job.id]
+    executor = WorkerExecutor(services.settings, 0, ["standard"], services)
+    executor.start()
+    executor.supervise()  # a retry due now (backoff 0) goes back to its queue
+    TaskWorker(["standard"], connection=services.redis).work(burst=True)
+    stored = services.client.get_job(job.id)
+    assert (stored.status, stored.attempts) == ("succeeded", 2)
+    assert services.client.attempts_reported(job.id) == [2]
 
 
 def test_a_job_out_of_attempts_fails_into_the_dead_letter_queue(services):

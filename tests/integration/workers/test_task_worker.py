@@ -11,10 +11,11 @@ from rq.command import send_stop_job_command
 from rq.job import Job as RQJob
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
+from backend.errors import DataServiceError
 from backend.jobs import JobStatus, QueueMessage, UpdateJob
 from backend.tasks import task
 from backend.workers import reaper
-from backend.workers.enqueue import enqueue
+from backend.workers.enqueue import RUN_JOB, enqueue, rq_queue
 from backend.workers.rq_worker import TaskWorker
 
 pytestmark = pytest.mark.usefixtures("keep_signal_handlers")
@@ -54,20 +55,57 @@ def _wait_for(predicate, timeout=20.0):
 def test_jobs_run_in_the_worker_and_report_their_results(services):
     jobs = [_submit(services, "checksum", {"text": f"text {n}"}) for n in range(5)]
     worker = _work(services)
+    requests = {job.id: services.client.requests_for(job.id) for job in jobs}
     for job in jobs:
         stored = services.client.get_job(job.id)
         assert stored.status == JobStatus.SUCCEEDED and stored.attempts == 1
         assert stored.result["algorithm"] == "sha256"
         assert stored.worker_id == worker.name
+        # Two requests per job: `running` (which answers name and params) and the result.
+        assert requests[job.id] == ["PUT", "PUT"]
 
 
 def test_a_retry_goes_back_to_the_queue_and_runs_again(services):
     job = _submit(services, "fail", {"succeed_on_attempt": 3})
     _work(services)  # backoff 0 in these settings: RQ requeues at once, burst runs it again
+    requests = services.client.requests_for(job.id)
     stored = services.client.get_job(job.id)
     assert stored.status == JobStatus.SUCCEEDED and stored.attempts == 3
     assert services.client.statuses(job.id) == ["running", "retrying"] * 2 + [
         "running", "succeeded"]
+    # The attempt number travels with the RQ job: never read from the data service.
+    assert services.client.attempts_reported(job.id) == [1, 2, 3]
+    assert requests == ["PUT"] * 6
+
+
+def test_a_running_report_whose_answer_was_lost_is_sent_again_as_the_same_attempt(
+        services, monkeypatch):
+    store = services.client
+    job = _submit(services, "echo", {"n": 1})
+    apply = store.update_job
+
+    def update_job(job_id, update):
+        answer = apply(job_id, update)
+        if len(store.updates) == 1:  # the first PUT is applied, its answer lost
+            raise DataServiceError("data service unavailable: read timeout")
+        return answer
+
+    monkeypatch.setattr(store, "update_job", update_job)
+    _work(services)
+    stored = store.get_job(job.id)
+    assert (stored.status, stored.attempts, stored.result) == ("succeeded", 1, {"n": 1})
+    assert store.attempts_reported(job.id) == [1, 1]
+
+
+def test_a_job_enqueued_without_an_attempt_number_asks_the_data_service_once(services):
+    # As an older dispatcher enqueued it (a retry of attempt 1 still waiting in RQ).
+    store = services.client
+    job = store.add("echo", {"n": 1}, status=JobStatus.RETRYING, attempts=1)
+    rq_queue(services.redis, "standard").enqueue_call(RUN_JOB, args=(job.id,), job_id=job.id)
+    _work(services)
+    assert store.requests_for(job.id) == ["GET", "PUT", "PUT"]
+    stored = store.get_job(job.id)
+    assert (stored.status, stored.attempts) == ("succeeded", 2)
 
 
 def test_rqs_stop_job_command_cancels_a_running_task(services):
@@ -133,3 +171,4 @@ def test_a_cold_shutdown_mid_job_puts_the_job_back_for_a_retry(services):
     stored = services.client.get_job(job.id)
     assert stored.status == JobStatus.RETRYING and "shut down mid-job" in stored.error
     assert job.id in ScheduledJobRegistry("standard", connection=services.redis)
+    assert RQJob.fetch(job.id, connection=services.redis).meta["attempt"] == 2
