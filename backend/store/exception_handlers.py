@@ -72,6 +72,11 @@ def _too_deep(request: Request, exc: RecursionError) -> Response[object]:
     return create_exception_response(request, invalid("body", "nested too deeply"))
 
 
+def _not_utf8(request: Request, exc: UnicodeDecodeError) -> Response[object]:
+    # msgspec lets invalid UTF-8 inside a JSON string escape as a bare UnicodeDecodeError.
+    return create_exception_response(request, invalid("body", f"not valid UTF-8: {exc}"))
+
+
 def _database_down(request: Request, exc: Exception) -> Response[dict[str, object]]:
     log.warning("MongoDB unavailable on %s %s: %s", request.method, request.url.path, exc)
     return _error(HTTP_503_SERVICE_UNAVAILABLE, "The job database is unavailable; try again.")
@@ -89,6 +94,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnstorableValueError: _unstorable,
     BSONError: _unencodable,
     RecursionError: _too_deep,
+    UnicodeDecodeError: _not_utf8,
     ConnectionFailure: _database_down,
     ExecutionTimeout: _database_down,
     WTimeoutError: _database_down,

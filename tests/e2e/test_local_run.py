@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 
 import httpx
 import redis
 
 from backend.embedded import answers, free_port
+from tests.e2e.conftest import wait_for
 from tests.services import ManagedProcess
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
@@ -54,7 +44,7 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
             job = httpx.get(f"{api}/api/v1/jobs/{job_id}", timeout=10).json()
             return job if job["status"] in ("succeeded", "failed") else None
 
-        job = _wait_for(finished, 60, "the job to finish")
+        job = wait_for(finished, 60, "the job to finish", interval=0.3)
         assert job["status"] == "succeeded", job
         assert job["result"]["words"] == 6
 

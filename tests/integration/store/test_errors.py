@@ -105,6 +105,7 @@ async def test_malformed_ids_are_400_or_404_on_every_route(store: httpx.AsyncCli
 @pytest.mark.parametrize("content", [
     b"{not json", b"", b"null", b"[]", b'"text"', b"123", b'{"name": "echo", "user_id": "u",}',
     b"\xff\xfe\x00", b'{"name": "echo", "user_id": "\\ud800"}', b"[" * 20_000,
+    b'{"name": "\xff\xfe", "user_id": "u"}',  # invalid UTF-8 inside a JSON string
     b'{"name":"echo","user_id":"u","params":{"x":1e400}}',
     b'{"name":"echo","user_id":"u","params":{"x":NaN}}',
 ])
