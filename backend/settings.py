@@ -103,15 +103,23 @@ class ApiSettings(BaseSettings):
         "http://localhost:4200", description="Comma-separated origins allowed by CORS."
     )
     sse_poll_interval: float = Field(
-        0.5, gt=0, description="Seconds between data service polls of one event stream."
+        0.5, gt=0, description="Seconds between two looks at the jobs followed by live streams "
+        "(one data service request per look for all of a process's streams)."
     )
-    stale_sweep_interval: float = Field(
-        30.0, ge=0, description="Seconds between two sweeps that queue jobs left created "
-        "(recorded but never queued, e.g. by a kernel that died mid-submit); 0 disables them.",
+    sse_max_streams: int = Field(
+        1000, ge=1, description="Live event streams one kernel process serves at once; "
+        "beyond it a new stream is answered 429."
     )
-    stale_created_after: float = Field(
-        60.0, gt=0, description="Seconds a job must stay created before a sweep queues it; "
-        "keep it above a submit's longest queue send (30 s).",
+    sse_max_streams_per_user: int = Field(
+        20, ge=1, description="Live event streams one user may hold open on one kernel process."
+    )
+    max_backlog: int = Field(
+        10000, ge=1, description="Jobs waiting (STANDARD queue plus the executor's RQ queue) "
+        "above which a submit is answered 429 with Retry-After."
+    )
+    submit_batch_max: int = Field(
+        100, ge=1, le=1000, description="Most concurrent submits recorded with one data service "
+        "call and queued with one send (group commit)."
     )
 
 
@@ -150,6 +158,38 @@ class WorkerSettings(BaseSettings):
         0.5, ge=0, description="Fewest seconds between two progress reports (and between two "
         "cancel checks) of one running job.",
     )
+    max_job_timeout: int = Field(
+        21600, ge=1, description="Longest timeout of any job in seconds; estimated_time may "
+        "not exceed it."
+    )
+    max_result_bytes: int = Field(
+        262144, ge=1024, le=16 * 1024 * 1024, description="Largest result a task may return "
+        "(JSON bytes); a larger one fails the job permanently."
+    )
+    rq_result_ttl: int = Field(
+        60, ge=0, description="Seconds RQ keeps a finished job (the data service keeps the "
+        "result; this only shows it in rq-dashboard)."
+    )
+    rq_failure_ttl: int = Field(
+        86400, ge=0, description="Seconds RQ keeps a failed job with its traceback "
+        "(rq-dashboard's failed list)."
+    )
+    done_ttl: int = Field(
+        86400, ge=60, description="Seconds a finished job's marker stays in Redis, so a "
+        "duplicated or late message never runs it again."
+    )
+    recorder_batch: int = Field(
+        500, ge=1, le=5000, description="Most reports the recorder applies with one data "
+        "service call."
+    )
+    reconcile_interval: float = Field(
+        15.0, ge=0, description="Seconds between two reconciliations of unfinished jobs that "
+        "neither the queue nor RQ holds; 0 disables them."
+    )
+    reconcile_after: float = Field(
+        60.0, ge=1, description="Seconds a job must sit unchanged in created, queued, retrying "
+        "or running before the reconciler may send it again."
+    )
     dispatcher_exit_after_receive: bool = Field(
         False, description="Fault injection for tests: the dispatcher exits right after "
         "receiving a batch, before enqueueing or acking it.",
@@ -171,6 +211,10 @@ class LocalSettings(BaseSettings):
 
     data_dir: Path = Field(Path(".data"), description="Folder for local databases and logs.")
     dashboard_port: int = Field(9181, ge=1, le=65535, description="rq-dashboard port.")
+    redis_maxmemory: str = Field(
+        "1gb", description="maxmemory of the Redis the local run starts (policy noeviction: "
+        "Redis refuses writes when full rather than drop queued work)."
+    )
     log_level: str = Field("INFO", description="Log level of every process.")
     api_url: str = Field(
         "http://127.0.0.1:8000", description="Kernel API the command-line client talks to."

@@ -104,9 +104,14 @@ def _ready_or_stopped(proc: ManagedProcess, wait: Callable[[], object]) -> None:
         raise
 
 
-def start_redis(log_dir: Path) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    proc = ManagedProcess(f"redis-{port}", redis_command(port), log_dir).start()
+def start_redis(log_dir: Path, port: int | None = None,
+                data_dir: Path | None = None) -> tuple[ManagedProcess, str]:
+    """A redis-server as the project starts it (append-only file, noeviction); give the
+    ``port`` and ``data_dir`` of a stopped one to restart it with its data."""
+    port = port or free_port()
+    data_dir = data_dir or log_dir / f"redis-{port}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    proc = ManagedProcess(f"redis-{port}", redis_command(port, data_dir), log_dir).start()
     _ready_or_stopped(proc, lambda: proc.wait_port(port))
     return proc, f"redis://127.0.0.1:{port}/0"
 

@@ -8,7 +8,6 @@ and runs the app's shutdown; open event streams are told to end at their next po
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from types import FrameType
@@ -17,6 +16,7 @@ import uvicorn
 from litestar import Litestar
 
 from backend.api.app import create_app
+from backend.logs import configure_logging
 from backend.settings import get_settings
 
 # A request still open after this long is cancelled (event streams end well before).
@@ -51,10 +51,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.api.api_port, help="port to bind")
     args = parser.parse_args(argv)
     level = settings.local.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     app = create_app(settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=level.lower(),
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+                            log_config=None, access_log=False, loop="uvloop",
+                            http="httptools", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     _Server(config, app).run()
 
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
+import redis.asyncio as aioredis
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -19,15 +19,16 @@ from litestar.status_codes import HTTP_404_NOT_FOUND
 from backend.api.catalog import CATALOG_ROUTES
 from backend.api.dependencies import DEPENDENCIES, ensure_queue
 from backend.api.errors import EXCEPTION_HANDLERS
-from backend.api.events import EVENT_ROUTES
+from backend.api.events import EVENT_ROUTES, JobWatch
 from backend.api.frontend import frontend_router, spa_fallback
 from backend.api.health import HEALTH_ROUTES
 from backend.api.jobs import JOB_ROUTES
-from backend.api.sweeper import run_sweeper
+from backend.api.submit import Backlog, Submitter
 from backend.client import DataServiceClient
 from backend.queues import make_queue
 from backend.settings import Settings, get_settings
 from backend.tasks import load_task_modules
+from backend.web import require_json
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +38,30 @@ API_PREFIX = "/api/v1"
 @asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state = app.state
+    settings: Settings = state.settings
+    api = settings.api
     await state.client.start()
-    if state.settings.queue.queue_create:
+    await state.stream_client.start()
+    state.redis = aioredis.Redis.from_url(settings.redis.redis_url, socket_connect_timeout=2.0,
+                                          socket_timeout=5.0)
+    state.submitter = Submitter(state.client, state.queue, state.redis, settings)
+    state.backlog = Backlog(state.queue, state.redis, api.max_backlog)
+    state.watch = JobWatch(state.stream_client, api.sse_poll_interval,
+                           max_streams=api.sse_max_streams,
+                           max_per_user=api.sse_max_streams_per_user)
+    if settings.queue.queue_create:
         await ensure_queue(state)
     try:
-        async with anyio.create_task_group() as background:
-            if state.settings.api.stale_sweep_interval > 0:
-                background.start_soon(run_sweeper, state, name="stale-job sweeper")
-            try:
-                yield
-            finally:
-                # The sweeper uses the queue and the client: stop it before closing them.
-                background.cancel_scope.cancel()
+        yield
     finally:
         try:
+            await state.watch.close()
+            await state.submitter.close()
             await state.queue.close()
+            await state.redis.aclose()
         finally:
             await state.client.stop()
+            await state.stream_client.stop()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -66,6 +74,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "settings": settings,
         "client": DataServiceClient(api.data_service_url, timeout=api.data_service_timeout,
                                     deadline=api.data_service_deadline),
+        # Live streams read through a pool of their own: they never hold up a submit.
+        "stream_client": DataServiceClient(api.data_service_url,
+                                           timeout=api.data_service_timeout,
+                                           deadline=api.data_service_deadline,
+                                           max_connections=4),
         "queue": make_queue(settings),
         "queue_ensured": False,
         "queue_ensure_tried": float("-inf"),
@@ -96,6 +109,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="Submit jobs, follow them to their result.",
         ),
         request_max_body_size=settings.store.max_body_bytes,
+        # Logging is set up once by the process (backend.logs), honouring LOG_LEVEL.
+        logging_config=None,
+        before_request=require_json,
         lifespan=[_lifespan],
         state=state,
     )

@@ -16,12 +16,14 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from litestar.types import ExceptionHandlersMap
 
-from backend.api.services import QueueRefusedError
+from backend.api.events import TooManyStreamsError
+from backend.api.submit import OverloadedError, SubmitError
 from backend.client import DataServiceRefusedError
 from backend.errors import (
     DataServiceError,
@@ -35,6 +37,8 @@ from backend.errors import (
 from backend.queues import MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
+
+
 
 
 def error_response(status_code: int, detail: str, extra: Any = None,
@@ -70,19 +74,29 @@ def _too_large_body(request: Request, _: Exception) -> Response[dict[str, Any]]:
                           {"limit_bytes": limit})
 
 
+# What went wrong inside is logged; the answer says which part is down, never where it is.
 def _data_service(_: Request, exc: DataServiceError) -> Response[dict[str, Any]]:
     log.warning("data service unavailable: %s", exc)
     return error_response(HTTP_503_SERVICE_UNAVAILABLE,
-                          f"the job store (data service) is unavailable: {exc}")
+                          "the job store (data service) is unavailable; try again shortly")
 
 
-def _queue_refused(_: Request, exc: QueueRefusedError) -> Response[dict[str, Any]]:
-    status = HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.too_large else HTTP_503_SERVICE_UNAVAILABLE
-    return error_response(status, str(exc), {"job_id": exc.job_id}, job_id=exc.job_id)
+def _submit_failed(_: Request, exc: SubmitError) -> Response[dict[str, Any]]:
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE, str(exc), {"job_id": exc.job_id},
+                          job_id=exc.job_id)
 
 
 def _queue(_: Request, exc: QueueError) -> Response[dict[str, Any]]:
-    return error_response(HTTP_503_SERVICE_UNAVAILABLE, f"the job queue is unavailable: {exc}")
+    log.warning("queue or Redis unavailable: %s", exc)
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE,
+                          "the job queue is unavailable; try again shortly")
+
+
+def _too_many(_: Request, exc: OverloadedError | TooManyStreamsError) -> Response[dict[str, Any]]:
+    response = error_response(HTTP_429_TOO_MANY_REQUESTS, str(exc),
+                              {"retry_after_seconds": exc.retry_after})
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _message_too_large(_: Request, exc: MessageTooLargeError) -> Response[dict[str, Any]]:
@@ -130,7 +144,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnicodeDecodeError: _not_utf8,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE: _too_large_body,
     DataServiceError: _data_service,
-    QueueRefusedError: _queue_refused,
+    SubmitError: _submit_failed,
+    OverloadedError: _too_many,
+    TooManyStreamsError: _too_many,
     QueueError: _queue,
     MessageTooLargeError: _message_too_large,
     JobNotFoundError: _not_found,

@@ -1,35 +1,53 @@
 """Live status without polling: a job's changes as Server-Sent Events.
 
-The stream polls the data service (the kernel keeps no state of its own, so any
-kernel replica can serve any stream) and sends ``event: job`` with the job as JSON
-whenever its status, progress or update time changes, the first one at once. It ends
-after a terminal status; a browser's EventSource should close itself on that event
-rather than reconnect.
+Every stream of a kernel process is fed by one :class:`JobWatch`: every
+SSE_POLL_INTERVAL seconds it reads all the jobs its streams follow with *one* data
+service request (``POST /jobs/query``), on a connection pool of its own, and hands each
+stream the changes of its job. So a thousand open streams cost one request per
+interval, and they never queue in front of submits. The kernel keeps no state of its
+own beyond that (any replica can serve any stream). Streams are capped per process
+(SSE_MAX_STREAMS) and per user (SSE_MAX_STREAMS_PER_USER): beyond, a 429.
+
+A stream sends ``event: job`` with the job as JSON whenever its status, progress or
+update time changes, the first one at once, and ends after a terminal status.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import msgspec
 from litestar import get
 from litestar.datastructures import State
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client, JobIdParam
 from backend.client import DataServiceClient
-from backend.errors import JobNotFoundError, TaskbrokerError
+from backend.errors import TaskbrokerError
 from backend.jobs import Job
 
 log = logging.getLogger(__name__)
 
 # Proxies and load balancers drop connections that stay silent for about a minute.
 KEEPALIVE_SECONDS = 15.0
+QUERY_CHUNK = 1000  # ids per data service request
+STOP_CHECK_SECONDS = 1.0
+
+
+class TooManyStreamsError(TaskbrokerError):
+    """The process or the user holds as many live streams as allowed."""
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _state(job: Job) -> tuple[Any, ...]:
@@ -46,8 +64,107 @@ def error_event(detail: str) -> ServerSentEventMessage:
     return ServerSentEventMessage(event="error", data=data)
 
 
-async def job_changes(client: DataServiceClient, first: Job, interval: float,
-                      keepalive: float = KEEPALIVE_SECONDS,
+class _Deleted:
+    pass
+
+
+class _Failed:
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+Update = Job | _Deleted | _Failed
+
+
+class JobWatch:
+    """One poll for all the live streams of a process."""
+
+    def __init__(self, client: DataServiceClient, interval: float, *, max_streams: int,
+                 max_per_user: int, give_up_after: float = 30.0) -> None:
+        self.client = client
+        self.interval = interval
+        self.max_streams = max_streams
+        self.max_per_user = max_per_user
+        self.give_up_after = give_up_after
+        self._streams: dict[str, set[asyncio.Queue[Update]]] = {}
+        self._users: Counter[str] = Counter()
+        self._open = 0
+        self._task: asyncio.Task[None] | None = None
+        self._failing_since: float | None = None
+
+    @property
+    def open_streams(self) -> int:
+        return self._open
+
+    @contextlib.contextmanager
+    def follow(self, job: Job) -> Any:
+        """Register a stream of ``job``; yields the queue its updates arrive on."""
+        if self._open >= self.max_streams:
+            raise TooManyStreamsError(f"this server holds {self._open} live streams, its limit "
+                                      f"(SSE_MAX_STREAMS); poll GET /api/v1/jobs/{job.id} "
+                                      "instead, or try again later")
+        if self._users[job.user_id] >= self.max_per_user:
+            raise TooManyStreamsError(f"user {job.user_id} holds {self._users[job.user_id]} "
+                                      "live streams on this server, the limit "
+                                      "(SSE_MAX_STREAMS_PER_USER); close one first")
+        updates: asyncio.Queue[Update] = asyncio.Queue()
+        self._streams.setdefault(job.id, set()).add(updates)
+        self._users[job.user_id] += 1
+        self._open += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._poll())
+        try:
+            yield updates
+        finally:
+            self._open -= 1
+            self._users[job.user_id] -= 1
+            if self._users[job.user_id] <= 0:
+                del self._users[job.user_id]
+            followers = self._streams.get(job.id)
+            if followers is not None:
+                followers.discard(updates)
+                if not followers:
+                    del self._streams[job.id]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _poll(self) -> None:
+        while self._streams:
+            await asyncio.sleep(self.interval)
+            ids = list(self._streams)
+            try:
+                found: dict[str, Job] = {}
+                for start in range(0, len(ids), QUERY_CHUNK):
+                    for job in await self.client.get_jobs(ids[start:start + QUERY_CHUNK]):
+                        found[job.id] = job
+            except TaskbrokerError as exc:
+                self._failing(exc)
+                continue
+            self._failing_since = None
+            for job_id in ids:
+                update: Update = found.get(job_id) or _Deleted()
+                for followers in (self._streams.get(job_id) or ()):
+                    followers.put_nowait(update)
+
+    def _failing(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            log.warning("live streams cannot read their jobs: %s", exc)
+        if now - self._failing_since >= self.give_up_after:
+            # The browsers reconnect (to this or another replica) once the store is back.
+            for followers in list(self._streams.values()):
+                for updates in followers:
+                    updates.put_nowait(_Failed(f"the job store (data service) is "
+                                               f"unavailable: {type(exc).__name__}"))
+            self._failing_since = None
+
+
+async def job_changes(watch: JobWatch, first: Job, *, keepalive: float = KEEPALIVE_SECONDS,
                       stopping: threading.Event | None = None,
                       ) -> AsyncIterator[ServerSentEventMessage]:
     """Events for ``first`` and each later change of the job, until it finishes.
@@ -55,42 +172,54 @@ async def job_changes(client: DataServiceClient, first: Job, interval: float,
     Also ends, without an event, once ``stopping`` is set (the process is shutting down).
     """
     yield job_event(first)
-    last, last_sent = _state(first), time.monotonic()
-    finished = first.finished
-    while not finished:
-        await anyio.sleep(interval)
-        if stopping is not None and stopping.is_set():
-            return
-        try:
-            job = await client.get_job(first.id)
-        except JobNotFoundError:
-            yield error_event(f"job {first.id} was deleted")
-            return
-        except TaskbrokerError as exc:
-            # The client already retried up to its deadline; let the browser reconnect.
-            log.warning("event stream of job %s ends: %s", first.id, exc)
-            yield error_event(f"the job store (data service) failed: {exc}")
-            return
-        finished = job.finished
-        if _state(job) != last:
-            last, last_sent = _state(job), time.monotonic()
-            yield job_event(job)
-        elif time.monotonic() - last_sent >= keepalive:
-            last_sent = time.monotonic()
-            yield ServerSentEventMessage(comment="keep-alive", data=None)
+    if first.finished:
+        return
+    with watch.follow(first) as updates:
+        last, last_sent = _state(first), time.monotonic()
+        while True:
+            try:
+                # Wake every second to notice a shutdown; a comment keeps proxies from
+                # closing a quiet stream.
+                update = await asyncio.wait_for(updates.get(), timeout=STOP_CHECK_SECONDS)
+            except TimeoutError:
+                if stopping is not None and stopping.is_set():
+                    return
+                if time.monotonic() - last_sent >= keepalive:
+                    last_sent = time.monotonic()
+                    yield ServerSentEventMessage(comment="keep-alive", data=None)
+                continue
+            if stopping is not None and stopping.is_set():
+                return
+            if isinstance(update, _Deleted):
+                yield error_event(f"job {first.id} was deleted")
+                return
+            if isinstance(update, _Failed):
+                yield error_event(update.detail)
+                return
+            if _state(update) != last:
+                last, last_sent = _state(update), time.monotonic()
+                yield job_event(update)
+            if update.finished:
+                return
 
 
-@get("/jobs/{job_id:str}/events", summary="Follow a job live", tags=["jobs"])
+@get("/jobs/{job_id:str}/events", summary="Follow a job live", tags=["jobs"],
+     responses=responses(404, 429, 503))
 async def job_events(job_id: JobIdParam, client: Client, settings: AppSettings,
                      state: State) -> ServerSentEvent:
     """``text/event-stream`` of ``event: job`` (data: the job as JSON) on every change.
 
     The first event comes at once; the stream ends after the job finishes. A 404
-    (before any event) means there is no such job.
+    (before any event) means there is no such job; a 429 that this server or this user
+    holds as many streams as allowed.
     """
     first = await client.get_job(job_id)  # unknown job: a plain 404, not an empty stream
-    return ServerSentEvent(job_changes(client, first, settings.api.sse_poll_interval,
-                                       stopping=state.stopping))
+    watch: JobWatch = state.watch
+    if not first.finished:
+        # Refuse now, with a status code, rather than inside a stream already begun.
+        with watch.follow(first):
+            pass
+    return ServerSentEvent(job_changes(watch, first, stopping=state.stopping))
 
 
 EVENT_ROUTES = [job_events]

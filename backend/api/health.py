@@ -32,7 +32,9 @@ async def _queue_check(state: State) -> str:
     except TimeoutError:
         return f"no answer within {PING_TIMEOUT:g}s"
     except Exception as exc:  # any backend error means "not ready", never a 500
-        return str(exc) or type(exc).__name__
+        # The details (addresses included) go to the log, not to whoever asks.
+        log.warning("readiness: the queue failed: %s", exc)
+        return f"unreachable ({type(exc).__name__})"
     return "ok"
 
 

@@ -6,19 +6,24 @@ import re
 import uuid
 from typing import Annotated
 
+import msgspec
 from litestar import Request, delete, get, post
-from litestar.exceptions import ClientException
+from litestar.datastructures import State
+from litestar.exceptions import ClientException, ValidationException
 from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_422_UNPROCESSABLE_ENTITY
 
+from backend.api.bodies import responses, strict
 from backend.api.dependencies import AppSettings, Client, JobIdParam, Queue
-from backend.api.services import cancel_job, default_executor, delete_job, submit_job
+from backend.api.services import cancel_job, default_executor, delete_job
+from backend.api.submit import check_message_size, new_job_id, queue_message
 from backend.jobs import (
     Deleted,
     Job,
     JobExecutionRequest,
     JobPage,
     JobStatus,
+    NewJob,
     SubmitResponse,
 )
 from backend.settings import Settings
@@ -41,6 +46,11 @@ def _unprocessable(key: str, source: str, message: str, valid: list[str]) -> Cli
     )
 
 
+def _invalid(key: str, message: str) -> ValidationException:
+    return ValidationException(detail=f"Invalid {key}: {message}",
+                               extra=[{"key": key, "message": message, "source": "body"}])
+
+
 def _check_names(settings: Settings, executor: str, task_name: str) -> None:
     executors = settings.worker.executor_names
     if executor not in executors:
@@ -54,11 +64,15 @@ def _check_names(settings: Settings, executor: str, task_name: str) -> None:
                              tasks)
 
 
-@post("/job_executor/async", status_code=HTTP_200_OK, summary="Submit a job", tags=["jobs"])
+_SUBMIT = msgspec.json.Decoder(JobExecutionRequest, strict=True)
+
+
+@post("/job_executor/async", status_code=HTTP_200_OK, summary="Submit a job", tags=["jobs"],
+      responses=responses(413, 415, 422, 429, 503))
 async def submit(
     request: Request,
     data: JSONBody[JobExecutionRequest],
-    client: Client,
+    state: State,
     queue: Queue,
     settings: AppSettings,
     executor: Annotated[
@@ -67,24 +81,38 @@ async def submit(
 ) -> SubmitResponse:
     """Record the job, put it on the STANDARD queue, and answer with its id.
 
-    The job is ``queued`` when this answers 200. A 503 means the job store or the
-    queue is down; if the queue refused, the job named in the answer is marked failed.
+    The job is ``queued`` when this answers 200. A 429 (with ``Retry-After``) means too
+    much work waits already; nothing was recorded. A 503 names the job: it was not
+    recorded, or it is marked failed, and it will never run.
     """
+    del queue  # resolving it retries creating the queue, if that failed at start
+    strict(_SUBMIT, await request.body())
     executor = executor or default_executor(settings)
     _check_names(settings, executor, data.job_name)
+    limit = settings.worker.max_job_timeout
+    if data.estimated_time > limit:
+        raise _invalid("estimated_time", f"{data.estimated_time:g} s is over the longest a job "
+                       f"may run, {limit} s (MAX_JOB_TIMEOUT)")
     given = request.headers.get("x-trace-id", "")
     trace_id = given if _TRACE_ID.match(given) else uuid.uuid4().hex
-    job_id = await submit_job(client, queue, data, executor, trace_id)
+    job_id = new_job_id()
+    message = queue_message(job_id, data, executor, trace_id)
+    check_message_size(message)
+    await state.backlog.admit(executor)
+    await state.submitter.submit(NewJob(
+        id=job_id, name=data.job_name, user_id=data.user_id, status=JobStatus.QUEUED,
+        description=data.description, estimated_time=data.estimated_time, params=data.params,
+        executor=executor), message)
     return SubmitResponse(job_id=job_id)
 
 
-@get("/jobs/{job_id:str}", summary="Get a job", tags=["jobs"])
+@get("/jobs/{job_id:str}", summary="Get a job", tags=["jobs"], responses=responses(404, 503))
 async def get_job(job_id: JobIdParam, client: Client) -> Job:
     """The job as it is now, for polling."""
     return await client.get_job(job_id)
 
 
-@get("/jobs", summary="List a user's jobs", tags=["jobs"])
+@get("/jobs", summary="List a user's jobs", tags=["jobs"], responses=responses(503))
 async def list_jobs(
     client: Client,
     user_id: UserIdQuery,
@@ -102,14 +130,19 @@ async def list_jobs(
                                   offset=offset)
 
 
-@post("/jobs/{job_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel a job", tags=["jobs"])
-async def cancel(job_id: JobIdParam, client: Client, settings: AppSettings) -> Job:
-    """Cancel a job that has not finished (409 with ``current_status`` if it has)."""
-    return await cancel_job(client, job_id, settings.redis.redis_url)
+@post("/jobs/{job_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel a job", tags=["jobs"],
+      responses=responses(404, 409, 503))
+async def cancel(job_id: JobIdParam, client: Client, settings: AppSettings,
+                 state: State) -> Job:
+    """Cancel a job that has not finished (409 with ``current_status`` if it has).
+
+    A queued job never starts; a running one is stopped at once.
+    """
+    return await cancel_job(client, state.redis, job_id, settings.worker.done_ttl)
 
 
 @delete("/jobs/{job_id:str}", status_code=HTTP_200_OK, summary="Delete a finished job",
-        tags=["jobs"])
+        tags=["jobs"], responses=responses(404, 409, 503))
 async def remove(job_id: JobIdParam, client: Client) -> Deleted:
     """Delete a finished job (409 if it has not finished: cancel it first)."""
     await delete_job(client, job_id)

@@ -1,55 +1,30 @@
-"""What the kernel does with a job: submit it, cancel it, delete it.
+"""What the kernel does to a job after its submit: cancel it, delete it.
 
-The submit order loses nothing: the job is recorded (``created``), its message is put
-on the STANDARD queue, the job is marked ``queued``, and only then does the client get
-the id. A job the queue refused is marked ``failed`` with the reason, so the client's
-503 names a job that will never run rather than one that silently vanished. A kernel
-that dies after the first step leaves a ``created`` job: :mod:`backend.api.sweeper`
-sends it later.
+A cancel is signalled through Redis before it is recorded: the job's ``stop`` marker is
+set first (a worker that picks the job from then on does not run it), then the store
+records ``cancelled``, then a worker already running it is told to stop at once (RQ's
+stop-job command). Without Redis there is no cancel (503): recording ``cancelled`` while
+a worker could still start the job would be a promise the system cannot keep.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
-import anyio
-import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from backend import control
 from backend.client import DataServiceClient
-from backend.errors import (
-    DataServiceError,
-    MessageTooLargeError,
-    QueueError,
-    TaskbrokerError,
-    TransitionError,
-)
-from backend.jobs import (
-    DEFAULT_EXECUTOR,
-    CreateJob,
-    Job,
-    JobExecutionRequest,
-    JobStatus,
-    QueueMessage,
-    UpdateJob,
-)
-from backend.queues import MAX_MESSAGE_BYTES, StandardQueue
+from backend.errors import QueueError, TransitionError
+from backend.jobs import DEFAULT_EXECUTOR, Job, JobStatus, UpdateJob
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Same length as any real ObjectId, so a message sized with it is sized exactly.
-_SIZING_ID = "0" * 24
-# A send that hangs is a refusal: the client gets its answer and the job is failed.
-SEND_TIMEOUT = 30.0
-
-
-class QueueRefusedError(QueueError):
-    """The queue did not take a job's message; the job was marked failed."""
-
-    def __init__(self, message: str, job_id: str, *, too_large: bool = False) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-        self.too_large = too_large
+# RQ's worker command channel (rq.command.PUBSUB_CHANNEL_TEMPLATE) and its stop command.
+_RQ_COMMANDS = "rq:pubsub:{}"
 
 
 def default_executor(settings: Settings) -> str:
@@ -58,94 +33,40 @@ def default_executor(settings: Settings) -> str:
     return DEFAULT_EXECUTOR if DEFAULT_EXECUTOR in names or not names else names[0]
 
 
-def queue_message(job_id: str, request: JobExecutionRequest, executor: str,
-                  trace_id: str) -> QueueMessage:
-    return QueueMessage(job_id=job_id, name=request.job_name, executor=executor,
-                        params=request.params, estimated_time=request.estimated_time,
-                        trace_id=trace_id)
+async def cancel_job(client: DataServiceClient, connection: aioredis.Redis, job_id: str,
+                     ttl: int) -> Job:
+    """Cancel a job that has not finished.
 
-
-async def submit_job(client: DataServiceClient, queue: StandardQueue,
-                     request: JobExecutionRequest, executor: str, trace_id: str) -> str:
-    """Record the job, queue it, mark it queued; returns its id.
-
-    Raises :class:`MessageTooLargeError` before recording anything if the message could
-    never fit on the queue, :class:`DataServiceError` if the job could not be recorded
-    (nothing was queued), and :class:`QueueRefusedError` if the queue refused it.
-    """
-    # Refuse an oversized message up front rather than leave a failed job behind.
-    size = len(msgspec.json.encode(queue_message(_SIZING_ID, request, executor, trace_id)))
-    if size > MAX_MESSAGE_BYTES:
-        raise MessageTooLargeError(
-            f"params too large: the job's queue message would be {size} bytes; "
-            f"the limit is {MAX_MESSAGE_BYTES} bytes"
-        )
-
-    job_id = await client.create_empty_job(CreateJob(
-        name=request.job_name, user_id=request.user_id, description=request.description,
-        estimated_time=request.estimated_time, params=request.params, executor=executor,
-    ))
-    try:
-        with anyio.fail_after(SEND_TIMEOUT):
-            await queue.send(queue_message(job_id, request, executor, trace_id))
-    except Exception as exc:
-        # Whatever the backend raised, the message is not known to be on the queue.
-        # Marking the job failed also turns a message that did arrive into a no-op:
-        # a worker never runs a finished job (its ``running`` report is refused).
-        reason = f"queue refused: {exc}"
-        log.error("job %s not queued: %s", job_id, reason)
-        await _mark_failed(client, job_id, reason)
-        raise QueueRefusedError(f"job {job_id} was not queued ({reason}); it is marked failed",
-                                job_id, too_large=isinstance(exc, MessageTooLargeError)) from exc
-    try:
-        await client.update_job(job_id, UpdateJob(status=JobStatus.QUEUED))
-    except TransitionError:
-        pass  # a worker already moved it on (running, or even finished): fine
-    except DataServiceError as exc:
-        # The job is recorded and on the queue, so it will run (created -> running is a
-        # legal move). Answering 503 would make the client submit it twice.
-        log.warning("job %s is queued but could not be marked queued: %s", job_id, exc)
-    return job_id
-
-
-async def _mark_failed(client: DataServiceClient, job_id: str, reason: str) -> None:
-    try:
-        await client.update_job(job_id, UpdateJob(status=JobStatus.FAILED, error=reason[:20_000]))
-    except TaskbrokerError as exc:
-        log.error("job %s could not be marked failed: %s", job_id, exc)
-
-
-async def cancel_job(client: DataServiceClient, job_id: str, redis_url: str) -> Job:
-    """Mark the job cancelled; a running job's RQ work horse is also told to stop.
-
-    Raises :class:`TransitionError` (with the current status) if the job has finished.
+    Raises :class:`TransitionError` (with the current status) if it has, and
+    :class:`QueueError` if Redis cannot be told (nothing was changed then).
     """
     current = await client.get_job(job_id)
     if current.finished:
         raise TransitionError(f"job {job_id} has already finished ({current.status})",
                               current.status)
+    try:
+        await connection.set(control.stop_key(job_id), control.CANCELLED, ex=ttl)
+    except RedisError as exc:
+        raise QueueError(f"cannot tell the workers to stop job {job_id}: {exc}") from exc
     job = await client.update_job(job_id, UpdateJob(status=JobStatus.CANCELLED))
-    # A queued job may have started between the read and the write above, so the stop
-    # command goes out unless the job had never left the kernel; it is a no-op when no
-    # worker holds the job.
-    if current.status != JobStatus.CREATED:
-        await anyio.to_thread.run_sync(stop_running_job, redis_url, job_id)
+    if current.status is not JobStatus.CREATED:
+        await stop_running_job(connection, job_id)
     return job
 
 
-def stop_running_job(redis_url: str, job_id: str) -> None:
-    """Best effort: ask the RQ worker running ``job_id`` to stop it now.
+async def stop_running_job(connection: aioredis.Redis, job_id: str) -> None:
+    """Best effort: tell the RQ worker running ``job_id`` to stop it now.
 
-    The task also stops at its next progress report or cancellation check, so a
-    failure here (Redis down, job between attempts) only delays the stop.
+    The task also stops at its next progress report or cancellation check (the ``stop``
+    marker), so a failure here only delays the stop.
     """
-    from redis import Redis
-    from rq.command import send_stop_job_command
-
     try:
-        with Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2) as redis:
-            send_stop_job_command(redis, job_id)
-    except Exception as exc:  # best effort by design
+        worker = await connection.hget(f"rq:job:{job_id}", "worker_name")
+        if worker:
+            name = worker.decode() if isinstance(worker, bytes) else worker
+            await connection.publish(_RQ_COMMANDS.format(name),
+                                     json.dumps({"command": "stop-job", "job_id": job_id}))
+    except RedisError as exc:  # best effort by design
         log.info("could not send a stop command for job %s: %s", job_id, exc)
 
 

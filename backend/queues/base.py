@@ -122,6 +122,18 @@ class StandardQueue(ABC):
         """The message was handled: delete it for good."""
         await self._ack(delivery.receipt)
 
+    async def ack_many(self, deliveries: list[Delivery]) -> None:
+        """Ack a batch of deliveries (one call where the backend allows it)."""
+        if deliveries:
+            await self._ack_many([delivery.receipt for delivery in deliveries])
+
+    async def send_many(self, messages: list[QueueMessage]) -> list[str]:
+        """Put any number of messages on the queue, in batches of :data:`MAX_BATCH`."""
+        ids: list[str] = []
+        for start in range(0, len(messages), MAX_BATCH):
+            ids += await self.send_batch(messages[start:start + MAX_BATCH])
+        return ids
+
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move a delivered message to the dead-letter queue and ack it."""
         raw = RawDelivery(self.encode(delivery.message), delivery.receipt,
@@ -170,6 +182,10 @@ class StandardQueue(ABC):
 
     @abstractmethod
     async def _ack(self, receipt: str) -> None: ...
+
+    async def _ack_many(self, receipts: list[str]) -> None:
+        for receipt in receipts:
+            await self._ack(receipt)
 
     @abstractmethod
     async def _dead_letter(self, item: RawDelivery, reason: str) -> None: ...

@@ -239,6 +239,13 @@ class RedisStreamQueue(StandardQueue):
                 pipe.xdel(self.name, receipt)
                 await pipe.execute()
 
+    async def _ack_many(self, receipts: list[str]) -> None:
+        with self._errors("ack on"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.name, self.group, *receipts)
+                pipe.xdel(self.name, *receipts)
+                await pipe.execute()
+
     def _dead_letter_fields(self, body: bytes, reason: str) -> dict[bytes, Any]:
         return {BODY: body, REASON: reason, b"queue": self.name,
                 b"dead_lettered_at": utcnow().isoformat()}

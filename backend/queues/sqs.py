@@ -223,6 +223,18 @@ class SqsQueue(StandardQueue):
         url, _ = await self._urls()
         await self._run(self._client.delete_message, QueueUrl=url, ReceiptHandle=receipt)
 
+    async def _ack_many(self, receipts: list[str]) -> None:
+        url, _ = await self._urls()
+        for start in range(0, len(receipts), 10):
+            entries = [{"Id": str(index), "ReceiptHandle": receipt}
+                       for index, receipt in enumerate(receipts[start:start + 10])]
+            answer = await self._run(self._client.delete_message_batch, QueueUrl=url,
+                                     Entries=entries)
+            failed = answer.get("Failed") or []
+            if failed:
+                raise QueueError(f"SQS did not delete {len(failed)} acked messages of queue "
+                                 f"'{self.name}': {failed[0].get('Message', failed[0])}")
+
     async def _dead_letter(self, item: RawDelivery, reason: str) -> None:
         url, dlq_url = await self._urls()
         # Send first, then delete: a crash in between leaves a duplicate, never a loss.

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 
 import uvicorn
 
+from backend.logs import configure_logging
 from backend.settings import get_settings
 from backend.store.app import create_app
 
@@ -21,13 +21,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.store.store_port, help="port")
     args = parser.parse_args(argv)
     level = settings.local.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     # uvicorn turns SIGTERM into a graceful shutdown (in-flight requests finish, the
     # lifespan closes the MongoDB client), then re-raises the signal with the handler
     # that was installed before it: make that one exit with status 0, as a clean stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(create_app(settings), host=args.host, port=args.port,
-                log_level=level.lower(), lifespan="on")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None,
+                log_level=level.lower(), lifespan="on", loop="uvloop", http="httptools",
+                access_log=False)
 
 
 if __name__ == "__main__":

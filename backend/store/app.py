@@ -13,9 +13,17 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from backend.settings import Settings, get_settings
+from backend.store.batches import BatchController
 from backend.store.documents import JobDocument, bind_collection
 from backend.store.exception_handlers import EXCEPTION_HANDLERS
-from backend.store.routes import JobController, delete_job_seed_path, healthz, readyz
+from backend.store.routes import (
+    JobController,
+    delete_job_seed_path,
+    healthz,
+    list_user_jobs,
+    readyz,
+)
+from backend.web import require_json
 
 log = logging.getLogger("backend.store")
 
@@ -51,7 +59,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await client.close()
 
     return Litestar(
-        route_handlers=[JobController, delete_job_seed_path, healthz, readyz],
+        route_handlers=[JobController, BatchController, list_user_jobs, delete_job_seed_path,
+                        healthz, readyz],
+        # Logging is set up once by the process (backend.logs), honouring LOG_LEVEL.
+        logging_config=None,
+        before_request=require_json,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.store.max_body_bytes,

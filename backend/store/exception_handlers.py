@@ -23,8 +23,8 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 
 from backend.errors import JobNotFoundError, TransitionError
 from backend.jobs import Conflict, JobStatus
+from backend.storable import UnstorableValueError
 from backend.store.pagination import InvalidCursorError
-from backend.store.validation import UnstorableValueError
 
 log = logging.getLogger("backend.store")
 

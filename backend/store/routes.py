@@ -18,6 +18,7 @@ from msgspec import UNSET, Meta
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from backend.errors import JobNotFoundError
 from backend.jobs import (
     TERMINAL_STATUSES,
     Conflict,
@@ -31,9 +32,9 @@ from backend.jobs import (
     UpdateJob,
     UserId,
 )
-from backend.store import repository
+from backend.storable import check_storable
+from backend.store import collection, repository
 from backend.store.exception_handlers import invalid
-from backend.store.validation import check_storable
 
 
 def _path_parameter(annotated: Any) -> Any:
@@ -53,6 +54,14 @@ _STATUSES = [str(status) for status in JobStatus]
 # A finished job never changes again, so "stale" only means something before that.
 _UNFINISHED = [str(status) for status in JobStatus if status not in TERMINAL_STATUSES]
 MAX_OFFSET = 1_000_000
+
+LimitParam = Annotated[int, Parameter(ge=1, le=100, description="Page size.")]
+CursorParam = Annotated[str | None, Parameter(
+    max_length=200, description="next_cursor of the previous page.")]
+OffsetParam = Annotated[int | None, Parameter(
+    ge=0, le=MAX_OFFSET, description="Items to skip (instead of a cursor).")]
+StatusParam = Annotated[str | None, Parameter(
+    description="Only jobs in this status.", schema_extra={"enum": _STATUSES})]
 MAX_STALE_AGE = 366 * 24 * 3600
 MAX_STALE_LIMIT = 1000
 
@@ -71,7 +80,10 @@ class JobController(Controller):
 
     @get("/{job_id:str}", summary="One job")
     async def get_job(self, job_id: JobIdParam) -> Job:
-        return await repository.get_job(job_id)
+        job = await collection.find_job(job_id)
+        if job is None:
+            raise JobNotFoundError(f"Job {job_id} not found.")
+        return job
 
     @get("/stale", summary="Jobs of every user stuck in one status, oldest first")
     async def stale_jobs(
@@ -95,27 +107,17 @@ class JobController(Controller):
                           f"{', '.join(_UNFINISHED)}", "query")
         return await repository.stale_jobs(JobStatus(status), older_than=older_than, limit=limit)
 
-    @get("/user/{user_id:str}", summary="A user's jobs, newest first")
+    @get("/user/{user_id:str}", summary="A user's jobs, newest first (the user id in the path)")
     async def list_jobs(
         self,
         user_id: UserIdParam,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 20,
-        cursor: Annotated[str | None, Parameter(
-            max_length=200, description="next_cursor of the previous page.")] = None,
-        offset: Annotated[int | None, Parameter(
-            ge=0, le=MAX_OFFSET, description="Items to skip (instead of a cursor).")] = None,
-        status: Annotated[str | None, Parameter(
-            description="Only jobs in this status.", schema_extra={"enum": _STATUSES})] = None,
+        limit: LimitParam = 20,
+        cursor: CursorParam = None,
+        offset: OffsetParam = None,
+        status: StatusParam = None,
     ) -> JobPage:
-        if status is not None and status not in _STATUSES:
-            raise invalid("status", f"unknown status {status[:50]!r}; valid: "
-                          f"{', '.join(_STATUSES)}", "query")
-        if cursor is not None and offset is not None:
-            raise invalid("cursor", "give either cursor or offset, not both", "query")
-        return await repository.list_jobs(
-            user_id, status=JobStatus(status) if status else None, limit=limit,
-            cursor=cursor, offset=offset,
-        )
+        """The same as ``GET /jobs?user_id=``; kept for clients of the first version."""
+        return await _page(user_id, limit, cursor, offset, status)
 
     @put("/{job_id:str}", summary="Update a job; an illegal status move is a 409",
          responses={HTTP_409_CONFLICT: ResponseSpec(
@@ -129,6 +131,33 @@ class JobController(Controller):
     async def delete_job(self, job_id: JobIdParam) -> Deleted:
         await repository.delete_job(job_id)
         return Deleted(message=f"Job {job_id} deleted.")
+
+
+@get("/jobs", tags=["jobs"], summary="A user's jobs, newest first")
+async def list_user_jobs(
+    user_id: Annotated[str, Parameter(
+        min_length=1, max_length=128, description="Owner of the jobs.")],
+    limit: LimitParam = 20,
+    cursor: CursorParam = None,
+    offset: OffsetParam = None,
+    status: StatusParam = None,
+) -> JobPage:
+    """Page with ``next_cursor`` (or ``offset``). The user id is a query value, so any id,
+    ``..`` included, names a user and never a path."""
+    return await _page(user_id, limit, cursor, offset, status)
+
+
+async def _page(user_id: str, limit: int, cursor: str | None, offset: int | None,
+                status: str | None) -> JobPage:
+    if status is not None and status not in _STATUSES:
+        raise invalid("status", f"unknown status {status[:50]!r}; valid: "
+                      f"{', '.join(_STATUSES)}", "query")
+    if cursor is not None and offset is not None:
+        raise invalid("cursor", "give either cursor or offset, not both", "query")
+    return await repository.list_jobs(
+        user_id, status=JobStatus(status) if status else None, limit=limit,
+        cursor=cursor, offset=offset,
+    )
 
 
 @delete("/jobs/{job_id:str}", status_code=HTTP_200_OK, tags=["jobs"],

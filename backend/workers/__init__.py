@@ -1,4 +1,6 @@
-"""The dispatcher (STANDARD queue -> RQ) and the RQ workers that run the tasks.
+"""The side that runs jobs (the worker executor and its RQ workers) and, in
+:mod:`backend.workers.dispatcher`, the side that feeds and follows them (dispatch,
+recorder, reconciler).
 
 Processes: ``python -m backend.workers.dispatcher`` and ``python -m backend.workers``.
 """

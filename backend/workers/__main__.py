@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from backend.logs import configure_logging
 from backend.settings import get_settings
 from backend.tasks import load_task_modules
 from backend.workers.executor import WorkerExecutor
-from backend.workers.logs import configure_logging
 
 log = logging.getLogger("backend.workers")
 

@@ -2,43 +2,50 @@
 
 The RQ job id *is* the job id, and RQ's ``unique`` enqueue checks and creates the job
 hash in one Lua script, so a redelivered queue message (or a second dispatcher racing
-the first) enqueues nothing twice: while RQ still holds a job with that id, queued,
-running, scheduled for a retry, finished or failed, the enqueue is a no-op.
+the first) enqueues nothing twice while RQ holds that job. After RQ has forgotten a
+finished job (``RQ_RESULT_TTL``), its ``done`` marker (:mod:`backend.control`) keeps a
+late duplicate from running it again.
 
-The RQ job also carries the number of the attempt its next run is, in its meta
-(``attempt``): the message's (1 from a submit), one more for each retry the worker
-schedules, and the data service's count plus one when the reaper puts a lost attempt
-back. So the worker learns it without asking the data service.
+The RQ job runs :data:`RUN_JOB` with the job id and the queue message (JSON), so the
+worker knows the task, its params and its estimate without asking the data service.
+RQ stores it with its JSON serializer, never pickle: a worker never unpickles what
+someone wrote into Redis (and refuses any function but :data:`RUN_JOB`).
+Its meta carries the number of the attempt its next run is (``attempt``): the
+message's (1 from a submit), one more for each retry the worker schedules, one more
+when the reaper puts a lost attempt back.
 """
 
 from __future__ import annotations
 
 import math
 
+import msgspec
 import redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job as RQJob
+from rq.scripts import UNIQUE_ENQUEUE_SCRIPT, _build_hset_args
+from rq.serializers import JSONSerializer
 
-from backend.jobs import Job, QueueMessage
+from backend.jobs import QueueMessage
 from backend.settings import WorkerSettings
 
 RUN_JOB = "backend.workers.runner.run_job"
 ATTEMPT = "attempt"  # RQ job meta: the number of the attempt its next run is
 
-# RQ keeps a finished job's record this long. Within that window a redelivered message
-# is recognised by its id alone; after it the runner still refuses to run a job that
-# the data service already shows as finished.
-RESULT_TTL = 24 * 3600
-FAILURE_TTL = 7 * 24 * 3600
+_decoder = msgspec.json.Decoder(QueueMessage)
 
 
 def job_timeout(estimated_time: float | None, settings: WorkerSettings) -> int:
     """Seconds a job may run: ``estimated_time * JOB_TIMEOUT_FACTOR``, at least
-    ``JOB_TIMEOUT_MIN``; ``JOB_TIMEOUT_DEFAULT`` without an estimate."""
+    ``JOB_TIMEOUT_MIN``; ``JOB_TIMEOUT_DEFAULT`` without an estimate; never more than
+    ``MAX_JOB_TIMEOUT``."""
     if estimated_time is None:
-        return settings.job_timeout_default
-    return max(settings.job_timeout_min, math.ceil(estimated_time * settings.job_timeout_factor))
+        timeout = settings.job_timeout_default
+    else:
+        timeout = max(settings.job_timeout_min,
+                      math.ceil(estimated_time * settings.job_timeout_factor))
+    return min(timeout, settings.max_job_timeout)
 
 
 def scheduler_delay(seconds: float) -> float:
@@ -53,45 +60,88 @@ def scheduler_delay(seconds: float) -> float:
 
 def rq_queue(connection: redis.Redis, executor: str) -> Queue:
     """The RQ queue of one executor (worker pool)."""
-    return Queue(executor, connection=connection)
+    return Queue(executor, connection=connection, serializer=JSONSerializer)
+
+
+def fetch(connection: redis.Redis, job_id: str) -> RQJob:
+    """The RQ job ``job_id`` (raises ``rq.exceptions.NoSuchJobError``)."""
+    return RQJob.fetch(job_id, connection=connection, serializer=JSONSerializer)
+
+
+def _rq_job_fields(message: QueueMessage, settings: WorkerSettings) -> dict:
+    return dict(
+        args=(message.job_id, msgspec.json.encode(message).decode()),
+        job_id=message.job_id,
+        timeout=job_timeout(message.estimated_time, settings),
+        result_ttl=settings.rq_result_ttl,
+        failure_ttl=settings.rq_failure_ttl,
+        description=f"{message.name} [{message.job_id}]",
+        meta={ATTEMPT: message.attempt},
+    )
 
 
 def enqueue(connection: redis.Redis, message: QueueMessage, settings: WorkerSettings) -> bool:
-    """Enqueue ``run_job(job_id)`` under the job's id, as attempt ``message.attempt``;
-    False if RQ already has that job (its attempt number is left as it is)."""
+    """Enqueue ``run_job(job_id, message)`` under the job's id, as attempt
+    ``message.attempt``; False if RQ already has that job (left as it is)."""
     try:
         rq_queue(connection, message.executor).enqueue_call(
-            RUN_JOB,
-            args=(message.job_id,),
-            job_id=message.job_id,
-            timeout=job_timeout(message.estimated_time, settings),
-            result_ttl=RESULT_TTL,
-            failure_ttl=FAILURE_TTL,
-            description=f"{message.name} [{message.job_id}]",
-            meta={"name": message.name, "submitted_at": message.submitted_at.isoformat(),
-                  ATTEMPT: message.attempt},
-            unique=True,
-        )
+            RUN_JOB, unique=True, **_rq_job_fields(message, settings))
     except DuplicateJobError:
         return False
     return True
 
 
-def next_attempt(rq_job: RQJob | None) -> int:
-    """The attempt number the RQ job's run is; 0 if unknown (not run by RQ, or enqueued
-    by a dispatcher older than the attempt in the meta)."""
+class BatchEnqueuer:
+    """Enqueues a batch of messages in one Redis round trip, each as :func:`enqueue` does.
+
+    RQ's unique enqueue runs one Lua script per job and ignores pipelines; this runs
+    the same script (``rq.scripts.UNIQUE_ENQUEUE_SCRIPT``, on the job hash RQ itself
+    builds) for every message of the batch inside one pipeline. Same effect per job, one
+    round trip per batch instead of one per job. (RQ is pinned; the tests run both paths
+    against a real Redis and a real worker.)
+    """
+
+    def __init__(self, connection: redis.Redis, settings: WorkerSettings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self._script = connection.register_script(UNIQUE_ENQUEUE_SCRIPT)
+        self._queues: dict[str, Queue] = {}
+
+    def _queue(self, executor: str) -> Queue:
+        queue = self._queues.get(executor)
+        if queue is None:
+            queue = self._queues[executor] = rq_queue(self.connection, executor)
+            # RQ's unique enqueue does not register the queue; rq-dashboard lists these.
+            self.connection.sadd(Queue.redis_queues_keys, queue.key)
+        return queue
+
+    def enqueue(self, messages: list[QueueMessage]) -> list[bool]:
+        """Enqueue each message unless RQ holds its job; True where it was enqueued."""
+        if not messages:
+            return []
+        with self.connection.pipeline(transaction=False) as pipe:
+            for message in messages:
+                queue = self._queue(message.executor)
+                job = queue.create_job(RUN_JOB, **_rq_job_fields(message, self.settings))
+                queue._prepare_for_queue(job)
+                ttl = job.ttl if job.ttl is not None else -1
+                self._script(keys=[job.key, queue.key],
+                             args=[job.id, "R", ttl, *_build_hset_args(job)], client=pipe)
+            return [bool(added) for added in pipe.execute()]
+
+
+def message_of(rq_job: RQJob) -> QueueMessage:
+    """The queue message an RQ job of :data:`RUN_JOB` carries."""
+    return _decoder.decode(rq_job.args[1])
+
+
+def next_attempt(rq_job: RQJob | None, message: QueueMessage) -> int:
+    """The attempt number the RQ job's run is (its meta, else the message's)."""
     attempt = rq_job.meta.get(ATTEMPT) if rq_job is not None else None
-    return attempt if isinstance(attempt, int) and attempt > 0 else 0
+    return attempt if isinstance(attempt, int) and attempt > 0 else max(1, message.attempt)
 
 
 def set_next_attempt(rq_job: RQJob, attempt: int) -> None:
     """Make ``attempt`` the number of the RQ job's next run."""
     rq_job.meta[ATTEMPT] = attempt
     rq_job.save_meta()
-
-
-def message_for(job: Job, attempt: int | None = None) -> QueueMessage:
-    """The queue message of a stored job (for the dead-letter queue and re-enqueues)."""
-    return QueueMessage(job_id=job.id, name=job.name, executor=job.executor, params=job.params,
-                        estimated_time=job.estimated_time,
-                        attempt=attempt if attempt is not None else max(1, job.attempts))

@@ -2,25 +2,27 @@
 
 The executor is also where the housekeeping of a worker pool runs, on its own loop,
 so no worker process has to: RQ's scheduler (retries wait in RQ's scheduled registry
-for their backoff), the outbox (reports a data service that was down missed) and the
-reaper (jobs of dead workers).
+for their backoff; its lock is short, so a dead host holds no retry back for long) and
+the reaper (jobs of dead workers).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import time
 from types import FrameType
 
-from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
 
 from backend.settings import Settings
-from backend.workers import outbox, reaper
-from backend.workers.services import WorkerServices
-from backend.workers.worker import StandardQueueWorker, Worker
+from backend.workers import reaper
+from backend.workers.connections import WorkerConnections
+from backend.workers.scheduler import Scheduler
+from backend.workers.worker import BEATS_BEFORE_ABANDONED, StandardQueueWorker, Worker
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +34,18 @@ class WorkerExecutor(Worker):
     """Starts ``count`` :class:`StandardQueueWorker` processes and supervises them."""
 
     def __init__(self, settings: Settings, count: int, queues: list[str],
-                 services: WorkerServices | None = None) -> None:
+                 connections: WorkerConnections | None = None) -> None:
         self.settings = settings
         self.count = count
         self.queues = list(queues)
-        self.services = services or WorkerServices(settings)
+        self.connections = connections or WorkerConnections(settings)
         self.workers: list[StandardQueueWorker] = []
-        self._prefix = f"{socket.gethostname()}.{os.getpid()}"
+        # Unique per start, not only per host and pid: a container restarted in the same
+        # pod has the same hostname and pid 1, and RQ refuses a worker name still alive.
+        self._prefix = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
         self._generation = 0
         self._stopping = False
-        self._scheduler: RQScheduler | None = None
+        self._scheduler: Scheduler | None = None
         self._next_sweep = 0.0
 
     def _new_worker(self, slot: int) -> StandardQueueWorker:
@@ -51,7 +55,10 @@ class WorkerExecutor(Worker):
     def start(self) -> None:
         """Start the worker processes (returns at once)."""
         log.info("starting %d workers on %s", self.count, ",".join(self.queues))
-        self._scheduler = RQScheduler(self.queues, connection=self.services.redis)
+        heartbeat = self.settings.worker.worker_heartbeat
+        self._scheduler = Scheduler(
+            self.queues, connection=self.connections.redis, serializer=JSONSerializer,
+            lock_ttl=round(heartbeat * BEATS_BEFORE_ABANDONED))
         for slot in range(self.count):
             worker = self._new_worker(slot)
             worker.start()
@@ -80,19 +87,20 @@ class WorkerExecutor(Worker):
         self.stop()
 
     def supervise(self) -> None:
-        """One round: replace dead workers, move due retries to their queue, resend pending
-        reports, reap."""
+        """One round: replace dead workers, move due retries to their queue, reap."""
         for slot, worker in enumerate(self.workers):
             if not worker.alive and not self._stopping:
                 self._replace(slot, worker)
         try:
-            self._schedule()
+            if self._scheduler is not None:
+                self._scheduler.move_due_jobs()
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + self.settings.worker.worker_heartbeat
-                outbox.sweep(self.services)
-                for job_id in reaper.sweep(self.services, self.queues):
+                connections = self.connections
+                for job_id in reaper.sweep(connections.redis, connections.writer,
+                                           self.settings.worker, self.queues):
                     log.warning("recovered job %s from a worker that stopped heartbeating", job_id)
-        except Exception:  # Redis or the data service down: try next round
+        except Exception:  # Redis down: try next round
             log.exception("housekeeping failed; trying again")
 
     def _replace(self, slot: int, worker: StandardQueueWorker) -> None:
@@ -106,21 +114,16 @@ class WorkerExecutor(Worker):
         self.workers[slot] = replacement
 
     def _recover(self, worker: StandardQueueWorker, reason: str | None = None) -> None:
+        connections = self.connections
         try:
-            job_id = reaper.recover_worker(self.services, worker.name, self.queues, reason)
+            job_id = reaper.recover_worker(connections.redis, connections.writer,
+                                           self.settings.worker, worker.name, self.queues,
+                                           reason)
         except Exception:  # the periodic sweep will find the job later
             log.exception("could not recover the job of worker %s", worker.name)
             return
         if job_id:
             log.warning("recovered job %s of dead worker %s", job_id, worker.name)
-
-    def _schedule(self) -> None:
-        scheduler = self._scheduler
-        if scheduler is None:
-            return
-        # Acquire (or refresh) the per-queue scheduler locks; another executor may hold some.
-        if scheduler.acquire_locks():
-            scheduler.enqueue_scheduled_jobs()
 
     def shutdown(self, grace: float) -> None:
         """Stop every worker: running jobs get ``grace`` seconds, then they are killed and
@@ -143,5 +146,5 @@ class WorkerExecutor(Worker):
                 self._scheduler.release_locks()
             except Exception:  # the locks expire by themselves
                 log.debug("releasing scheduler locks failed", exc_info=True)
-        self.services.close()
+        self.connections.close()
         log.info("all workers stopped")

@@ -1,11 +1,9 @@
-"""The RQ job function: run one job's task once, through the middleware.
+"""The RQ job function: run one attempt of one job, through the middleware.
 
-The dispatcher enqueues ``run_job(job_id)``, with the attempt number in the RQ job's
-meta (see :mod:`backend.workers.enqueue`). The worker asks the data service nothing
-before it starts: the PUT that marks the job ``running`` (with that attempt number) is
-refused for a job that is cancelled, finished or deleted, and otherwise answers the
-job as recorded (name, params, estimate). A retry this worker schedules moves the
-number on by one.
+The dispatcher enqueues ``run_job(job_id, message)`` (see :mod:`backend.workers.enqueue`)
+with the attempt number in the RQ job's meta. The worker asks the data service nothing:
+the message says what to run, Redis says whether the job was stopped or has finished
+(:mod:`backend.control`), and every report goes to the report stream.
 """
 
 from __future__ import annotations
@@ -13,46 +11,56 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from rq import Retry, get_current_job
 
-from backend.errors import DataServiceError, PermanentError
-from backend.jobs import JobStatus
+from backend.errors import PermanentError
+from backend.jobs import JobStatus, QueueMessage
+from backend.reports import Report
 from backend.tasks import get_task
+from backend.workers.connections import get_connections
 from backend.workers.enqueue import next_attempt, scheduler_delay, set_next_attempt
 from backend.workers.middleware import JobRun, Middleware, SkipJob, default_middleware, execute
 from backend.workers.reaper import recover
-from backend.workers.services import get_services
 
 log = logging.getLogger("backend.workers.jobs")
 
 # The attempt limit (MAX_ATTEMPTS) is enforced on the attempt number by the Retries hook;
-# RQ's own retry cap only stops a job that keeps finding the data service down.
+# RQ's own retry cap is only a backstop.
 RQ_RETRY_CAP = 1000
+
+_decoder = msgspec.json.Decoder(QueueMessage)
 
 
 def _call_task(run: JobRun) -> Any:
-    assert run.job is not None and run.context is not None
-    return get_task(run.job.name).func(run.context)
+    assert run.context is not None
+    return get_task(run.message.name).func(run.context)
 
 
-def run_job(job_id: str, middleware: list[Middleware] | None = None) -> Any:
-    """Run the job ``job_id`` once.
+def run_job(job_id: str, message: str, middleware: list[Middleware] | None = None) -> Any:
+    """Run one attempt of the job ``job_id``.
 
     Returns RQ's ``Retry`` when it should be tried again, raises when it failed for good
     (after reporting it), else returns the status it ended in.
     """
-    services = get_services()
+    connections = get_connections()
+    settings = connections.settings.worker
     rq_job = get_current_job()
+    queued = _decoder.decode(message)
     worker_id = (rq_job.worker_name if rq_job is not None else None) or \
         f"{socket.gethostname()}.{os.getpid()}"
-    run = JobRun(job_id=job_id, services=services, worker_id=worker_id, rq_job=rq_job,
-                 attempt=next_attempt(rq_job))
+    run = JobRun(message=queued, attempt=next_attempt(rq_job, queued), worker_id=worker_id,
+                 writer=connections.writer, settings=settings, rq_job=rq_job)
     try:
         outcome = execute(run, middleware if middleware is not None else default_middleware(),
                           _call_task)
     except SkipJob as exc:
+        if exc.status is not None:  # stopped before it started: say how it ended
+            run.writer.end(Report(job_id=job_id, attempt=run.attempt, at=datetime.now(UTC),
+                                  status=exc.status, error=exc.error, worker_id=worker_id))
         log.info("job %s not run: %s", job_id, exc)
         return "skipped"
     except (KeyboardInterrupt, SystemExit):
@@ -60,15 +68,11 @@ def run_job(job_id: str, middleware: list[Middleware] | None = None) -> Any:
         # registry, so no reaper would find it. Put it back for a later attempt first.
         if rq_job is not None:
             try:
-                recover(services, job_id, rq_job.origin, "its worker was shut down mid-job")
-            except Exception:  # shutting down regardless; the job is logged for an operator
-                log.exception("job %s could not be put back; it may stay running", job_id)
+                recover(connections.redis, run.writer, settings, job_id, rq_job.origin,
+                        "its worker was shut down mid-job")
+            except Exception:  # shutting down regardless; the reconciler will find it
+                log.exception("job %s could not be put back", job_id)
         raise
-    except DataServiceError as exc:
-        delay = services.settings.worker.retry_backoff_max
-        log.warning("job %s not started, the data service is unavailable (%s); "
-                    "trying again in %.1f s", job_id, exc, delay)
-        return Retry(max=RQ_RETRY_CAP, interval=[scheduler_delay(delay)])  # type: ignore[list-item]
     if outcome.status is JobStatus.RETRYING:
         if rq_job is not None:
             set_next_attempt(rq_job, run.attempt + 1)

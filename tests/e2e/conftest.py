@@ -103,6 +103,7 @@ class System:
         return self.start("dispatcher", "backend.workers.dispatcher", env=env)
 
     def start_workers(self, count: int = WORKERS, **env: str) -> ManagedProcess:
+        """(Re)start the worker executor and wait until ``count`` workers are idle."""
         proc = self.start("workers", "backend.workers", "--workers", str(count), env=env)
         proc.wait_until(lambda: self.idle_workers() >= count, 60)
         return proc
@@ -111,6 +112,37 @@ class System:
         with self.redis as connection:
             return sum(1 for w in RQWorker.all(connection=connection)
                        if w.get_state() in ("idle", "started") and w.death_date is None)
+
+    def start_store(self) -> ManagedProcess:
+        """(Re)start the data service on its port."""
+        port = self.store_url.rsplit(":", 1)[1]
+        proc = self.start("store", "backend.store", "--port", port)
+        return proc.wait_http(f"{self.store_url}/readyz", 60)
+
+    def start_api(self, **env: str) -> ManagedProcess:
+        """(Re)start the kernel on its port."""
+        port = self.api_url.rsplit(":", 1)[1]
+        proc = self.start("api", "backend.api", "--port", port, env=env)
+        return proc.wait_http(f"{self.api_url}/readyz", 60)
+
+    def restart_redis(self, *, keep_data: bool = True) -> None:
+        """Stop Redis (SIGTERM: it writes its append-only file) and start it again on the
+        same port, with its data or (``keep_data=False``) empty, as a Redis without
+        persistence comes back."""
+        old = self.processes["redis-server"]
+        old.stop()
+        port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0])
+        data_dir = self.log_dir / f"redis-{port}-data"
+        if not keep_data:
+            data_dir = self.log_dir / f"redis-{port}-empty-{uuid.uuid4().hex[:6]}"
+        self.processes["redis-server"], _ = start_redis(self.log_dir, port=port,
+                                                        data_dir=data_dir)
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the RQ worker processes alive now."""
+        with self.redis as connection:
+            return [w.pid for w in RQWorker.all(connection=connection)
+                    if w.pid and w.death_date is None]
 
     def stop_all(self) -> None:
         for proc in reversed(list(self.processes.values())):
@@ -189,7 +221,8 @@ class System:
         return {message.job_id for message in messages}
 
 
-def _start_system(backend: str, log_dir: Path) -> System:
+def _start_system(backend: str, log_dir: Path, extra: dict[str, str] | None = None,
+                  workers: int = WORKERS) -> System:
     servers: dict[str, ManagedProcess] = {}
     try:
         servers["redis-server"], redis_url = start_redis(log_dir)
@@ -206,6 +239,7 @@ def _start_system(backend: str, log_dir: Path) -> System:
             "AWS_DEFAULT_REGION": "us-east-1",
             "SQS_ENDPOINT_URL": "",
             "FRONTEND_DIST": str(ROOT / "frontend" / "dist" / "frontend" / "browser"),
+            **(extra or {}),
         }
         if backend == "sqs":
             servers["moto"], env["SQS_ENDPOINT_URL"] = start_moto(log_dir)
@@ -226,7 +260,7 @@ def _start_system(backend: str, log_dir: Path) -> System:
         system.start("api", "backend.api", "--port", str(api_port)).wait_http(
             f"{system.api_url}/readyz", 60)
         system.start_dispatcher()
-        system.start_workers()
+        system.start_workers(workers)
     except BaseException:
         system.stop_all()
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
 import httpx
 import redis
@@ -11,6 +12,13 @@ import redis
 from backend.embedded import answers, free_port
 from tests.e2e.conftest import wait_for
 from tests.services import ManagedProcess
+
+
+def _launch(env: dict[str, str], log_dir, name: str = "local-run") -> ManagedProcess:
+    launcher = ManagedProcess(name, [sys.executable, "-m", "backend.local"], log_dir,
+                              env=env).start()
+    launcher.wait_until(lambda: "taskbroker is up" in launcher.log_path.read_text(), 120)
+    return launcher
 
 
 def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
@@ -27,11 +35,9 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
         "WORKER_COUNT": "1",
         "SHUTDOWN_GRACE": "5",
     }
-    launcher = ManagedProcess("local-run", [sys.executable, "-m", "backend.local"], log_dir,
-                              env=env).start()
+    launcher = _launch(env, log_dir)
+    api = f"http://127.0.0.1:{ports['api']}"
     try:
-        launcher.wait_until(lambda: "taskbroker is up" in launcher.log_path.read_text(), 120)
-        api = f"http://127.0.0.1:{ports['api']}"
         # The curl submit-and-poll of the README, over HTTP.
         answer = httpx.post(f"{api}/api/v1/job_executor/async",
                             json={"job_name": "wordcount", "user_id": "readme",
@@ -53,11 +59,33 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
         # The embedded servers keep their data under DATA_DIR.
         assert (tmp_path / "data" / "mongo").is_dir()
         assert redis.Redis.from_url(env["REDIS_URL"]).ping()
+        # A job still running at Ctrl-C: the workers stop first and let it finish.
+        running = httpx.post(f"{api}/api/v1/job_executor/async", timeout=10, json={
+            "job_name": "simulate", "user_id": "readme", "estimated_time": 3}).json()["job_id"]
+        wait_for(lambda: httpx.get(f"{api}/api/v1/jobs/{running}").json()["status"]
+                 == "running", 30, "the job to run")
     finally:
         launcher.signal(signal.SIGINT)
         assert launcher.proc is not None
+        stopping = time.monotonic()
         code = launcher.proc.wait(60)
+    took = time.monotonic() - stopping
     assert code in (0, 130), launcher.log_tail()
+    assert took < float(env["SHUTDOWN_GRACE"]) + 15, f"stopping took {took:.0f} s"
+    log = launcher.log_path.read_text()
+    order = [log.index(f"stopping {name}") for name in ("workers", "dispatcher", "api", "store")]
+    assert order == sorted(order), "stopped in the wrong order"
+    assert "Traceback" not in log
     # Ctrl-C stopped everything it started, the embedded servers included.
     for name in ("redis", "mongo", "store", "api", "dash"):
         assert not answers("127.0.0.1", ports[name]), f"{name} still answers after Ctrl-C"
+
+    # The next start finds the job finished, with its result: nothing failed on the way out.
+    again = _launch(env, log_dir, "local-run-again")
+    try:
+        job = httpx.get(f"{api}/api/v1/jobs/{running}", timeout=10).json()
+        assert (job["status"], job["attempts"], job["progress"]) == ("succeeded", 1, 100), job
+    finally:
+        again.signal(signal.SIGINT)
+        assert again.proc is not None
+        again.proc.wait(60)

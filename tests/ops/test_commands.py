@@ -24,7 +24,7 @@ BRIEF = {
     "api": rf"python -m backend\.api{_HOST_PORT}",
     "dispatcher": r"python -m backend\.workers\.dispatcher",
     "workers": r"python -m backend\.workers(?: --workers \S+)?",
-    "rq-dashboard": r"rq-dashboard --redis-url \S+ --bind \S+ --port \S+",
+    "rq-dashboard": r"rq-dashboard --json --redis-url \S+ --bind \S+ --port \S+",
 }
 # Process -> its name in each file.
 COMPOSE_NAMES = {"store": "store", "api": "api", "dispatcher": "dispatcher",

@@ -66,10 +66,28 @@ def test_started_after_what_they_use() -> None:
 
     assert needs("store") >= {"mongo"}
     assert needs("api") >= {"store", "redis", "elasticmq"}
-    assert needs("dispatcher") >= {"redis", "elasticmq"}
-    assert needs("worker") >= {"redis", "store"}
+    assert needs("dispatcher") >= {"redis", "elasticmq", "store"}
+    assert needs("worker") >= {"redis"}
     assert needs("rq-dashboard") >= {"redis"}
     assert needs("web") >= {"api"}
+
+
+def test_stopped_in_order_workers_first_the_data_service_last() -> None:
+    # Compose stops a service before what it depends on.
+    services = load_compose()["services"]
+
+    def needs(name: str) -> set[str]:
+        return set(services[name].get("depends_on", {}))
+
+    assert "dispatcher" in needs("worker")  # workers report; the recorder takes it over
+    assert "api" in needs("dispatcher") and "store" in needs("dispatcher")
+    assert "store" in needs("api")
+
+
+def test_redis_keeps_its_data_and_never_evicts() -> None:
+    command = " ".join(load_compose()["services"]["redis"]["command"])
+    assert "--appendonly yes" in command and "--appendfsync everysec" in command
+    assert "--maxmemory-policy noeviction" in command
 
 
 def test_published_ports_listen_on_localhost_only() -> None:

@@ -1,47 +1,60 @@
-"""The event stream's change detection, against a scripted client (fast)."""
+"""The live streams' shared poll and change detection, against a scripted client (fast)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import pytest
 
-from backend.api.events import job_changes
-from backend.errors import DataServiceError, JobNotFoundError
+from backend.api.events import JobWatch, TooManyStreamsError, job_changes
+from backend.errors import DataServiceError
 from backend.jobs import Job, JobStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ID = "0123456789abcdef01234567"
 
 
-def job(status: JobStatus, progress: float = 0.0, seconds: int = 0) -> Job:
-    return Job(id="0123456789abcdef01234567", name="simulate", user_id="u", status=status,
-               progress=progress, created_at=T0, updated_at=T0 + timedelta(seconds=seconds))
+def job(status: JobStatus, progress: float = 0.0, seconds: int = 0, job_id: str = ID,
+        user: str = "u") -> Job:
+    return Job(id=job_id, name="simulate", user_id=user, status=status, progress=progress,
+               created_at=T0, updated_at=T0 + timedelta(seconds=seconds))
 
 
 class Script:
-    """Answers get_job with the next scripted job (or raises it)."""
+    """Answers each get_jobs with the next scripted round (jobs by id, or an error)."""
 
-    def __init__(self, *answers: Job | Exception) -> None:
-        self.answers = list(answers)
+    def __init__(self, *rounds: dict[str, Job] | Exception) -> None:
+        self.rounds = list(rounds)
+        self.requests: list[list[str]] = []
 
-    async def get_job(self, job_id: str) -> Job:
-        answer = self.answers.pop(0)
+    async def get_jobs(self, job_ids: list[str]) -> list[Job]:
+        self.requests.append(list(job_ids))
+        answer = self.rounds.pop(0) if self.rounds else {}
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return [answer[i] for i in job_ids if i in answer]
 
 
-async def collect(first: Job, *answers: Job | Exception, keepalive: float = 60.0) -> list:
-    return [event async for event in
-            job_changes(Script(*answers), first, 0.001, keepalive)]  # type: ignore[arg-type]
+def watch(script: Script, **limits: int) -> JobWatch:
+    return JobWatch(script, 0.001, max_streams=limits.get("max_streams", 100),  # type: ignore[arg-type]
+                    max_per_user=limits.get("max_per_user", 100), give_up_after=0.0)
+
+
+async def collect(first: Job, *rounds: dict[str, Job] | Exception,
+                  keepalive: float = 60.0) -> list:
+    return [event async for event in job_changes(watch(Script(*rounds)), first,
+                                                 keepalive=keepalive)]
 
 
 async def test_sends_each_change_once_and_ends_after_a_terminal_status() -> None:
     queued = job(JobStatus.QUEUED)
     running = job(JobStatus.RUNNING, 0, 1)
-    events = await collect(queued, queued, running, running, job(JobStatus.RUNNING, 50, 2),
-                           job(JobStatus.SUCCEEDED, 100, 3))
+    rounds = [{ID: j} for j in (queued, running, running, job(JobStatus.RUNNING, 50, 2),
+                                job(JobStatus.SUCCEEDED, 100, 3))]
+    events = await collect(queued, *rounds)
     assert {event.event for event in events} == {"job"}
     seen = [msgspec.json.decode(event.data, type=Job) for event in events]
     assert [(j.status, j.progress) for j in seen] == [
@@ -53,24 +66,51 @@ async def test_a_finished_job_gives_one_event() -> None:
     assert len(events) == 1 and events[0].event == "job"
 
 
-async def test_quiet_stream_sends_keepalive_comments() -> None:
-    queued = job(JobStatus.QUEUED)
-    events = await collect(queued, queued, queued, job(JobStatus.CANCELLED, 0, 1), keepalive=0)
-    assert [e.comment for e in events if e.event is None] == ["keep-alive", "keep-alive"]
-    assert events[-1].event == "job"
+async def test_a_deleted_job_ends_with_an_error_event() -> None:
+    events = await collect(job(JobStatus.RUNNING), {})
+    assert [e.event for e in events] == ["job", "error"]
+    assert "deleted" in msgspec.json.decode(events[-1].data)["detail"]
 
 
-async def test_deleted_job_or_store_down_ends_with_an_error_event() -> None:
-    for error in (JobNotFoundError("gone"), DataServiceError("down")):
-        events = await collect(job(JobStatus.RUNNING), error)
-        assert [e.event for e in events] == ["job", "error"]
-        assert "detail" in msgspec.json.decode(events[-1].data)
+async def test_a_store_that_stays_down_ends_the_stream_with_an_error_event() -> None:
+    events = await collect(job(JobStatus.RUNNING), DataServiceError("down"))
+    assert [e.event for e in events] == ["job", "error"]
+    assert "unavailable" in msgspec.json.decode(events[-1].data)["detail"]
+
+
+async def test_many_streams_share_one_request_per_poll() -> None:
+    jobs = [job(JobStatus.RUNNING, job_id=f"{n:024x}") for n in range(50)]
+    done = {j.id: job(JobStatus.SUCCEEDED, 100, 1, job_id=j.id) for j in jobs}
+    script = Script({j.id: j for j in jobs}, done)
+    shared = watch(script)
+
+    async def follow(first: Job) -> list:
+        return [e async for e in job_changes(shared, first)]
+
+    streams = await asyncio.gather(*(follow(j) for j in jobs))
+    assert all(len(events) == 2 for events in streams)
+    assert len(script.requests) <= 3  # not one per stream
+    assert sorted(script.requests[0]) == sorted(j.id for j in jobs)
+
+
+async def test_streams_are_capped_per_process_and_per_user() -> None:
+    shared = watch(Script(), max_streams=2, max_per_user=1)
+    with shared.follow(job(JobStatus.RUNNING, job_id="a" * 24, user="alice")):
+        with pytest.raises(TooManyStreamsError, match="SSE_MAX_STREAMS_PER_USER"):
+            with shared.follow(job(JobStatus.RUNNING, job_id="b" * 24, user="alice")):
+                pass
+        with shared.follow(job(JobStatus.RUNNING, job_id="c" * 24, user="bob")):
+            with pytest.raises(TooManyStreamsError, match="SSE_MAX_STREAMS"):
+                with shared.follow(job(JobStatus.RUNNING, job_id="d" * 24, user="carol")):
+                    pass
+    assert shared.open_streams == 0
+    await shared.close()
 
 
 async def test_shutdown_ends_an_open_stream_quietly() -> None:
     stopping = threading.Event()
     stopping.set()
     running = job(JobStatus.RUNNING)
-    events = [e async for e in job_changes(Script(running), running, 0.001,  # type: ignore[arg-type]
+    events = [e async for e in job_changes(watch(Script({ID: running})), running,
                                            stopping=stopping)]
     assert [e.event for e in events] == ["job"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from backend.store.validation import MAX_DEPTH, UnstorableValueError, check_storable
+from backend.storable import MAX_DEPTH, UnstorableValueError, check_storable
 
 
 def _nested(depth: int) -> Any:

@@ -1,32 +1,38 @@
-"""The job function and its hooks, against an in-memory data service.
+"""The job function, its hooks and the report writer, on fakeredis (fast).
 
-Reports go through the outbox, which lives in Redis: a real one (the session's).
-``run_job`` is called here outside RQ, so no RQ job carries the attempt number and the
-worker asks the data service for it (as for a job an older dispatcher enqueued); the
-number carried by RQ is tested with a real worker in tests/integration/workers.
+``run_job`` is called here outside RQ (no RQ job: the attempt is the message's). The
+same paths run in a real RQ worker on a real Redis in tests/integration/workers.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
+import fakeredis
 import pytest
 import redis
 from rq import Retry
 from rq.timeouts import JobTimeoutException
 
+from backend import control
 from backend.errors import JobCancelledError, PermanentError
-from backend.jobs import JobStatus, UpdateJob
+from backend.jobs import JobStatus, QueueMessage
+from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, decode_report
+from backend.settings import Settings, WorkerSettings
 from backend.tasks import load_task_modules, task
-from backend.workers import cancel
-from backend.workers.middleware import retry_delay
+from backend.workers.connections import WorkerConnections, set_connections
+from backend.workers.enqueue import job_timeout
+from backend.workers.middleware import cancellation, retry_delay
+from backend.workers.middleware.base import JobRun
+from backend.workers.middleware.reporting import LiveReports
+from backend.workers.reporter import ReportWriter
 from backend.workers.runner import run_job
-from backend.workers.services import set_services
-from tests.integration.workers.fakes import fake_services, worker_settings
 
 load_task_modules()
 RAN: list[str] = []
+JOB = "0123456789abcdef01234567"
 
 
 @task("test-unit-count")
@@ -41,11 +47,6 @@ def _times_out(ctx):
     raise JobTimeoutException("Task exceeded maximum timeout value (2 seconds)")
 
 
-@task("test-unit-not-json")
-def _not_json(ctx):
-    return {"handle": object()}
-
-
 @task("test-unit-block")
 def _block(ctx):
     time.sleep(30)  # not cooperative: only the stop signal can end it early
@@ -53,125 +54,185 @@ def _block(ctx):
     return "slept"
 
 
+def settings(**worker: object) -> Settings:
+    made = Settings()
+    made.worker = WorkerSettings(**{"max_attempts": 3, "retry_backoff_base": 0.5,
+                                    "retry_backoff_max": 1.5, "report_interval": 0.0,
+                                    **worker})
+    return made
+
+
 @pytest.fixture
-def services(redis_url):
-    connection = redis.Redis.from_url(redis_url)
-    services = fake_services(worker_settings(max_attempts=3, retry_backoff_base=0.5,
-                                             retry_backoff_max=1.5), connection)
-    set_services(services)
-    yield services
-    set_services(None)
-    connection.close()
+def fake() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
 
 
-def test_a_job_runs_and_reports_its_result(services):
-    store = services.client
-    job = store.add("echo", {"greeting": "hi"})
-    assert run_job(job.id) == "succeeded"
-    stored = store.get_job(job.id)
-    assert (stored.status, stored.result, stored.progress, stored.attempts) == (
-        "succeeded", {"greeting": "hi"}, 100.0, 1)
-    assert store.statuses(job.id) == ["running", "succeeded"]
-    assert stored.worker_id
+@pytest.fixture
+def connections(fake):
+    made = WorkerConnections(settings(), connection=fake)
+    made.__dict__["writer"] = ReportWriter(fake, done_ttl=3600)
+    set_connections(made)
+    yield made
+    set_connections(None)
 
 
-def test_a_failing_job_retries_with_backoff_then_fails_into_the_dead_letter_queue(services):
-    store = services.client
-    job = store.add("fail", {"message": "boom"})
-    delays = []
-    for _ in range(2):
-        answer = run_job(job.id)
-        assert isinstance(answer, Retry)
-        delays.append(answer.intervals[0])
-        assert store.get_job(job.id).status == JobStatus.RETRYING
-    assert delays == [1.5, 2.0]  # 0.5 s and 1 s, plus RQ's whole-second rounding
-    with pytest.raises(RuntimeError, match="boom"):  # so RQ shows it failed too
-        run_job(job.id)
-    stored = store.get_job(job.id)
-    assert stored.status == JobStatus.FAILED and stored.attempts == 3
-    assert "boom" in stored.error and "attempt 3 of 3" in stored.error
-    [(message, reason)] = services.dead_letters.sent
-    assert message.job_id == job.id and message.attempt == 3 and "boom" in reason
+def sent(fake) -> list[Report]:
+    return [decode_report(fields[REPORT_FIELD]) for _, fields in fake.xrange(REPORT_STREAM)]
 
 
-def test_a_retried_job_can_succeed_on_a_later_attempt(services):
-    store = services.client
-    job = store.add("fail", {"succeed_on_attempt": 2})
-    assert isinstance(run_job(job.id), Retry)
-    assert run_job(job.id) == "succeeded"
-    assert store.get_job(job.id).result == {"attempt": 2}
-    assert store.statuses(job.id) == ["running", "retrying", "running", "succeeded"]
+def run(name: str, params: dict | None = None, attempt: int = 1, job_id: str = JOB) -> object:
+    message = QueueMessage(job_id=job_id, name=name, params=params, attempt=attempt)
+    return run_job(job_id, _json(message))
+
+
+def _json(message: QueueMessage) -> str:
+    import msgspec
+
+    return msgspec.json.encode(message).decode()
+
+
+def test_a_job_runs_and_reports_running_progress_and_its_result(connections, fake):
+    assert run("test-unit-count") == "succeeded"
+    reports = sent(fake)
+    assert [(r.status, r.progress) for r in reports] == [
+        (JobStatus.RUNNING, 0.0), (None, 50.0), (JobStatus.SUCCEEDED, None)]
+    assert reports[-1].result == {"ran": len(RAN)}
+    assert fake.exists(control.done_key(JOB))
+
+
+def test_a_failing_job_asks_for_a_retry_with_backoff_until_the_last_attempt(connections, fake):
+    outcome = run("fail", {"message": "flaky"}, attempt=1)
+    assert isinstance(outcome, Retry)
+    assert outcome.intervals == [1.5]  # 0.5 s backoff, plus a second for RQ's whole seconds
+    assert sent(fake)[-1].status is JobStatus.RETRYING
+    assert not fake.exists(control.done_key(JOB))
+    with pytest.raises(RuntimeError, match="flaky"):
+        run("fail", {"message": "flaky"}, attempt=3)
+    end = sent(fake)[-1]
+    assert (end.status, end.attempt) == (JobStatus.FAILED, 3)
+    assert end.dead_letter is not None and end.dead_letter.attempt == 3
 
 
 @pytest.mark.parametrize(("name", "params", "error"), [
-    ("fail", {"permanent": True, "message": "no use"}, "no use"),
-    ("no-such-task", {}, "unknown task 'no-such-task'"),
-    ("test-unit-timeout", {}, "timeout"),
-    ("test-unit-not-json", {}, "not JSON"),
+    ("fail", {"permanent": True}, "PermanentError"),
+    ("test-unit-timeout", None, "timeout"),
+    ("wordcount", {"text": 1}, "params.text"),
 ])
-def test_permanent_errors_fail_at_once(services, name, params, error):
-    store = services.client
-    job = store.add(name, params)
+def test_permanent_errors_and_timeouts_fail_at_once(connections, fake, name, params, error):
     with pytest.raises(PermanentError):
-        run_job(job.id)
-    stored = store.get_job(job.id)
-    assert stored.status == JobStatus.FAILED and stored.attempts == 1
-    assert error in stored.error
-    assert [m.job_id for m, _ in services.dead_letters.sent] == [job.id]
+        run(name, params)
+    end = sent(fake)[-1]
+    assert end.status is JobStatus.FAILED and error in end.error
 
 
-@pytest.mark.parametrize("status", [JobStatus.CANCELLED, JobStatus.SUCCEEDED])
-def test_a_job_that_is_no_longer_waiting_never_runs(services, status):
-    store = services.client
-    job = store.add("test-unit-count", status=status)
-    before = len(RAN)
-    assert run_job(job.id) == "skipped"
-    assert len(RAN) == before
-    assert store.get_job(job.id).status == status and store.statuses(job.id) == []
+def test_a_stop_marker_seen_while_running_stops_a_cooperative_task(connections, fake):
+    threading.Timer(0.3, lambda: fake.set(control.stop_key(JOB), control.CANCELLED)).start()
+    assert run("simulate", {"duration": 10}) == "cancelled"
+    reports = sent(fake)
+    assert reports[-1].status is JobStatus.CANCELLED
+    assert any(r.status is None and 0 < r.progress < 100 for r in reports)
 
 
-def test_a_deleted_job_is_skipped(services):
-    assert run_job("0" * 24) == "skipped"
-
-
-def test_cancel_in_the_data_service_stops_a_cooperative_task(services):
-    store = services.client
-    job = store.add("simulate", {"duration": 20})
-    # Cancel as the kernel does, shortly after the job started.
-    threading.Timer(0.3, lambda: store.update_job(
-        job.id, UpdateJob(status=JobStatus.CANCELLED))).start()
-    assert run_job(job.id) == "cancelled"
-    stored = store.get_job(job.id)
-    assert stored.status == JobStatus.CANCELLED and stored.result is None
-    assert 0 < stored.progress < 100  # it had started, and stopped on the way
-    assert services.dead_letters.sent == []
-
-
-def test_the_stop_command_interrupts_a_task_that_never_checks(services):
-    store = services.client
-    job = store.add("test-unit-block")
-    cancel.install()
+def test_the_stop_command_interrupts_a_task_that_never_checks(connections, fake):
+    cancellation.install()
+    job_id = "b" * 24
 
     def stop_when_running():
-        while store.get_job(job.id).status != JobStatus.RUNNING:
+        while not fake.xlen(REPORT_STREAM):
             time.sleep(0.01)
-        store.update_job(job.id, UpdateJob(status=JobStatus.CANCELLED))
         time.sleep(0.2)
-        cancel.request(job.id)  # what the worker does on RQ's stop-job command
+        cancellation.request(job_id)  # what the worker does on RQ's stop-job command
 
     threading.Thread(target=stop_when_running, daemon=True).start()
-    assert run_job(job.id) == "cancelled"
-    assert job.id not in RAN  # the sleep was cut short
-    assert store.get_job(job.id).status == JobStatus.CANCELLED
+    assert run("test-unit-block", job_id=job_id) == "cancelled"
+    assert job_id not in RAN  # the sleep was cut short
 
 
 def test_a_stop_for_a_job_not_running_here_does_nothing():
-    cancel.install()
-    cancel.request("f" * 24)  # no signal: that job is not active in this process
-    with pytest.raises(JobCancelledError), cancel.active("f" * 24):
+    cancellation.install()
+    cancellation.request("f" * 24)  # no signal: that job is not active in this process
+    with pytest.raises(JobCancelledError), cancellation.active("f" * 24):
         pass  # a job stopped before its task started does not start
 
 
 def test_retry_delay_doubles_and_is_capped():
-    settings = worker_settings(retry_backoff_base=1.0, retry_backoff_max=5.0).worker
-    assert [retry_delay(n, settings) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    worker = settings(retry_backoff_base=1.0, retry_backoff_max=5.0).worker
+    assert [retry_delay(n, worker) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_job_timeout_is_derived_from_the_estimate_and_capped():
+    worker = WorkerSettings(job_timeout_min=30, job_timeout_factor=3, job_timeout_default=300,
+                            max_job_timeout=3600)
+    assert job_timeout(None, worker) == 300
+    assert job_timeout(1, worker) == 30
+    assert job_timeout(100, worker) == 300
+    assert job_timeout(7 * 24 * 3600, worker) == 3600
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def live(fake, interval: float = 1.0) -> tuple[LiveReports, Clock]:
+    clock = Clock()
+    run = JobRun(message=QueueMessage(job_id=JOB, name="echo"), attempt=1, worker_id="w",
+                 writer=ReportWriter(fake, done_ttl=60), settings=settings().worker)
+    return LiveReports(run.writer, run, interval, clock=clock), clock
+
+
+def test_progress_reports_are_throttled_but_100_always_goes(fake):
+    reports, clock = live(fake)
+    for percent in (10, 20, 30):
+        reports.progress(percent)
+    clock.now = 1.5
+    reports.progress(40)
+    reports.progress(100)
+    assert [r.progress for r in sent(fake)] == [10, 40, 100]
+
+
+def test_the_stop_marker_is_read_at_most_once_per_interval(fake, monkeypatch):
+    reports, clock = live(fake)
+    reads: list[str] = []
+    real_get = fake.get
+    monkeypatch.setattr(fake, "get", lambda key: reads.append(key) or real_get(key))
+    assert not reports.is_cancelled() and not reports.is_cancelled()
+    assert reads == []  # the begin round trip has just looked
+    fake.set(control.stop_key(JOB), control.CANCELLED)
+    clock.now = 1.0
+    assert reports.is_cancelled()
+    assert len(reads) == 1
+
+
+def test_an_end_report_is_sent_again_until_redis_takes_it(fake, monkeypatch):
+    sleeps: list[float] = []
+    writer = ReportWriter(fake, done_ttl=60, sleep=sleeps.append)
+    failures = iter([True, True, False])
+    real_pipeline = fake.pipeline
+
+    class Flaky:
+        def __init__(self, *args, **kwargs):
+            self.pipe = real_pipeline(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.pipe.__exit__(*exc)
+
+        def __getattr__(self, name):
+            return getattr(self.pipe, name)
+
+        def execute(self):
+            if next(failures):
+                raise redis.ConnectionError("Redis restarting")
+            return self.pipe.execute()
+
+    monkeypatch.setattr(fake, "pipeline", Flaky)
+    writer.end(Report(job_id=JOB, attempt=1, at=datetime.now(UTC), status=JobStatus.SUCCEEDED,
+                      result={"ok": True}))
+    assert sleeps == [0.05, 0.1]
+    assert [r.status for r in sent(fake)] == [JobStatus.SUCCEEDED]

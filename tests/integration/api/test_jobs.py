@@ -114,3 +114,26 @@ async def test_tasks_and_executors(kernel: Kernel) -> None:
     executors = (await kernel.http.get("/api/v1/executors")).json()
     assert executors == [{"name": "standard", "default": True},
                          {"name": "priority", "default": False}]
+
+
+@pytest.mark.parametrize("odd", [".", "..", "...", "a..b"])
+async def test_any_valid_user_id_lists_its_own_jobs(kernel: Kernel, odd: str) -> None:
+    # Such ids travel to the data service as a query value: they never change its path.
+    job_id = await submitted(kernel, odd)
+    page = await kernel.http.get("/api/v1/jobs", params={"user_id": odd})
+    assert page.status_code == 200, page.text
+    assert job_id in [job["id"] for job in page.json()["items"]]
+
+
+def _documented(schema: dict, path: str, method: str) -> set[str]:
+    return set(schema["paths"][path][method]["responses"])
+
+
+async def test_the_openapi_schema_documents_every_answer_and_is_strict(kernel: Kernel) -> None:
+    schema = (await kernel.http.get("/schema/openapi.json")).json()
+    assert {"200", "400", "413", "415", "422", "429", "503"} <= _documented(
+        schema, "/api/v1/job_executor/async", "post")
+    assert {"200", "400", "404", "503"} <= _documented(schema, "/api/v1/jobs/{job_id}", "get")
+    assert {"404", "409", "503"} <= _documented(schema, "/api/v1/jobs/{job_id}/cancel", "post")
+    assert {"404", "409"} <= _documented(schema, "/api/v1/jobs/{job_id}", "delete")
+    assert {"404", "429"} <= _documented(schema, "/api/v1/jobs/{job_id}/events", "get")

@@ -90,6 +90,9 @@ def body(**fields: object) -> str:
     pytest.param(body(params={"blob": "x" * 2_000_000}), 413, "bytes", id="huge-body"),
     pytest.param(body(params={"blob": "x" * 300_000}), 413, "params",
                  id="params-over-queue-limit"),
+    pytest.param(body(estimated_time="5"), 400, "estimated_time", id="estimate-as-string"),
+    pytest.param(body(estimated_time=7 * 24 * 3600), 400, "MAX_JOB_TIMEOUT",
+                 id="estimate-over-max-job-timeout"),
 ])
 async def test_malformed_body_is_a_4xx_naming_the_field(
         kernel: Kernel, content: str | bytes, status: int, named: str) -> None:
@@ -97,6 +100,30 @@ async def test_malformed_body_is_a_4xx_naming_the_field(
                                     headers={"content-type": "application/json"})
     assert answer.status_code == status, answer.text
     assert named in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          None])
+async def test_a_body_that_is_not_declared_json_is_a_415(
+        kernel: Kernel, store: httpx.AsyncClient, user: str, content_type: str | None) -> None:
+    # What any web page can send cross-origin without a preflight: never a job.
+    headers = {"content-type": content_type} if content_type else {}
+    answer = await kernel.http.post("/api/v1/job_executor/async", content=body(user_id=user),
+                                    headers=headers)
+    assert answer.status_code == 415, answer.text
+    assert "application/json" in answer.json()["detail"]
+    assert (await store.get("/jobs", params={"user_id": user})).json()["total"] == 0
+
+
+async def test_error_answers_name_no_internal_address(open_kernel: OpenKernel,
+                                                      user: str) -> None:
+    down = closed_url()
+    kernel = await open_kernel(DATA_SERVICE_URL=down, DATA_SERVICE_DEADLINE="0.5")
+    for answer in (await kernel.submit(user),
+                   await kernel.http.get("/api/v1/jobs/0123456789abcdef01234567"),
+                   await kernel.http.get("/readyz")):
+        assert answer.status_code == 503
+        assert "127.0.0.1" not in answer.text and down.rsplit(":", 1)[1] not in answer.text
 
 
 async def test_data_service_down_is_a_503_and_nothing_is_queued(
@@ -120,5 +147,5 @@ async def test_queue_down_is_a_503_and_the_job_is_marked_failed(
     body = answer.json()
     job = (await store.get(f"/job/{body['job_id']}")).json()
     assert job["status"] == JobStatus.FAILED
-    assert job["error"].startswith("queue refused")
+    assert job["error"].startswith("submit failed: the queue refused it")
     assert body["job_id"] in body["detail"] and "failed" in body["detail"]

@@ -1,123 +1,103 @@
-"""The dispatcher on a real Redis Stream queue and Redis, with an in-memory data service.
+"""The dispatcher on a real Redis Stream queue and Redis.
 
-The dispatcher makes no data-service request for a job it can enqueue: the worker is
-the one that refuses to run a finished or deleted job.
+The dispatcher asks the data service nothing: a job for an unknown executor is failed
+through the report stream, and a worker is the one that refuses a stopped or finished job.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
+from bson import ObjectId
 from rq import Queue
-from rq.job import Job as RQJob
 
+from backend import control
 from backend.jobs import JobStatus, QueueMessage
 from backend.queues.redis_stream import RedisStreamQueue
 from backend.settings import QueueSettings
 from backend.workers.dispatcher import Dispatcher
-from backend.workers.rq_worker import TaskWorker
-from tests.integration.workers.fakes import FakeDataService
-
-
-class AsyncStore:
-    """The async client's methods over the in-memory data service."""
-
-    def __init__(self, store: FakeDataService) -> None:
-        self.store = store
-
-    async def get_job(self, job_id):
-        return self.store.get_job(job_id)
-
-    async def update_job(self, job_id, update):
-        return self.store.update_job(job_id, update)
+from backend.workers.dispatcher.dispatch import drained_key
+from backend.workers.enqueue import fetch
+from backend.workers.worker import TaskWorker
+from tests.integration.workers.conftest import reports, statuses
 
 
 @pytest.fixture
-async def setup(services, rq_redis, rq_redis_url):
-    """A dispatcher sharing the fake data service of ``services`` (which RQ workers use)."""
+async def setup(connections, rq_redis, rq_redis_url):
     name = f"d-{uuid.uuid4().hex[:8]}"
-    settings = services.settings
+    settings = connections.settings
     settings.queue = QueueSettings(standard_queue_name=name, queue_visibility_timeout=1,
                                    queue_wait_seconds=0)
     queue = RedisStreamQueue(rq_redis_url, name, f"{name}-dlq", visibility_timeout=1,
                              max_receives=5, wait_seconds=0)
-    store: FakeDataService = services.client  # type: ignore[assignment]
-    dispatcher = Dispatcher(settings, queue, AsyncStore(store), rq_redis)  # type: ignore[arg-type]
+    dispatcher = Dispatcher(settings, queue, rq_redis)
     await queue.ensure()
-    yield dispatcher, queue, store
+    yield dispatcher, queue
     await queue.close()
 
 
-def _message(job, **fields) -> QueueMessage:
-    return QueueMessage(**({"job_id": job.id, "name": job.name, "params": job.params,
-                            "estimated_time": job.estimated_time} | fields))
+def _message(executor: str = "standard", **fields) -> QueueMessage:
+    return QueueMessage(job_id=str(ObjectId()), name="echo", executor=executor, **fields)
 
 
 async def test_messages_become_rq_jobs_and_are_acked(setup, rq_redis):
-    dispatcher, queue, store = setup
-    jobs = [store.add("echo", {"n": n}) for n in range(3)]
-    urgent = store.add("echo", {"n": 9}, executor="priority")
-    messages = [_message(job) for job in jobs] + [_message(urgent, executor="priority")]
-    await queue.send_batch(messages)
+    dispatcher, queue = setup
+    messages = [_message(params={"n": n}) for n in range(3)]
+    urgent = _message("priority")
+    await queue.send_batch([*messages, urgent])
     assert await dispatcher.dispatch_once() == 4
-    assert Queue("standard", connection=rq_redis).job_ids == [job.id for job in jobs]
-    assert Queue("priority", connection=rq_redis).job_ids == [urgent.id]
+    assert Queue("standard", connection=rq_redis).job_ids == [m.job_id for m in messages]
+    assert Queue("priority", connection=rq_redis).job_ids == [urgent.job_id]
+    rq_job = fetch(rq_redis, messages[0].job_id)
+    assert rq_job.func_name == "backend.workers.runner.run_job"
+    assert rq_job.args[0] == messages[0].job_id and rq_job.meta["attempt"] == 1
     assert rq_redis.xlen(queue.name) == 0  # acked (acked entries are deleted)
-    assert store.requests == []  # nothing asked of the data service
+    assert b"rq:queue:standard" in rq_redis.smembers("rq:queues")  # rq-dashboard lists it
 
 
 async def test_a_duplicated_message_enqueues_the_job_once(setup, rq_redis):
-    dispatcher, queue, store = setup
-    job = store.add("echo", {"n": 1})
-    await queue.send(_message(job))
-    await queue.send(_message(job))
+    dispatcher, queue = setup
+    message = _message()
+    await queue.send(message)
+    await queue.send(message)
     while await dispatcher.dispatch_once():
         pass
-    assert Queue("standard", connection=rq_redis).job_ids == [job.id]
+    assert Queue("standard", connection=rq_redis).job_ids == [message.job_id]
     assert rq_redis.xlen(queue.name) == 0
 
 
-async def test_an_unknown_executor_fails_the_job_into_the_dead_letter_queue(setup, rq_redis):
-    dispatcher, queue, store = setup
-    job = store.add("echo", executor="gpu")
-    await queue.send(_message(job, executor="gpu"))
+async def test_an_unknown_executor_fails_the_job_with_its_dead_letter(setup, rq_redis):
+    dispatcher, queue = setup
+    message = _message("gpu")
+    await queue.send(message)
     await dispatcher.dispatch_once()
-    stored = store.get_job(job.id)
-    assert stored.status == JobStatus.FAILED and "unknown executor 'gpu'" in stored.error
-    assert [m.job_id for m in await queue.dead_letters()] == [job.id]
-    assert not rq_redis.exists(RQJob.key_for(job.id))
+    [end] = reports(rq_redis, message.job_id)
+    assert end.status is JobStatus.FAILED and "unknown executor 'gpu'" in end.error
+    assert end.dead_letter == message  # the recorder puts it on the dead-letter queue
+    assert not rq_redis.exists(f"rq:job:{message.job_id}")
     assert rq_redis.xlen(queue.name) == 0
 
 
 @pytest.mark.usefixtures("keep_signal_handlers")
-async def test_messages_of_finished_or_deleted_jobs_are_enqueued_but_never_run(setup, rq_redis):
-    dispatcher, queue, store = setup
-    cancelled = store.add("echo", status=JobStatus.CANCELLED)
-    gone = store.add("echo")
-    del store.jobs[gone.id]
-    await queue.send_batch([_message(cancelled), _message(gone)])
+async def test_messages_of_stopped_or_finished_jobs_are_enqueued_but_never_run(setup, rq_redis):
+    dispatcher, queue = setup
+    cancelled, done = _message(), _message()
+    rq_redis.set(control.stop_key(cancelled.job_id), control.CANCELLED)
+    rq_redis.set(control.done_key(done.job_id), b"1")
+    await queue.send_batch([cancelled, done])
     assert await dispatcher.dispatch_once() == 2
-    assert rq_redis.xlen(queue.name) == 0
-    assert store.requests == []
-
     TaskWorker(["standard"], connection=rq_redis).work(burst=True)
-    for job in (cancelled, gone):  # the worker took each, and ran neither
-        assert RQJob.fetch(job.id, connection=rq_redis).return_value() == "skipped"
-    stored = store.get_job(cancelled.id)
-    assert (stored.status, stored.attempts, stored.started_at) == ("cancelled", 0, None)
-    assert store.updates == []
+    for message in (cancelled, done):  # the worker took each, and ran neither
+        assert fetch(rq_redis, message.job_id).return_value() == "skipped"
+    assert statuses(rq_redis, cancelled.job_id) == [("running", 1), ("cancelled", 1)]
+    assert statuses(rq_redis, done.job_id) == [("running", 1)]  # refused: it has finished
 
 
-@pytest.mark.parametrize(("status", "dead_lettered"), [
-    (JobStatus.CANCELLED, False),
-    (JobStatus.FAILED, True),  # failed by this message before a crash cut it short
-])
-async def test_a_finished_job_for_an_unknown_executor(setup, rq_redis, status, dead_lettered):
-    dispatcher, queue, store = setup
-    job = store.add("echo", executor="gpu", status=status)
-    await queue.send(_message(job, executor="gpu"))
+async def test_an_empty_or_short_receive_records_when_the_queue_was_drained(setup, rq_redis):
+    dispatcher, queue = setup
+    before = time.time()
     await dispatcher.dispatch_once()
-    assert store.get_job(job.id).status == status
-    assert [m.job_id for m in await queue.dead_letters()] == ([job.id] if dead_lettered else [])
-    assert rq_redis.xlen(queue.name) == 0
+    drained = int(rq_redis.get(drained_key(queue.name)))
+    assert before * 1000 - 1000 <= drained <= time.time() * 1000

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import zlib
 
+import msgspec
 from rq import Queue
-from rq.job import Job as RQJob
 
 from backend.jobs import QueueMessage
 from backend.settings import WorkerSettings
-from backend.workers.enqueue import RUN_JOB, enqueue
+from backend.workers.enqueue import RUN_JOB, BatchEnqueuer, enqueue, fetch, message_of
 
 SETTINGS = WorkerSettings(job_timeout_min=5, job_timeout_factor=2.0, job_timeout_default=60)
 
@@ -19,11 +20,28 @@ def _message(**fields) -> QueueMessage:
 
 
 def test_the_rq_job_has_the_job_id_the_job_function_and_the_timeout(rq_redis):
-    assert enqueue(rq_redis, _message(estimated_time=10, executor="priority"), SETTINGS)
-    rq_job = RQJob.fetch("a" * 24, connection=rq_redis)
-    assert rq_job.func_name == RUN_JOB and rq_job.args == ("a" * 24,)
+    message = _message(estimated_time=10, executor="priority", params={"x": 1})
+    assert enqueue(rq_redis, message, SETTINGS)
+    rq_job = fetch(rq_redis, "a" * 24)
+    assert rq_job.func_name == RUN_JOB and rq_job.args[0] == "a" * 24
+    assert message_of(rq_job) == message  # what the worker runs, without asking anyone
     assert rq_job.timeout == 20 and rq_job.origin == "priority"
     assert Queue("priority", connection=rq_redis).job_ids == ["a" * 24]
+    # Stored as (zlib-compressed) JSON with RQ's JSONSerializer, never pickled.
+    data = zlib.decompress(rq_redis.hget("rq:job:" + "a" * 24, "data"))
+    assert msgspec.json.decode(data)[0] == RUN_JOB
+
+
+def test_a_batch_enqueue_makes_the_same_rq_jobs_in_one_round_trip(rq_redis):
+    messages = [_message(job_id=f"{n:024x}", params={"n": n}) for n in range(5)]
+    enqueuer = BatchEnqueuer(rq_redis, SETTINGS)
+    assert enqueuer.enqueue(messages) == [True] * 5
+    assert enqueuer.enqueue([*messages[:2], _message(job_id="f" * 24)]) == [False, False, True]
+    for message in messages:
+        rq_job = fetch(rq_redis, message.job_id)
+        assert message_of(rq_job) == message and rq_job.meta == {"attempt": 1}
+    assert Queue("standard", connection=rq_redis).job_ids == [
+        m.job_id for m in messages] + ["f" * 24]
 
 
 def test_a_second_enqueue_of_the_same_job_is_a_no_op(rq_redis):

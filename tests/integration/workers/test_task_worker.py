@@ -1,44 +1,70 @@
-"""Our RQ worker class on a real Redis, in this process (burst mode), fake data service."""
+"""Our RQ worker class on a real Redis, in this process (burst mode).
+
+Workers ask the data service nothing: what they say about a job is read back from the
+report stream, and whether to run a job from its markers in Redis.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
+import uuid
+from pathlib import Path
 
 import pytest
+from bson import ObjectId
+from rq import Queue
 from rq.command import send_stop_job_command
-from rq.job import Job as RQJob
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
 
-from backend.errors import DataServiceError
-from backend.jobs import JobStatus, QueueMessage, UpdateJob
+from backend import control
+from backend.jobs import JobStatus, QueueMessage
 from backend.tasks import task
 from backend.workers import reaper
-from backend.workers.enqueue import RUN_JOB, enqueue, rq_queue
-from backend.workers.rq_worker import TaskWorker
+from backend.workers.enqueue import enqueue, fetch
+from backend.workers.worker import TaskWorker
+from tests.integration.workers.conftest import reports, statuses
 
 pytestmark = pytest.mark.usefixtures("keep_signal_handlers")
 FINISHED: list[str] = []
+STARTED: list[str] = []
 
 
 @task("test-worker-block")
 def _block(ctx):
+    STARTED.append(ctx.job_id)
     time.sleep(30)  # not cooperative: only the stop command can end it early
     FINISHED.append(ctx.job_id)
 
 
-def _submit(services, name, params=None, **fields):
-    job = services.client.add(name, params, **fields)
-    message = QueueMessage(job_id=job.id, name=name, params=params,
-                           estimated_time=fields.get("estimated_time"))
-    assert enqueue(services.redis, message, services.settings.worker)
-    return job
+@task("test-worker-huge")
+def _huge(ctx):
+    return {"blob": "x" * 300_000}
 
 
-def _work(services, queues=("standard",)):
-    worker = TaskWorker(list(queues), connection=services.redis,
-                        heartbeat=services.settings.worker.worker_heartbeat)
+@task("test-worker-set")
+def _a_set(ctx):
+    return {1, 2}
+
+
+@task("test-worker-object")
+def _not_json(ctx):
+    return {"when": object()}
+
+
+def _submit(connections, name, params=None, **fields) -> str:
+    job_id = str(ObjectId())
+    message = QueueMessage(job_id=job_id, name=name, params=params, **fields)
+    assert enqueue(connections.redis, message, connections.settings.worker)
+    return job_id
+
+
+def _work(connections, queues=("standard",)):
+    worker = TaskWorker(list(queues), connection=connections.redis,
+                        heartbeat=connections.settings.worker.worker_heartbeat)
     worker.work(burst=True)
     return worker
 
@@ -52,123 +78,173 @@ def _wait_for(predicate, timeout=20.0):
     raise AssertionError("condition not met in time")
 
 
-def test_jobs_run_in_the_worker_and_report_their_results(services):
-    jobs = [_submit(services, "checksum", {"text": f"text {n}"}) for n in range(5)]
-    worker = _work(services)
-    requests = {job.id: services.client.requests_for(job.id) for job in jobs}
-    for job in jobs:
-        stored = services.client.get_job(job.id)
-        assert stored.status == JobStatus.SUCCEEDED and stored.attempts == 1
-        assert stored.result["algorithm"] == "sha256"
-        assert stored.worker_id == worker.name
-        # Two requests per job: `running` (which answers name and params) and the result.
-        assert requests[job.id] == ["PUT", "PUT"]
+def test_jobs_run_in_the_worker_and_report_running_then_their_result(connections):
+    redis = connections.redis
+    ids = [_submit(connections, "checksum", {"text": f"text {n}"}) for n in range(5)]
+    worker = _work(connections)
+    for job_id in ids:
+        sent = reports(redis, job_id)
+        assert [(str(r.status), r.attempt) for r in sent] == [("running", 1), ("succeeded", 1)]
+        assert sent[1].result["algorithm"] == "sha256"
+        assert sent[0].worker_id == sent[1].worker_id == worker.name
+        assert sent[1].started_at == sent[0].at  # the end says when the attempt began
+        assert redis.exists(control.done_key(job_id))  # a late duplicate will not run it
 
 
-def test_a_retry_goes_back_to_the_queue_and_runs_again(services):
-    job = _submit(services, "fail", {"succeed_on_attempt": 3})
-    _work(services)  # backoff 0 in these settings: RQ requeues at once, burst runs it again
-    requests = services.client.requests_for(job.id)
-    stored = services.client.get_job(job.id)
-    assert stored.status == JobStatus.SUCCEEDED and stored.attempts == 3
-    assert services.client.statuses(job.id) == ["running", "retrying"] * 2 + [
-        "running", "succeeded"]
-    # The attempt number travels with the RQ job: never read from the data service.
-    assert services.client.attempts_reported(job.id) == [1, 2, 3]
-    assert requests == ["PUT"] * 6
+def test_a_retry_goes_back_to_the_queue_and_runs_again_as_the_next_attempt(connections):
+    job_id = _submit(connections, "fail", {"succeed_on_attempt": 3})
+    _work(connections)  # backoff 0 in these settings: RQ requeues at once, burst runs it again
+    assert statuses(connections.redis, job_id) == [
+        ("running", 1), ("retrying", 1), ("running", 2), ("retrying", 2),
+        ("running", 3), ("succeeded", 3)]
+    assert "attempt 1 of 3 failed" in reports(connections.redis, job_id)[1].error
 
 
-def test_a_running_report_whose_answer_was_lost_is_sent_again_as_the_same_attempt(
-        services, monkeypatch):
-    store = services.client
-    job = _submit(services, "echo", {"n": 1})
-    apply = store.update_job
-
-    def update_job(job_id, update):
-        answer = apply(job_id, update)
-        if len(store.updates) == 1:  # the first PUT is applied, its answer lost
-            raise DataServiceError("data service unavailable: read timeout")
-        return answer
-
-    monkeypatch.setattr(store, "update_job", update_job)
-    _work(services)
-    stored = store.get_job(job.id)
-    assert (stored.status, stored.attempts, stored.result) == ("succeeded", 1, {"n": 1})
-    assert store.attempts_reported(job.id) == [1, 1]
+def test_a_job_that_fails_for_good_reports_its_dead_letter_and_shows_failed_in_rq(connections):
+    job_id = _submit(connections, "fail", {"permanent": True, "message": "bad input"})
+    _work(connections)
+    end = reports(connections.redis, job_id)[-1]
+    assert (end.status, end.attempt) == (JobStatus.FAILED, 1)
+    assert "bad input" in end.error and "attempt 1 of 3" in end.error
+    assert end.dead_letter is not None and end.dead_letter.job_id == job_id
+    rq_job = fetch(connections.redis, job_id)
+    assert rq_job.get_status() == "failed"  # rq-dashboard lists it with its traceback
+    assert "bad input" in rq_job.latest_result().exc_string
 
 
-def test_a_job_enqueued_without_an_attempt_number_asks_the_data_service_once(services):
-    # As an older dispatcher enqueued it (a retry of attempt 1 still waiting in RQ).
-    store = services.client
-    job = store.add("echo", {"n": 1}, status=JobStatus.RETRYING, attempts=1)
-    rq_queue(services.redis, "standard").enqueue_call(RUN_JOB, args=(job.id,), job_id=job.id)
-    _work(services)
-    assert store.requests_for(job.id) == ["GET", "PUT", "PUT"]
-    stored = store.get_job(job.id)
-    assert (stored.status, stored.attempts) == ("succeeded", 2)
+@pytest.mark.parametrize(("marker", "ends_as", "error"), [
+    (control.CANCELLED, "cancelled", None),
+    (control.void_reason("the submit failed"), "failed", "the submit failed"),
+])
+def test_a_stopped_job_never_runs_and_its_end_is_reported(connections, marker, ends_as, error):
+    job_id = _submit(connections, "test-worker-block")
+    connections.redis.set(control.stop_key(job_id), marker)
+    _work(connections)
+    assert job_id not in STARTED
+    assert statuses(connections.redis, job_id)[-1] == (ends_as, 1)
+    assert reports(connections.redis, job_id)[-1].error == error
+    assert fetch(connections.redis, job_id).return_value() == "skipped"
 
 
-def test_rqs_stop_job_command_cancels_a_running_task(services):
-    job = _submit(services, "test-worker-block")
+def test_a_job_that_finished_already_is_not_run_again(connections):
+    job_id = _submit(connections, "test-worker-block")
+    connections.redis.set(control.done_key(job_id), b"1")
+    _work(connections)
+    assert job_id not in STARTED
+    # Only the `running` read together with the markers; the store refuses it (finished).
+    assert statuses(connections.redis, job_id) == [("running", 1)]
+
+
+def test_rqs_stop_job_command_cancels_a_running_task(connections):
+    job_id = _submit(connections, "test-worker-block")
 
     def cancel_like_the_kernel():
-        _wait_for(lambda: services.client.get_job(job.id).status == JobStatus.RUNNING)
-        services.client.update_job(job.id, UpdateJob(status=JobStatus.CANCELLED))
-        _wait_for(lambda: RQJob.fetch(job.id, connection=services.redis).worker_name)
-        send_stop_job_command(services.redis, job.id)
+        _wait_for(lambda: job_id in STARTED)
+        connections.redis.set(control.stop_key(job_id), control.CANCELLED)
+        send_stop_job_command(connections.redis, job_id, serializer=JSONSerializer)
 
     threading.Thread(target=cancel_like_the_kernel, daemon=True).start()
-    _work(services)
-    assert job.id not in FINISHED  # the 30 s sleep was interrupted
-    assert services.client.get_job(job.id).status == JobStatus.CANCELLED
-    assert services.client.statuses(job.id) == ["running", "cancelled"]
+    _work(connections)
+    assert job_id not in FINISHED  # the 30 s sleep was interrupted
+    assert statuses(connections.redis, job_id) == [("running", 1), ("cancelled", 1)]
 
 
-def test_a_live_workers_long_job_keeps_its_heartbeat_and_is_not_reaped(services):
-    # heartbeat 0.2 s: the started-registry entry would expire after 2 s without beats.
-    job = _submit(services, "simulate", {"duration": 3}, estimated_time=3)
-    registry = StartedJobRegistry("standard", connection=services.redis)
+def test_a_cooperative_task_notices_the_stop_marker_by_itself(connections):
+    job_id = _submit(connections, "simulate", {"duration": 20}, estimated_time=20)
+    threading.Timer(1.0, lambda: connections.redis.set(control.stop_key(job_id),
+                                                       control.CANCELLED)).start()
+    started = time.monotonic()
+    _work(connections)
+    assert time.monotonic() - started < 10
+    assert statuses(connections.redis, job_id) == [("running", 1), ("cancelled", 1)]
+    progress = [r.progress for r in reports(connections.redis, job_id) if r.status is None]
+    assert progress and all(0 < p < 100 for p in progress)
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("test-worker-huge", "MAX_RESULT_BYTES"),
+    ("test-worker-set", "cannot be stored"),
+    ("test-worker-object", "not JSON"),
+])
+def test_a_result_that_cannot_be_stored_fails_the_job_for_good(connections, name, why):
+    job_id = _submit(connections, name)
+    _work(connections)
+    end = reports(connections.redis, job_id)[-1]
+    assert (end.status, end.attempt) == (JobStatus.FAILED, 1) and why in end.error
+
+
+def test_a_live_workers_long_job_keeps_its_heartbeat_and_is_not_reaped(connections):
+    # heartbeat 0.2 s: the started-registry entry would expire after 0.8 s without beats.
+    job_id = _submit(connections, "simulate", {"duration": 3}, estimated_time=3)
+    registry = StartedJobRegistry("standard", connection=connections.redis)
     reaped: list[str] = []
+    done = threading.Event()
 
     def sweep_while_running():
-        _wait_for(lambda: services.client.get_job(job.id).status == JobStatus.RUNNING)
-        while services.client.get_job(job.id).status == JobStatus.RUNNING:
-            reaped.extend(reaper.sweep(services, ["standard"]))
+        _wait_for(lambda: job_id in registry.get_job_ids(cleanup=False))
+        while not done.is_set():
+            reaped.extend(reaper.sweep(connections.redis, connections.writer,
+                                       connections.settings.worker, ["standard"]))
             time.sleep(0.1)
 
     sweeper = threading.Thread(target=sweep_while_running, daemon=True)
     sweeper.start()
-    _work(services)
+    _work(connections)
+    done.set()
     sweeper.join(10)
     assert reaped == []
-    assert services.client.get_job(job.id).status == JobStatus.SUCCEEDED
+    assert statuses(connections.redis, job_id)[-1] == ("succeeded", 1)
     assert registry.get_job_ids(cleanup=False) == []
 
 
-def test_a_job_that_failed_for_good_shows_as_failed_in_rq_too(services):
-    job = _submit(services, "fail", {"permanent": True, "message": "bad input"})
-    _work(services)
-    assert services.client.get_job(job.id).status == JobStatus.FAILED
-    rq_job = RQJob.fetch(job.id, connection=services.redis)
-    assert rq_job.get_status() == "failed"  # rq-dashboard lists it with its traceback
-    assert "bad input" in rq_job.latest_result().exc_string
-    assert [m.job_id for m, _ in services.dead_letters.sent] == [job.id]
-
-
-def test_a_cold_shutdown_mid_job_puts_the_job_back_for_a_retry(services):
-    job = _submit(services, "test-worker-block")
+def test_a_cold_shutdown_mid_job_puts_the_job_back_for_a_retry(connections):
+    job_id = _submit(connections, "test-worker-block")
     main = threading.main_thread().ident
 
     def press_ctrl_c_twice():
-        _wait_for(lambda: services.client.get_job(job.id).status == JobStatus.RUNNING)
+        _wait_for(lambda: job_id in STARTED)
         signal.pthread_kill(main, signal.SIGTERM)  # warm: finish the job, then stop
         time.sleep(1.2)  # RQ ignores a second signal within a second (duplicate delivery)
         signal.pthread_kill(main, signal.SIGTERM)  # cold: stop now
 
     threading.Thread(target=press_ctrl_c_twice, daemon=True).start()
-    _work(services)
-    assert job.id not in FINISHED
-    stored = services.client.get_job(job.id)
-    assert stored.status == JobStatus.RETRYING and "shut down mid-job" in stored.error
-    assert job.id in ScheduledJobRegistry("standard", connection=services.redis)
-    assert RQJob.fetch(job.id, connection=services.redis).meta["attempt"] == 2
+    _work(connections)
+    assert job_id not in FINISHED
+    end = reports(connections.redis, job_id)[-1]
+    assert (end.status, end.attempt) == (JobStatus.RETRYING, 1)
+    assert "shut down mid-job" in end.error
+    assert job_id in ScheduledJobRegistry("standard", connection=connections.redis)
+    assert fetch(connections.redis, job_id).meta["attempt"] == 2
+
+
+def _proof(tmp_path: Path) -> tuple[Path, str]:
+    target = tmp_path / f"ran-{uuid.uuid4().hex}"
+    return target, f"touch {target}"
+
+
+def test_an_rq_job_naming_any_other_function_is_refused_and_nothing_runs(connections,
+                                                                          tmp_path):
+    target, command = _proof(tmp_path)
+    queue = Queue("standard", connection=connections.redis, serializer=JSONSerializer)
+    job = queue.enqueue_call("os.system", args=(command,))
+    _work(connections)
+    assert not target.exists()
+    rq_job = fetch(connections.redis, job.id)
+    assert rq_job.get_status() == "failed"
+    assert "refused" in rq_job.latest_result().exc_string
+
+
+def test_a_pickled_rq_job_is_never_unpickled(connections, tmp_path):
+    target, command = _proof(tmp_path)
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (command,))
+
+    # What RQ's default (pickle) serializer would write, naming the real runner even.
+    queue = Queue("standard", connection=connections.redis)
+    job = queue.enqueue_call("backend.workers.runner.run_job", args=(Payload(),))
+    assert not target.exists()  # enqueueing pickles; nothing ran yet
+    _work(connections)
+    assert not target.exists()
+    assert fetch(connections.redis, job.id).get_status() == "failed"

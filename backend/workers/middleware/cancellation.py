@@ -1,4 +1,9 @@
-"""Stopping a running task from another thread of the same worker process.
+"""Cancellation: stopping a running task from another thread of the same worker process.
+
+A cancel reaches a worker two ways, both through Redis: the kernel sets the job's
+``stop`` marker (:mod:`backend.control`), which the worker reads before it starts the
+job and with each progress report, and it sends RQ's stop-job command, which interrupts
+the task at once.
 
 RQ's stop-job command arrives on the worker's pub/sub thread. The SimpleWorker runs
 the task in the main thread, so there is no work horse to kill; instead the job is
@@ -13,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from backend.errors import JobCancelledError
+from backend.workers.middleware.base import JobRun, Middleware
 
 CANCEL_SIGNAL = signal.SIGUSR1
 
@@ -74,3 +81,11 @@ def active(job_id: str) -> Iterator[None]:
         with _lock:
             _active = None
             _requested.discard(job_id)
+
+
+class Cancellation(Middleware):
+    """Lets RQ's stop-job command interrupt the task (see the module doc)."""
+
+    def around(self, run: JobRun, call: Callable[[], Any]) -> Any:
+        with active(run.job_id):
+            return call()

@@ -1,0 +1,50 @@
+"""Bodies of the kernel's routes: JSON decoded strictly, and the error answers documented
+in the OpenAPI schema as the routes give them (see :mod:`backend.api.errors`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar.exceptions import ValidationException
+from litestar.openapi import ResponseSpec
+from msgspec import Struct
+
+
+class ErrorBody(Struct, kw_only=True):
+    """Every error answer: what went wrong, and (``extra``) which field or which limit."""
+
+    status_code: int
+    detail: str
+    extra: Any = None
+
+
+_MEANINGS = {
+    400: "The body, a parameter or the path is malformed; `detail` names the field.",
+    404: "No such job.",
+    409: "The job's status does not allow it (`current_status` says which it is).",
+    413: "The body (or the job's queue message) is over the size limit.",
+    415: "The body is not `application/json`.",
+    422: "The task or the executor is unknown; `extra` lists the valid ones.",
+    429: "Too much work waits, or too many live streams are open; see `Retry-After`.",
+    503: "A part the kernel needs is down. A submit's answer names the job (`job_id`): "
+         "it was not recorded, or it is marked failed, and it never runs.",
+}
+
+
+def responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI answers of a route besides its success, each with the error body."""
+    return {code: ResponseSpec(ErrorBody, description=_MEANINGS[code]) for code in codes}
+
+
+def strict(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """Decode ``body`` strictly: ``"5"`` is not a number. Litestar's own decoding is lax
+    (it converts strings for query parameters), so JSON bodies are checked again here."""
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        key = text.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in text else "body"
+        raise ValidationException(detail=f"Invalid {key}: {text}",
+                                  extra=[{"key": key, "message": text, "source": "body"}],
+                                  ) from exc

@@ -1,0 +1,245 @@
+"""Submitting jobs: one outcome per submit, one data service call per batch of submits.
+
+A submit picks the job's id itself, then (for a whole batch of concurrent submits at
+once, see :class:`Submitter`) records the jobs as ``queued`` with one data service call,
+sends their messages with one queue call, and answers 200. A kernel that dies between
+the two leaves jobs that are recorded but not sent: the reconciler sends them.
+
+Every 503 names the job, and that job never runs:
+
+* the record call failed: the job may or may not have been written (a timeout can hide
+  a write), so it is made *void*: its ``stop`` marker is set in Redis (a worker that
+  ever meets it does not run it; the reconciler never sends it) and a ``failed`` report
+  is appended, which the recorder applies once the store answers again;
+* the send failed: the job is recorded but maybe not on the queue (or maybe it is: a
+  timeout again); it is made void the same way.
+
+So a client that retries after a 503 runs the work once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio
+import msgspec
+import redis.asyncio as aioredis
+from bson import ObjectId
+from redis.exceptions import RedisError
+
+from backend import control
+from backend.client import DataServiceClient, DataServiceError
+from backend.errors import MessageTooLargeError, QueueError, TaskbrokerError
+from backend.jobs import JobExecutionRequest, JobStatus, NewJob, QueueMessage
+from backend.queues import MAX_MESSAGE_BYTES, StandardQueue
+from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# A send that hangs is a refusal: the client gets its answer and the job is void.
+SEND_TIMEOUT = 30.0
+BACKLOG_TTL = 0.5  # seconds a measured backlog is trusted
+VOID_RETRY_FOR = 600.0  # seconds a void marker Redis refused is tried again
+
+
+class SubmitError(TaskbrokerError):
+    """A submit that did not go through: the job named will never run."""
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class OverloadedError(TaskbrokerError):
+    """Too much work waits already: the client should come back after ``retry_after``."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def new_job_id() -> str:
+    """A fresh job id (a MongoDB ObjectId), chosen by the kernel before anything is written."""
+    return str(ObjectId())
+
+
+def queue_message(job_id: str, request: JobExecutionRequest, executor: str,
+                  trace_id: str) -> QueueMessage:
+    return QueueMessage(job_id=job_id, name=request.job_name, executor=executor,
+                        params=request.params, estimated_time=request.estimated_time,
+                        trace_id=trace_id)
+
+
+def check_message_size(message: QueueMessage) -> None:
+    """Refuse an oversized message before anything is recorded."""
+    size = len(msgspec.json.encode(message))
+    if size > MAX_MESSAGE_BYTES:
+        raise MessageTooLargeError(
+            f"params too large: the job's queue message would be {size} bytes; "
+            f"the limit is {MAX_MESSAGE_BYTES} bytes"
+        )
+
+
+@dataclass
+class _Pending:
+    job: NewJob
+    message: QueueMessage
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop()
+                                       .create_future())
+
+
+class Backlog:
+    """How much work waits, measured at most every BACKLOG_TTL seconds (admission control)."""
+
+    def __init__(self, queue: StandardQueue, connection: aioredis.Redis, limit: int) -> None:
+        self.queue = queue
+        self.redis = connection
+        self.limit = limit
+        self._measured = float("-inf")
+        self._standard = 0
+        self._rq: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    async def _measure(self, executor: str) -> None:
+        async with self._lock:
+            if time.monotonic() - self._measured < BACKLOG_TTL and executor in self._rq:
+                return
+            standard = await self.queue.depth()
+            self._rq[executor] = int(await self.redis.llen(f"rq:queue:{executor}"))
+            self._standard, self._measured = standard, time.monotonic()
+
+    async def admit(self, executor: str) -> None:
+        """Raise :class:`OverloadedError` when the STANDARD queue or the executor's RQ
+        queue holds more than MAX_BACKLOG jobs. A backlog that cannot be measured admits."""
+        try:
+            await self._measure(executor)
+        except (QueueError, RedisError) as exc:
+            log.debug("backlog not measured: %s", exc)
+            return
+        waiting = max(self._standard, self._rq.get(executor, 0))
+        if waiting > self.limit:
+            excess = waiting - self.limit
+            retry_after = 1 + min(29, math.ceil(30 * excess / self.limit))
+            raise OverloadedError(f"{waiting} jobs are waiting, over the limit of "
+                                  f"{self.limit} (MAX_BACKLOG); try again in {retry_after} s",
+                                  retry_after)
+
+
+class Submitter:
+    """Records and queues concurrent submits together (group commit).
+
+    While one batch is being written, new submits gather; the next batch takes them all
+    (up to SUBMIT_BATCH_MAX). A lone submit goes at once: batching adds no wait.
+    """
+
+    def __init__(self, client: DataServiceClient, queue: StandardQueue,
+                 connection: aioredis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.queue = queue
+        self.redis = connection
+        self.settings = settings
+        self.max_batch = settings.api.submit_batch_max
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._voids: set[asyncio.Task[None]] = set()
+
+    async def submit(self, job: NewJob, message: QueueMessage) -> None:
+        """Record and queue one job; raises :class:`SubmitError` (the job is void)."""
+        pending = _Pending(job, message)
+        self._pending.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all())
+        await asyncio.shield(pending.done)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        for task in list(self._voids):
+            task.cancel()
+
+    async def _flush_all(self) -> None:
+        while self._pending:
+            batch, self._pending = (self._pending[:self.max_batch],
+                                    self._pending[self.max_batch:])
+            try:
+                await self._flush(batch)
+            except Exception as exc:  # a bug must not leave submits waiting forever
+                log.exception("submit batch failed")
+                self._fail(batch, f"the job could not be submitted ({type(exc).__name__})")
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        try:
+            await self.client.create_jobs([pending.job for pending in batch])
+        except DataServiceError as exc:
+            log.warning("recording %d jobs failed: %s", len(batch), exc)
+            await self._void(batch, "the job store did not record it in time")
+            self._fail(batch, "the job store (data service) is unavailable: the job was "
+                              "not recorded, or is marked failed, and will never run")
+            return
+        try:
+            with anyio.fail_after(SEND_TIMEOUT):
+                await self.queue.send_many([pending.message for pending in batch])
+        except Exception as exc:  # whatever the backend raised: not known to be queued
+            log.warning("queueing %d jobs failed: %s", len(batch), exc)
+            too_large = isinstance(exc, MessageTooLargeError)
+            await self._void(batch, "the queue refused it" + (": too large" if too_large
+                                                               else ""), recorded=True)
+            self._fail(batch, "the job queue is unavailable: the job is marked failed and "
+                              "will never run")
+            return
+        for pending in batch:
+            if not pending.done.done():
+                pending.done.set_result(None)
+
+    def _fail(self, batch: list[_Pending], reason: str) -> None:
+        for pending in batch:
+            if not pending.done.done():
+                job_id = pending.job.id
+                pending.done.set_exception(SubmitError(f"job {job_id}: {reason}", job_id))
+
+    async def _void(self, batch: list[_Pending], reason: str, *, recorded: bool = False) -> None:
+        """Make the jobs never run: stop markers, then a ``failed`` report each (applied
+        at once too when the jobs are known to be recorded and the store answers)."""
+        why = f"submit failed: {reason} (the client was answered 503)"
+        reports = [Report(job_id=p.job.id, attempt=0, at=datetime.now(UTC),
+                          status=JobStatus.FAILED, error=why) for p in batch]
+        if recorded:
+            try:
+                await self.client.apply_reports(reports)
+            except TaskbrokerError as exc:
+                log.warning("could not mark %d void jobs failed yet: %s", len(reports), exc)
+        try:
+            await self._write_voids(reports, why)
+        except RedisError as exc:
+            log.error("Redis refused the void markers of %d jobs (%s); trying again in "
+                      "the background", len(reports), exc)
+            task = asyncio.create_task(self._retry_voids(reports, why))
+            self._voids.add(task)
+            task.add_done_callback(self._voids.discard)
+
+    async def _write_voids(self, reports: list[Report], why: str) -> None:
+        ttl = self.settings.worker.done_ttl
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for report in reports:
+                pipe.set(control.stop_key(report.job_id), control.void_reason(why), ex=ttl)
+                pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
+            await pipe.execute()
+
+    async def _retry_voids(self, reports: list[Report], why: str) -> None:
+        deadline = time.monotonic() + VOID_RETRY_FOR
+        delay = 0.5
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            try:
+                await self._write_voids(reports, why)
+                return
+            except RedisError:
+                delay = min(10.0, delay * 2)
+        log.error("jobs %s could not be made void; if they were recorded, the reconciler "
+                  "may run them", ", ".join(r.job_id for r in reports))

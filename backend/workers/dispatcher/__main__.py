@@ -1,0 +1,62 @@
+"""``python -m backend.workers.dispatcher``: dispatch, record and reconcile until stopped.
+
+SIGTERM/SIGINT: stop receiving, finish the batch in hand (dispatched and acked, or
+recorded and acked), exit 0. What is left stays on the queue or the report stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import redis
+import redis.asyncio as aioredis
+
+from backend.client import DataServiceClient
+from backend.logs import configure_logging
+from backend.queues import make_queue
+from backend.settings import Settings, get_settings
+from backend.workers.dispatcher.dispatch import Dispatcher
+from backend.workers.dispatcher.reconciler import Reconciler
+from backend.workers.dispatcher.recorder import Recorder, consumer_name
+
+log = logging.getLogger("backend.workers.dispatcher")
+
+
+async def serve(settings: Settings) -> None:
+    """Run the dispatcher, the recorder and the reconciler until SIGTERM or SIGINT."""
+    api = settings.api
+    url = settings.redis.redis_url
+    queue = make_queue(settings)
+    client = DataServiceClient(api.data_service_url, timeout=api.data_service_timeout,
+                               deadline=api.data_service_deadline)
+    connection = redis.Redis.from_url(url)
+    streams = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=10.0)
+    name = consumer_name()
+    dispatcher = Dispatcher(settings, queue, connection)
+    recorder = Recorder(streams, client, queue, batch=settings.worker.recorder_batch,
+                        consumer=name)
+    reconciler = Reconciler(settings, streams, client, queue, name=name)
+    parts = (dispatcher, recorder, reconciler)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: [part.stop() for part in parts])
+    try:
+        await asyncio.gather(dispatcher.run(), recorder.run(), reconciler.run())
+    finally:
+        log.info("dispatcher stopping")
+        await queue.close()
+        await client.stop()
+        await streams.aclose()
+        connection.close()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.local.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

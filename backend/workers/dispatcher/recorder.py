@@ -1,0 +1,200 @@
+"""The recorder: worker reports from the report stream to the data service, in batches.
+
+Workers append their reports to the Redis Stream ``REPORT_STREAM`` and never wait
+(:mod:`backend.workers.reporter`). Recorders read it through the consumer group
+``RECORDER_GROUP`` (any number of replicas; each entry goes to one of them), apply a
+batch with one ``POST /reports`` (one ``bulk_write`` in the store), put the dead letters
+of jobs that failed for good on the dead-letter queue, and only then ack and delete the
+entries. So a data service or queue that is down delays reports, never loses them:
+the batch is tried again, and entries a recorder held when it died are claimed by
+another after ``RECLAIM_IDLE`` seconds. Applying a batch twice is harmless (every write
+is conditional, see :mod:`backend.reports`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Sequence
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from backend.client import DataServiceClient, DataServiceRefusedError
+from backend.errors import TaskbrokerError
+from backend.queues import StandardQueue
+from backend.reports import (
+    RECORDER_GROUP,
+    REPORT_FIELD,
+    REPORT_STREAM,
+    Report,
+    decode_report,
+    encode_report,
+)
+
+log = logging.getLogger(__name__)
+
+RECLAIM_IDLE = 15.0  # seconds an entry may sit with a consumer before another takes it
+READ_BLOCK_MS = 1000
+MAX_BATCH_BYTES = 768 * 1024  # one POST /reports stays under the store's body limit
+FIRST_BACKOFF, MAX_BACKOFF = 0.2, 5.0
+DRAIN_SECONDS = 5.0
+
+Entry = tuple[bytes, Report | None]  # stream entry id, and its report (None: unreadable)
+
+
+def consumer_name() -> str:
+    """Unique per process start (hostname and pid repeat across container restarts)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def chunks(reports: Sequence[Report], max_count: int, max_bytes: int) -> list[list[Report]]:
+    """Split ``reports`` (in order) into runs of at most ``max_count`` and ``max_bytes``."""
+    runs: list[list[Report]] = [[]]
+    size = 0
+    for report in reports:
+        length = len(encode_report(report))
+        if runs[-1] and (len(runs[-1]) >= max_count or size + length > max_bytes):
+            runs.append([])
+            size = 0
+        runs[-1].append(report)
+        size += length
+    return [run for run in runs if run]
+
+
+class Recorder:
+    """One consumer of the report stream."""
+
+    def __init__(self, connection: Redis, client: DataServiceClient, queue: StandardQueue,
+                 *, batch: int = 500, consumer: str | None = None,
+                 reclaim_idle: float = RECLAIM_IDLE) -> None:
+        self.redis = connection
+        self.client = client
+        self.queue = queue
+        self.batch = batch
+        self.consumer = consumer or consumer_name()
+        self.reclaim_idle_ms = int(reclaim_idle * 1000)
+        self._stopping = asyncio.Event()
+        self._group_ready = False
+        self._claim_cursor: bytes | str = "0-0"
+        self.recorded = 0  # reports applied by this recorder (for logs and tests)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Record until :meth:`stop`; a batch read is always finished first, and what the
+        workers reported before the stop is recorded too (for up to DRAIN_SECONDS)."""
+        log.info("recording reports from %s as %s", REPORT_STREAM, self.consumer)
+        backoff = FIRST_BACKOFF
+        while not self._stopping.is_set():
+            try:
+                await self.record_once(block_ms=READ_BLOCK_MS)
+                backoff = FIRST_BACKOFF
+            except (RedisError, TaskbrokerError) as exc:
+                log.warning("recording failed (%s); trying again in %.1f s", exc, backoff)
+                await self._pause(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+        deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                if not await self.record_once():
+                    break
+        except (RedisError, TaskbrokerError) as exc:
+            log.warning("reports left for the next start: %s", exc)
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        try:
+            await self.redis.xgroup_create(REPORT_STREAM, RECORDER_GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def record_once(self, block_ms: int | None = None) -> int:
+        """Read one batch (entries idle with a dead recorder first) and record it; returns
+        how many entries were settled. Raises if Redis, the data service or the
+        dead-letter queue failed: the entries stay pending and are tried again."""
+        await self._ensure_group()
+        try:
+            entries = await self._claim() or await self._read(block_ms)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # the stream was deleted under us: start over
+            return 0
+        if not entries:
+            return 0
+        await self._settle(entries)
+        return len(entries)
+
+    async def _claim(self) -> list[Entry]:
+        reply = await self.redis.xautoclaim(REPORT_STREAM, RECORDER_GROUP, self.consumer,
+                                            self.reclaim_idle_ms, start_id=self._claim_cursor,
+                                            count=self.batch)
+        self._claim_cursor = reply[0]
+        claimed = [(entry_id, fields) for entry_id, fields in reply[1]
+                   if entry_id is not None and fields is not None]
+        if claimed:
+            log.info("took over %d reports another recorder left", len(claimed))
+        return [self._decode(entry_id, fields) for entry_id, fields in claimed]
+
+    async def _read(self, block_ms: int | None) -> list[Entry]:
+        reply = await self.redis.xreadgroup(RECORDER_GROUP, self.consumer, {REPORT_STREAM: ">"},
+                                            count=self.batch, block=block_ms)
+        entries: list[Entry] = []
+        for _stream, items in reply or []:
+            entries += [self._decode(entry_id, fields) for entry_id, fields in items]
+        return entries
+
+    @staticmethod
+    def _decode(entry_id: bytes, fields: dict) -> Entry:
+        try:
+            return entry_id, decode_report(fields.get(REPORT_FIELD, b""))
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            log.error("dropping unreadable report %s: %s: %r", entry_id, exc,
+                      fields.get(REPORT_FIELD, b"")[:200])
+            return entry_id, None
+
+    async def _settle(self, entries: list[Entry]) -> None:
+        reports = [report for _, report in entries if report is not None]
+        for run in chunks(reports, self.batch, MAX_BATCH_BYTES):
+            await self._apply(run)
+        for report in reports:
+            if report.dead_letter is not None:
+                await self.queue.send_dead_letter(report.dead_letter, report.error or "failed")
+        ids = [entry_id for entry_id, _ in entries]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(REPORT_STREAM, RECORDER_GROUP, *ids)
+            pipe.xdel(REPORT_STREAM, *ids)
+            await pipe.execute()
+        self.recorded += len(reports)
+
+    async def _apply(self, reports: list[Report]) -> None:
+        try:
+            answer = await self.client.apply_reports(reports)
+        except DataServiceRefusedError as exc:
+            # A report the store cannot take at all (not a lost one: it would refuse it
+            # forever). Find it by halving, apply the rest, log what is dropped.
+            if len(reports) == 1:
+                log.error("dropping report of job %s the data service refuses: %s",
+                          reports[0].job_id, exc)
+                return
+            middle = len(reports) // 2
+            await self._apply(reports[:middle])
+            await self._apply(reports[middle:])
+            return
+        for problem in answer.refused:
+            log.warning("report not stored as sent: %s", problem)
