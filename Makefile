@@ -32,6 +32,7 @@ lint: setup
 	$(BIN)/ruff check backend tests
 
 bench: setup
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[test,bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:

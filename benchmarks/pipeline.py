@@ -1,7 +1,8 @@
-"""Submit latency and end-to-end jobs/s of the whole system, per queue backend.
+"""The whole system under load: latency, jobs/s and CPU per job, against RQ and Celery.
 
-    python benchmarks/pipeline.py [--n 200] [--concurrency 8] [--workers 2]
-                                  [--repeat 3] [--backends redis,sqs]
+    python benchmarks/pipeline.py [--n 1000] [--concurrency 8] [--workers 2] [--repeat 3]
+                                  [--backends redis,sqs] [--rate 50] [--duration 10]
+                                  [--baselines rq,celery]
 
 For each backend the whole system runs as real processes on free ports of 127.0.0.1
 (redis-server, nx-27017 in memory, moto_server for SQS, the data service, the kernel,
@@ -15,39 +16,71 @@ and with the default settings. After a warm-up, each of ``--repeat`` rounds runs
 3. end to end: from the first submit until the last of the N jobs is ``succeeded``
    (the store's ``finished_at``), polling the kernel's list endpoint.
 
-Each figure is the best of the rounds. Submits are reported as ratios to the baseline
-measured in the same system a moment before, and SQS against Redis, so the figures
-travel between machines better than the raw numbers do.
+Over 2 and 3 the CPU time of every process is read from /proc (each server with all its
+descendants, e.g. the worker processes the executor forks; see ``cpu.py``), and of this
+process, the load generator: CPU ms per job for each. Then, with ``--rate`` > 0, jobs are
+sent at a steady ``--rate`` per second for ``--duration`` seconds (open loop), and each is
+timed from its scheduled send to its ``finished_at``.
+
+Baselines, in the same run on the same redis-server (the redis backend's, the rest of the
+system stopped first): bare RQ (``--workers`` SimpleWorker processes) and Celery (prefork,
+concurrency ``--workers``) draining N no-op jobs (``baselines.py``). A last table divides
+the system's jobs/s and CPU per job by theirs.
+
+Each figure is the best of the rounds (CPU: the round that used least). Submits are
+reported as ratios to the baseline measured in the same system a moment before, and SQS
+against Redis, so the figures travel between machines better than the raw numbers do.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import shutil
-import signal
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-import redis  # noqa: E402
-from rq import Worker as RQWorker  # noqa: E402
+import httpx
+import redis
+from rq import Worker as RQWorker
 
-from backend.embedded import free_port  # noqa: E402
-from tests.services import (  # noqa: E402
+from backend.embedded import free_port
+from benchmarks.baselines import (
+    KINDS,
+    Baseline,
+    baseline_rows,
+    failure,
+    parse_kinds,
+    require,
+    run_baselines,
+)
+from benchmarks.baselines import heading as baselines_heading
+from benchmarks.common import (
+    percentile,
+    print_table,
+    recording,
+    stop_all,
+    terminate_as_interrupt,
+)
+from benchmarks.cpu import CpuMeter, Usage
+from benchmarks.kernel import (
+    Burst,
+    Steady,
+    all_jobs,
+    burst,
+    expect,
+    steady_rate,
+    submit_burst,
+    wait_succeeded,
+    when,
+)
+from tests.services import (
     ManagedProcess,
     python_module,
     start_mongo,
@@ -57,28 +90,11 @@ from tests.services import (  # noqa: E402
 
 BACKENDS = ("redis", "sqs")
 STARTUP_TIMEOUT = 90.0
-
-
-def percentile(seconds: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank) in ms."""
-    ordered = sorted(seconds)
-    return 1000 * ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-@dataclass
-class Burst:
-    """N requests at a fixed concurrency: per-request latencies and the wall time."""
-
-    latencies: list[float]
-    elapsed: float
-    started: float  # time.time() of the first request
-
-    def pct(self, q: float) -> float:
-        return percentile(self.latencies, q)
-
-    @property
-    def rate(self) -> float:
-        return len(self.latencies) / self.elapsed
+REDIS, MONGO, MOTO = "redis-server", "nx-27017", "moto_server (SQS)"
+STORE, KERNEL, DISPATCHER, WORKERS = ("data service", "kernel", "dispatcher",
+                                      "workers (executor + children)")
+LOAD = "load generator (this process)"
+PROCESSES = (REDIS, MONGO, MOTO, STORE, KERNEL, DISPATCHER, WORKERS, LOAD)
 
 
 @dataclass
@@ -90,6 +106,7 @@ class Round:
     e2e_seconds: float
     waits: list[float]  # per job: created_at -> started_at (kernel, queue, dispatcher, RQ)
     runs: list[float]  # per job: started_at -> finished_at (worker run and its reports)
+    cpu: Usage  # first submit -> all succeeded, per process
 
 
 @dataclass
@@ -97,7 +114,10 @@ class Result:
     """Every round on one backend; each figure is the best round's, since noise from
     other work on the machine only ever makes a round slower."""
 
-    rounds: list[Round]
+    rounds: list[Round] = field(default_factory=list)
+    steady: Steady | None = None
+    baselines: dict[str, Baseline] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # what failed, for the report
 
     def low(self, metric: Callable[[Round], float]) -> float:
         return min(metric(r) for r in self.rounds)
@@ -125,32 +145,26 @@ class Result:
     def e2e_rate(self) -> float:
         return self.high(lambda r: len(r.waits) / r.e2e_seconds)
 
+    @property
+    def cpu(self) -> Usage:
+        """The CPU of the round that used least in all."""
+        return min((r.cpu for r in self.rounds), key=lambda u: u.total)
+
+    def cpu_ms(self, process: str | None = None, system_only: bool = False) -> float:
+        """CPU ms per job of one process, or of all (``system_only``: but the load)."""
+        usage, jobs = self.cpu, len(self.rounds[0].waits)
+        if process is not None:
+            return 1000 * usage.seconds.get(process, 0.0) / jobs
+        return 1000 * (usage.total - (usage.seconds[LOAD] if system_only else 0.0)) / jobs
+
 
 # -- the system --------------------------------------------------------------------------
-@contextmanager
-def recording(started: list[ManagedProcess]) -> Iterator[None]:
-    """Append every ManagedProcess to ``started`` the moment it starts.
-
-    The helpers start a server and then wait for it; a Ctrl-C (or a timeout) during
-    that wait would otherwise lose the only reference to a running server.
-    """
-    original = ManagedProcess.start
-
-    def start(self: ManagedProcess) -> ManagedProcess:
-        started.append(self)
-        return original(self)
-
-    ManagedProcess.start = start  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        ManagedProcess.start = original  # type: ignore[method-assign]
-
-
-def start_system(backend: str, workers: int, log_dir: Path) -> str:
-    """Start every process of the system (inside :func:`recording`); the kernel's URL."""
-    _, redis_url = start_redis(log_dir)
-    _, mongo_url = start_mongo(log_dir)
+def start_system(backend: str, workers: int, log_dir: Path,
+                 processes: dict[str, ManagedProcess]) -> str:
+    """Start every process of the system (inside :func:`recording`), each put in
+    ``processes`` under the name the CPU table gives it; the kernel's URL."""
+    processes[REDIS], redis_url = start_redis(log_dir)
+    processes[MONGO], mongo_url = start_mongo(log_dir)
     env = {
         "REDIS_URL": redis_url,
         "MONGODB_URL": mongo_url,
@@ -160,22 +174,26 @@ def start_system(backend: str, workers: int, log_dir: Path) -> str:
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "SQS_ENDPOINT_URL": start_moto(log_dir)[1] if backend == "sqs" else "",
+        "SQS_ENDPOINT_URL": "",
         "WORKER_COUNT": str(workers),
     }
+    if backend == "sqs":
+        processes[MOTO], env["SQS_ENDPOINT_URL"] = start_moto(log_dir)
     store_port, api_port = free_port(), free_port()
     store_url, api_url = f"http://127.0.0.1:{store_port}", f"http://127.0.0.1:{api_port}"
     env["DATA_SERVICE_URL"] = store_url
 
-    def launch(role: str, module: str, *args: str) -> ManagedProcess:
-        return python_module(f"{backend}-{role}", module, log_dir, env, *args).start()
+    def launch(name: str, role: str, module: str, *args: str) -> ManagedProcess:
+        processes[name] = python_module(f"{backend}-{role}", module, log_dir, env,
+                                        *args).start()
+        return processes[name]
 
-    launch("store", "backend.store", "--port", str(store_port)).wait_http(
+    launch(STORE, "store", "backend.store", "--port", str(store_port)).wait_http(
         f"{store_url}/readyz", STARTUP_TIMEOUT)
-    launch("api", "backend.api", "--port", str(api_port)).wait_http(
+    launch(KERNEL, "api", "backend.api", "--port", str(api_port)).wait_http(
         f"{api_url}/readyz", STARTUP_TIMEOUT)
-    launch("dispatcher", "backend.workers.dispatcher")
-    executor = launch("workers", "backend.workers", "--workers", str(workers))
+    launch(DISPATCHER, "dispatcher", "backend.workers.dispatcher")
+    executor = launch(WORKERS, "workers", "backend.workers", "--workers", str(workers))
     with redis.Redis.from_url(redis_url) as connection:
         executor.wait_until(lambda: sum(
             1 for w in RQWorker.all(connection=connection)
@@ -184,97 +202,17 @@ def start_system(backend: str, workers: int, log_dir: Path) -> str:
     return api_url
 
 
-def stop_all(processes: list[ManagedProcess]) -> None:
-    """Stop the processes by PID, the last started first (workers before their Redis)."""
-    for proc in reversed(processes):
-        try:
-            proc.stop()
-        except Exception as exc:  # keep stopping the others
-            print(f"could not stop {proc.name} (pid {proc.pid}): {exc}", file=sys.stderr)
-
-
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the ``finally`` that stops the servers runs."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def redis_url_of(server: ManagedProcess) -> str:
+    """The URL of a redis-server started by ``start_redis`` (from its command line)."""
+    return f"redis://127.0.0.1:{server.command[server.command.index('--port') + 1]}/0"
 
 
 # -- load -------------------------------------------------------------------------------
-async def burst(n: int, concurrency: int, request: Callable[[int], Awaitable[None]]) -> Burst:
-    """Run ``request(i)`` for i in 0..n-1 with ``concurrency`` in flight at any time."""
-    latencies: list[float] = []
-    pending = iter(range(n))
-
-    async def lane() -> None:
-        for i in pending:  # the shared iterator hands each index to one lane only
-            t = time.perf_counter()
-            await request(i)
-            latencies.append(time.perf_counter() - t)
-
-    wall, t0 = time.time(), time.perf_counter()
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
-    return Burst(latencies, time.perf_counter() - t0, wall)
-
-
-def expect(answer: httpx.Response, status: int = 200) -> httpx.Response:
-    if answer.status_code != status:
-        raise SystemExit(f"{answer.request.method} {answer.request.url} -> "
-                         f"{answer.status_code}: {answer.text[:300]}")
-    return answer
-
-
-async def submit_burst(http: httpx.AsyncClient, api_url: str, user: str, n: int,
-                       concurrency: int) -> Burst:
-    async def submit(i: int) -> None:
-        expect(await http.post(f"{api_url}/api/v1/job_executor/async", json={
-            "job_name": "echo", "user_id": user, "estimated_time": 1, "params": {"i": i}}))
-
-    return await burst(n, concurrency, submit)
-
-
-async def count(http: httpx.AsyncClient, api_url: str, user: str, status: str) -> int:
-    answer = await http.get(f"{api_url}/api/v1/jobs",
-                            params={"user_id": user, "status": status, "limit": 1})
-    return int(expect(answer).json()["total"])
-
-
-async def wait_succeeded(http: httpx.AsyncClient, api_url: str, user: str, n: int) -> None:
-    """Poll the kernel's list endpoint until all ``n`` jobs of ``user`` succeeded."""
-    deadline = time.monotonic() + max(120.0, n / 2)
-    while (done := await count(http, api_url, user, "succeeded")) < n:
-        if failed := await count(http, api_url, user, "failed"):
-            raise SystemExit(f"{user}: {failed} of {n} jobs failed")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{user}: only {done} of {n} jobs succeeded in time")
-        await asyncio.sleep(0.1)
-
-
-async def all_jobs(http: httpx.AsyncClient, api_url: str, user: str) -> list[dict]:
-    jobs: list[dict] = []
-    cursor = None
-    while True:
-        params = {"user_id": user, "limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = expect(await http.get(f"{api_url}/api/v1/jobs", params=params)).json()
-        jobs += page["items"]
-        if not (cursor := page.get("next_cursor")):
-            return jobs
-
-
-def when(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-async def measure(api_url: str, n: int, concurrency: int, repeat: int) -> Result:
+async def measure(api_url: str, meter: CpuMeter, n: int, concurrency: int, repeat: int,
+                  rounds: list[Round]) -> None:
     """Warm up, then ``repeat`` rounds of: the healthz baseline, the submits, and the
-    wait for the last job to succeed."""
+    wait for the last job to succeed (CPU read before the submits and after the wait);
+    each round is appended to ``rounds`` as it ends."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
 
@@ -284,14 +222,15 @@ async def measure(api_url: str, n: int, concurrency: int, repeat: int) -> Result
         # Warm-up: open the connections, create the queue, route a few jobs all the way.
         warm = f"warmup-{uuid.uuid4().hex[:6]}"
         await burst(2 * concurrency, concurrency, healthz)
-        await submit_burst(http, api_url, warm, concurrency, concurrency)
-        await wait_succeeded(http, api_url, warm, concurrency)
-        rounds = []
+        warm_burst = await submit_burst(http, api_url, warm, concurrency, concurrency)
+        await wait_succeeded(http, api_url, warm, concurrency, warm_burst.ids[-1])
         for _ in range(repeat):
             baseline = await burst(n, concurrency, healthz)
             user = f"bench-{uuid.uuid4().hex[:6]}"
+            before = meter.sample()
             submits = await submit_burst(http, api_url, user, n, concurrency)
-            await wait_succeeded(http, api_url, user, n)
+            await wait_succeeded(http, api_url, user, n, submits.ids[-1])
+            after = meter.sample()
             jobs = await all_jobs(http, api_url, user)
             if len(jobs) != n:
                 raise SystemExit(f"expected {n} jobs of {user}, the kernel lists {len(jobs)}")
@@ -299,37 +238,50 @@ async def measure(api_url: str, n: int, concurrency: int, repeat: int) -> Result
             rounds.append(Round(
                 healthz=baseline, submit=submits, e2e_seconds=last - submits.started,
                 waits=[when(j["started_at"]) - when(j["created_at"]) for j in jobs],
-                runs=[when(j["finished_at"]) - when(j["started_at"]) for j in jobs]))
-    return Result(rounds)
+                runs=[when(j["finished_at"]) - when(j["started_at"]) for j in jobs],
+                cpu=CpuMeter.usage(before, after)))
 
 
-def run_backend(backend: str, args: argparse.Namespace, log_dir: Path) -> Result:
+def run_backend(backend: str, args: argparse.Namespace, log_dir: Path,
+                kinds: list[str]) -> Result:
+    """The system on one backend; then, with ``kinds``, the baselines on its redis-server.
+
+    A failure of the system (it is being worked on) is recorded and the baselines still
+    run; only Ctrl-C or SIGTERM stops everything."""
+    result = Result()
     started: list[ManagedProcess] = []
+    processes: dict[str, ManagedProcess] = {}
     try:
         with recording(started):
-            api_url = start_system(backend, args.workers, log_dir)
-        return asyncio.run(measure(api_url, args.n, args.concurrency, args.repeat))
+            try:
+                api_url = start_system(backend, args.workers, log_dir, processes)
+                meter = CpuMeter({name: proc.pid for name, proc in processes.items()},
+                                 this_process=LOAD)
+                asyncio.run(measure(api_url, meter, args.n, args.concurrency, args.repeat,
+                                    result.rounds))
+                if args.rate > 0:
+                    result.steady = asyncio.run(steady_rate(api_url, args.rate,
+                                                            args.duration))
+            except (Exception, SystemExit) as exc:  # not KeyboardInterrupt
+                result.errors.append(failure(f"pipeline, {backend} backend", exc))
+            if kinds and REDIS in processes and processes[REDIS].alive():
+                # Only redis-server stays: the baselines get the cores the system had.
+                server = processes[REDIS]
+                stop_all([proc for proc in started if proc is not server])
+                result.baselines = run_baselines(
+                    kinds, redis_url_of(server), server.pid, args.n, args.workers, args.repeat,
+                    log_dir)
+                result.errors += [b.error for b in result.baselines.values() if b.error]
+        return result
     finally:
-        # A second Ctrl-C must not cut the clean-up short and orphan servers.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            stop_all(started)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        stop_all(started)
 
 
 # -- report -----------------------------------------------------------------------------
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{platform.system()} {platform.release()} {platform.machine()}, {cpu}, "
-            f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
+def head(args: argparse.Namespace, what: str) -> str:
+    return (f"{what}: N={args.n} echo jobs, concurrency C={args.concurrency}, "
+            f"W={args.workers} workers, best of {args.repeat} round(s); default settings, "
+            f"every process on 127.0.0.1")
 
 
 Row = tuple[str, Callable[[Result], str], Callable[[Result], float] | None]
@@ -363,31 +315,128 @@ def rows() -> list[Row]:
          lambda r: r.low(lambda x: percentile(x.waits, 50))),
         ("per job: started → succeeded p50 / p95 ms", stage(lambda x: x.runs),
          lambda r: r.low(lambda x: percentile(x.runs, 50))),
+        ("CPU ms/job, all processes but the load generator",
+         lambda r: f"{r.cpu_ms(system_only=True):.1f}", lambda r: r.cpu_ms(system_only=True)),
     ]
 
 
-def report(results: dict[str, Result], args: argparse.Namespace) -> None:
+def compare(results: dict[str, Result], value: Callable[[Result], float] | None) -> list[str]:
+    if "redis" not in results or "sqs" not in results:
+        return []
+    return [f"{value(results['sqs']) / value(results['redis']):.2f}x" if value else ""]
+
+
+def throughput_table(results: dict[str, Result], args: argparse.Namespace) -> None:
+    if not results:
+        return
     names = list(results)
-    both = "redis" in results and "sqs" in results
-    print(f"N={args.n} echo jobs (and N GET /healthz), concurrency C={args.concurrency}, "
-          f"W={args.workers} workers, best of {args.repeat} round(s); default settings, "
-          f"every process on 127.0.0.1")
-    print(f"machine: {machine()}")
-    header = ["metric", *names] + (["sqs ÷ redis"] if both else [])
-    table = [header, ["---"] * len(header)]
+    table = [["metric", *names, *(["sqs ÷ redis"] if compare(results, None) else [])]]
     for label, show, value in rows():
-        line = [label, *(show(results[name]) for name in names)]
-        if both:
-            line.append(f"{value(results['sqs']) / value(results['redis']):.2f}x"
-                        if value else "")
+        table.append([label, *(show(results[name]) for name in names),
+                      *compare(results, value)])
+    print_table(head(args, "Throughput and latency (and N GET /healthz)"), table)
+
+
+def cpu_table(results: dict[str, Result], args: argparse.Namespace) -> None:
+    if not results:
+        return
+    names = list(results)
+    table = [["process (with its descendants)",
+              *(f"{name}: {unit}" for name in names for unit in ("ms/job", "share"))]]
+    for process in PROCESSES:
+        if not any(process in r.cpu.seconds for r in results.values()):
+            continue
+        line = [process]
+        for r in results.values():
+            if process in r.cpu.seconds:
+                line += [f"{r.cpu_ms(process):.2f}",
+                         f"{100 * r.cpu.seconds[process] / r.cpu.total:.0f}%"]
+            else:
+                line += ["—", "—"]
         table.append(line)
-    for line in table:
-        print("| " + " | ".join(line) + " |")
+    table.append(["total", *(cell for r in results.values()
+                             for cell in (f"{r.cpu_ms():.2f}", "100%"))])
+    table.append(["total but the load generator", *(
+        cell for r in results.values()
+        for cell in (f"{r.cpu_ms(system_only=True):.2f}",
+                     f"{100 * r.cpu_ms(system_only=True) / r.cpu_ms():.0f}%"))])
+    table.append(["window s, cores busy (CPU s ÷ window s)", *(
+        cell for r in results.values()
+        for cell in (f"{r.cpu.wall:.1f}", f"{r.cpu.total / r.cpu.wall:.2f}"))])
+    table.append([f"processes found in {WORKERS}", *(
+        cell for r in results.values() for cell in (str(r.cpu.processes[WORKERS]), ""))])
+    print_table(head(args, "CPU per job, first submit → all succeeded (/proc utime+stime, "
+                     "the round that used least)"), table)
+
+
+def steady_table(results: dict[str, Result], args: argparse.Namespace) -> None:
+    found = {name: r.steady for name, r in results.items() if r.steady is not None}
+    if not found:
+        return
+
+    def pct(values: list[float]) -> str:
+        return f"{percentile(values, 50):.0f} / {percentile(values, 95):.0f}"
+
+    lines: list[tuple[str, Callable[[Steady], str]]] = [
+        ("jobs sent", lambda s: str(len(s.sends))),
+        ("send rate achieved, jobs/s", lambda s: f"{s.sent_rate:.1f}"),
+        ("send lag behind schedule p95 / max ms", lambda s: (
+            f"{percentile(s.lags, 95):.1f} / {1000 * max(s.lags):.1f}")),
+        ("submit answer p50 / p95 ms", lambda s: pct(s.answers)),
+        ("submit → succeeded p50 / p95 ms", lambda s: pct(s.latencies)),
+        ("submit → succeeded max ms", lambda s: f"{1000 * max(s.latencies):.0f}"),
+    ]
+    table = [["metric", *found]]
+    table += [[label, *(show(s) for s in found.values())] for label, show in lines]
+    print_table(f"Steady rate: echo jobs sent at {args.rate:g} jobs/s for {args.duration:g} s "
+                f"(open loop: each at its scheduled time; latencies from that time, "
+                f"'succeeded' = the store's finished_at), W={args.workers} workers", table)
+
+
+def ratio_table(results: dict[str, Result], args: argparse.Namespace) -> None:
+    base = next((name for name, r in results.items() if r.baselines), None)
+    if base is None:
+        return
+    reference = results[base] if results[base].rounds else None
+    systems: list[tuple[str, float, float]] = [
+        (f"pipeline, {name} backend (end to end)", r.e2e_rate, r.cpu_ms(system_only=True))
+        for name, r in results.items() if r.rounds]
+    systems += [(b.label, b.rate, b.cpu_ms())
+                for b in results[base].baselines.values() if b.rounds]
+    table = [["system", "jobs/s", "CPU ms/job",
+              f"pipeline ({base}) jobs/s ÷ this", f"pipeline ({base}) CPU ms/job ÷ this"]]
+    for label, rate, cpu in systems:
+        table.append([label, f"{rate:.0f}", f"{cpu:.2f}", *(
+            [f"{reference.e2e_rate / rate:.2f}x",
+             f"{reference.cpu_ms(system_only=True) / cpu:.2f}x"] if reference else ["—", "—"])])
+    print_table(head(args, f"Summary: the pipeline against bare RQ and Celery (the baselines "
+                     f"on the {base} run's redis-server)") + "\n"
+                "jobs/s: pipeline first submit → last succeeded (submits included), "
+                "baselines first dequeue → last finish (enqueued before); CPU ms/job: "
+                "every process but the load generator", table)
+
+
+def report(results: dict[str, Result], args: argparse.Namespace) -> None:
+    measured = {name: r for name, r in results.items() if r.rounds}
+    throughput_table(measured, args)
+    cpu_table(measured, args)
+    steady_table(results, args)
+    for result in results.values():
+        if any(b.rounds for b in result.baselines.values()):
+            print_table(baselines_heading(args.n, args.workers, args.repeat),
+                        baseline_rows(result.baselines))
+    ratio_table(results, args)
+    errors = [error for r in results.values() for error in r.errors]
+    if errors:
+        print()
+        for error in errors:
+            print(error)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="requests and jobs (default 200)")
+    parser.add_argument("--n", type=int, default=1000,
+                        help="requests and jobs per round (default 1000)")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="requests in flight (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="RQ workers (default 2)")
@@ -395,12 +444,24 @@ def main() -> None:
                         help="rounds per backend; the best is shown (default 3)")
     parser.add_argument("--backends", default=",".join(BACKENDS),
                         help="comma-separated queue backends (default redis,sqs)")
+    parser.add_argument("--rate", type=float, default=50.0,
+                        help="steady-rate jobs/s, 0 to skip (default 50)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds of steady rate (default 10)")
+    parser.add_argument("--baselines", default=",".join(KINDS),
+                        help="comma-separated: rq, celery, or none (default rq,celery)")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or set(backends) - set(BACKENDS):
         parser.error(f"--backends: choose from {', '.join(BACKENDS)}")
     if min(args.n, args.concurrency, args.workers, args.repeat) < 1:
         parser.error("--n, --concurrency, --workers and --repeat must be at least 1")
+    if args.rate < 0 or args.duration <= 0:
+        parser.error("--rate must be at least 0 and --duration above 0")
+    kinds = parse_kinds(parser, args.baselines)
+    require(kinds)
+    # The baselines run once, on the redis-server of the redis backend's run if there is one.
+    with_baselines = "redis" if "redis" in backends else backends[0]
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     results: dict[str, Result] = {}
@@ -408,15 +469,21 @@ def main() -> None:
     try:
         with terminate_as_interrupt():
             for backend in backends:
-                results[backend] = run_backend(backend, args, log_dir)
-        ok = True
+                results[backend] = run_backend(
+                    backend, args, log_dir, kinds if backend == with_baselines else [])
+        ok = not any(r.errors for r in results.values())
     finally:
         if ok:
             shutil.rmtree(log_dir, ignore_errors=True)
         else:
             print(f"process logs kept in {log_dir}", file=sys.stderr)
     report(results, args)
+    if not ok:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
