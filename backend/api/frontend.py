@@ -3,26 +3,74 @@
 Real files (``main-XYZ.js``, ``favicon.ico``) are served as they are; any other GET
 outside ``/api`` gets ``index.html`` so that Angular's own routes (``/jobs/<id>``)
 survive a reload. Unknown ``/api`` paths stay JSON 404s.
+
+Caching: a file whose name carries the build's content hash (``main-BR5DE7O5.js``,
+``styles-Y7HE6NX2.css``, ``media/font-AB12CD34.woff2``) never changes under that name, so
+browsers may keep it a year without asking again. Everything else, above all
+``index.html`` (which names the current hashed files) and the SPA fallback, is
+``no-cache``: kept, but checked with the server before each use, so a new build is
+picked up by the next page load.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from litestar import MediaType, Request, Response
+from litestar.datastructures import MutableScopeHeaders
 from litestar.exceptions import NotFoundException
 from litestar.response import File
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 # Paths the SPA never owns: the API, the probes and the OpenAPI documents.
 _NOT_SPA = ("/api", "/schema", "/healthz", "/readyz")
 
+CACHE_IMMUTABLE = "public, max-age=31536000, immutable"
+CACHE_REVALIDATE = "no-cache"
+# Angular's builder (esbuild) names outputs `<name>-<8 upper-case base32 chars>.<ext>`.
+_HASHED_NAME = re.compile(r"-[A-Z0-9]{8}\.[A-Za-z0-9]+$")
+
+
+def is_hashed(path: str) -> bool:
+    """Whether the last segment of ``path`` names a file with a content hash."""
+    return bool(_HASHED_NAME.search(path.rsplit("/", 1)[-1]))
+
+
+def cache_control_for(path: str) -> str:
+    return CACHE_IMMUTABLE if is_hashed(path) else CACHE_REVALIDATE
+
+
+def _cache_control(app: ASGIApp) -> ASGIApp:
+    """Middleware: a Cache-Control on each file served (200), chosen by its name.
+
+    Errors (a missing ``chunk-XYZ.js`` is a 404) are left alone: caching a miss for a
+    year would outlive the deploy that adds the file.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        value = cache_control_for(scope["path"])
+
+        async def send_with_cache_control(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                MutableScopeHeaders.from_message(message)["cache-control"] = value
+            await send(message)
+
+        await app(scope, receive, send_with_cache_control)
+
+    return middleware
+
 
 def frontend_router(dist: Path) -> Router:
     return create_static_files_router(path="/", directories=[dist], html_mode=True,
-                                      name="frontend", include_in_schema=False)
+                                      name="frontend", include_in_schema=False,
+                                      middleware=[_cache_control])
 
 
 def spa_fallback(dist: Path) -> Any:
@@ -35,7 +83,8 @@ def spa_fallback(dist: Path) -> Any:
         # A path with a file extension is a missing asset, not an app route.
         if (request.method in ("GET", "HEAD") and index.is_file() and "." not in last
                 and not path.startswith(_NOT_SPA)):
-            return File(index, media_type=MediaType.HTML, content_disposition_type="inline")
+            return File(index, media_type=MediaType.HTML, content_disposition_type="inline",
+                        headers={"cache-control": CACHE_REVALIDATE})
         return Response({"status_code": exc.status_code, "detail": exc.detail},
                         status_code=exc.status_code, media_type=MediaType.JSON)
 

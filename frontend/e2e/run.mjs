@@ -7,14 +7,22 @@
 // API; the jobs really run on workers. playwright-core never downloads a browser: it
 // drives CHROMIUM_PATH (default /usr/bin/chromium, see ops/scripts/ensure-chromium.sh).
 // Screenshots go to ARTIFACTS_DIR (default <repo>/test-artifacts). Exit code 0 = all passed.
+//
+// Accessibility: every page the checks visit is audited with axe-core (injected into the
+// page; a violation of impact "serious" or "critical" fails the run), and with two checks
+// of our own that axe leaves out: every interactive element at least 24x24 CSS px, no text
+// under 12 px. Focus is checked after a submit, a navigation and an action, and the skip
+// link must not reload the page.
 
 import { mkdir, readdir, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+const AXE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS_DIR = path.resolve(
@@ -40,8 +48,16 @@ if (!BASE_URL) {
   process.exit(2);
 }
 
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 375, height: 667 };
+/** axe-core impacts that fail the run; "moderate" and "minor" ones are only printed. */
+const BLOCKING_IMPACTS = ['serious', 'critical'];
+const MIN_TARGET_PX = 24; // WCAG 2.5.8, target size (minimum)
+const MIN_FONT_PX = 12;
+
 const userId = `e2e-${Date.now().toString(36)}-${process.pid}`;
 const pageErrors = [];
+const audited = []; // one line per audit, for the summary
 
 function log(message) {
   console.log(`[e2e ${new Date().toISOString().slice(11, 23)}] ${message}`);
@@ -51,6 +67,127 @@ function assert(condition, message) {
   if (!condition) {
     throw new Error(`assertion failed: ${message}`);
   }
+}
+
+/** What has focus, for messages: `h1#jobs-title "My jobs"`. */
+async function describeFocus(page) {
+  return page.evaluate(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) {
+      return '<body>';
+    }
+    const text = (el.textContent ?? '').replace(/\s+/g, ' ').trim().slice(0, 40);
+    return `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''} "${text}"`;
+  });
+}
+
+/** Wait (briefly: the app moves focus right after it renders) until `selector` has focus. */
+async function expectFocus(page, selector, what) {
+  try {
+    await page.waitForFunction((sel) => document.activeElement?.matches(sel) ?? false, selector, {
+      timeout: 5000,
+      polling: 50,
+    });
+  } catch {
+    throw new Error(
+      `assertion failed: focus is on ${what} (${selector}); it is on ${await describeFocus(page)}`,
+    );
+  }
+}
+
+/**
+ * Audit the page as it is now: axe-core (serious or critical violations are returned as
+ * problems, the rest printed), tap targets and text sizes. Returns the problems found.
+ */
+async function auditPage(page, label) {
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
+    await page.addScriptTag({ path: AXE_PATH });
+  }
+  const violations = await page.evaluate(async () => {
+    const results = await window.axe.run(document, {
+      resultTypes: ['violations'],
+      // Off by default in axe-core (WCAG 2.2); the app promises it.
+      rules: { 'target-size': { enabled: true } },
+    });
+    return results.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((node) => node.target.join(' ')),
+    }));
+  });
+  const own = await page.evaluate(
+    ([minTarget, minFont]) => {
+      const shown = (el) => {
+        const rect = el.getBoundingClientRect();
+        return (
+          rect.width > 0 &&
+          rect.height > 0 &&
+          getComputedStyle(el).visibility !== 'hidden' &&
+          !el.closest('[aria-hidden="true"], .visually-hidden')
+        );
+      };
+      const name = (el) => {
+        const text = (el.textContent || el.getAttribute('aria-label') || '')
+          .replace(/\s+/g, ' ')
+          .trim()
+          .slice(0, 30);
+        const cls = el.classList.length ? `.${[...el.classList].join('.')}` : '';
+        return `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ''}${cls} "${text}"`;
+      };
+      const interactive =
+        'a[href], button, input:not([type="hidden"]), select, textarea, summary, ' +
+        '[tabindex]:not([tabindex="-1"]), [role="button"], [role="link"]';
+      const small = [];
+      for (const el of document.querySelectorAll(interactive)) {
+        const rect = el.getBoundingClientRect();
+        if (shown(el) && (rect.width < minTarget || rect.height < minTarget)) {
+          small.push(`${name(el)} is ${rect.width.toFixed(1)}x${rect.height.toFixed(1)} px`);
+        }
+      }
+      const tiny = new Set();
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      while (walker.nextNode()) {
+        const el = walker.currentNode.parentElement;
+        if (el && walker.currentNode.textContent.trim() && shown(el)) {
+          const size = parseFloat(getComputedStyle(el).fontSize);
+          if (size < minFont) {
+            tiny.add(`${name(el)} is ${size.toFixed(2)} px`);
+          }
+        }
+      }
+      return { small, tiny: [...tiny] };
+    },
+    [MIN_TARGET_PX, MIN_FONT_PX],
+  );
+  const blocking = violations.filter((v) => BLOCKING_IMPACTS.includes(v.impact));
+  const other = violations.filter((v) => !BLOCKING_IMPACTS.includes(v.impact));
+  const problems = [
+    ...blocking.map(
+      (v) => `axe ${v.id} (${v.impact}): ${v.help}\n      ${v.targets.join('\n      ')}`,
+    ),
+    ...own.small.map((text) => `tap target under ${MIN_TARGET_PX} px: ${text}`),
+    ...own.tiny.map((text) => `text under ${MIN_FONT_PX} px: ${text}`),
+  ];
+  const notes = other.map((v) => `${v.id} (${v.impact}, ${v.targets.length})`).join(', ');
+  const line =
+    `axe ${label}: ${blocking.length} serious/critical` +
+    (notes ? `, not blocking: ${notes}` : ', no other violations') +
+    `; targets >= ${MIN_TARGET_PX} px: ${own.small.length ? 'NO' : 'yes'}` +
+    `; text >= ${MIN_FONT_PX} px: ${own.tiny.length ? 'NO' : 'yes'}`;
+  audited.push({
+    label,
+    blocking: blocking.length,
+    other: other.length,
+    problems: problems.length,
+  });
+  log(line);
+  return problems.map((problem) => `[${label}] ${problem}`);
+}
+
+async function expectCleanAudit(page, label) {
+  const problems = await auditPage(page, label);
+  assert(problems.length === 0, `no accessibility problems:\n  ${problems.join('\n  ')}`);
 }
 
 /** Open the Submit page fresh and submit one job; returns the new job's id. */
@@ -72,6 +209,8 @@ async function submitJob(page, { task, estimate, params, description }) {
     /^[0-9a-f]{24}$/.test(id),
     `the new job id looks like an ObjectId (got ${JSON.stringify(id)})`,
   );
+  // Focus goes to the result message (read out with its link), not back to <body>.
+  await expectFocus(page, '[data-testid="submitted"]', 'the message saying the job was submitted');
   log(`submitted ${task} as ${id}`);
   return id;
 }
@@ -115,6 +254,41 @@ check('params that are not JSON are refused before sending', async (page) => {
   assert((await page.getByTestId('new-job-link').count()) === 0, 'no job was submitted');
 });
 
+check('the skip link moves focus to the main content, without reloading the page', async (page) => {
+  await page.goto(`${BASE_URL}/submit`);
+  await page.locator('#field-task option[value="echo"]').waitFor({ state: 'attached' });
+  // It is the first Tab stop, and shows itself when focused.
+  await page.keyboard.press('Tab');
+  await expectFocus(page, 'a.skip-link', 'the skip link, first Tab stop');
+  const box = await page.locator('a.skip-link').boundingBox();
+  assert(box && box.x >= 0 && box.y >= 0, `the focused skip link is on screen (at ${box?.x})`);
+  // Type something, then use it: a reload (what href="#main" did under <base href="/">)
+  // would lose the text and the window's mark.
+  const url = page.url();
+  await page.getByLabel('Description').fill('typed before skipping');
+  await page.evaluate(() => {
+    window.__e2eSkipMark = 'no-reload';
+  });
+  await page.locator('a.skip-link').focus();
+  await page.keyboard.press('Enter');
+  await expectFocus(page, 'main#main', 'the main region');
+  assert(
+    (await page.evaluate(() => window.__e2eSkipMark)) === 'no-reload',
+    'the page did not reload',
+  );
+  assert(page.url() === url, `the address did not change (${url} -> ${page.url()})`);
+  assert(
+    (await page.getByLabel('Description').inputValue()) === 'typed before skipping',
+    'what was typed is still there',
+  );
+  // The next Tab goes on from the main content, not from the top of the page.
+  await page.keyboard.press('Tab');
+  assert(
+    await page.evaluate(() => !!document.activeElement?.closest('main')),
+    `the next Tab stop is inside <main> (it is ${await describeFocus(page)})`,
+  );
+});
+
 const state = {};
 
 check('a simulate job shows its progress bar moving, live, until it succeeds', async (page) => {
@@ -134,6 +308,17 @@ check('a simulate job shows its progress bar moving, live, until it succeeds', a
   await page.evaluate(() => {
     window.__e2eMark = 'no-reload';
   });
+  // After a navigation, focus is on the new page's heading and the page is announced.
+  await expectFocus(page, 'h1#jobs-title', 'the heading of My jobs');
+  const announcer = page.getByTestId('route-announcer');
+  await page.waitForFunction(
+    () =>
+      document.querySelector('[data-testid="route-announcer"]')?.textContent?.trim() ===
+      'My jobs · Taskbroker',
+    null,
+    { timeout: 5000 },
+  );
+  assert((await announcer.getAttribute('aria-live')) === 'polite', 'the announcer is polite');
   const row = page.locator(`tr[data-job-id="${id}"]`);
   await row.waitFor({ timeout: WAIT_MS });
   const bar = row.getByRole('progressbar');
@@ -181,6 +366,8 @@ check('a failing job shows its error', async (page) => {
   state.failId = id;
   await page.getByTestId('new-job-link').click();
   await page.waitForURL(`**/jobs/${id}`);
+  // The heading once the job is shown, the main region while it loads: never <body>.
+  await expectFocus(page, 'h1#job-title, main#main', 'the job page (heading or main region)');
   const status = await waitForDetailStatus(page, ['failed', 'succeeded', 'cancelled']);
   assert(status === 'failed', `the job failed (status ${status})`);
   const error = page.getByTestId('error');
@@ -208,6 +395,7 @@ check('a long job is cancelled from its detail page after a confirmation', async
   await page.getByRole('button', { name: 'Cancel job' }).click();
   const dialog = page.getByRole('alertdialog');
   await dialog.waitFor({ timeout: WAIT_MS });
+  await expectCleanAudit(page, 'job detail, confirm dialog open');
   // The dialog's first answer is the safe one: keep running.
   await dialog.getByRole('button', { name: 'Keep running' }).click();
   await dialog.waitFor({ state: 'detached', timeout: WAIT_MS }); // "Keep running" closes it
@@ -223,6 +411,8 @@ check('a long job is cancelled from its detail page after a confirmation', async
   // the cancel request itself returns, so wait for the button rather than read it once.
   const remove = await page.getByRole('button', { name: 'Delete' }).elementHandle();
   await remove.waitForElementState('enabled', { timeout: WAIT_MS });
+  // "Cancel job" is disabled now, which drops focus: the app puts it on the heading.
+  await expectFocus(page, 'h1#job-title', 'the job heading after the cancel');
 });
 
 check('the jobs page lists all three, newest first; screenshot saved', async (page) => {
@@ -264,6 +454,7 @@ check('a finished job is deleted after a confirmation', async (page) => {
   await page.getByRole('button', { name: 'Delete' }).click();
   await page.getByRole('alertdialog').getByRole('button', { name: 'Delete' }).click();
   await page.waitForURL('**/jobs');
+  await expectFocus(page, 'h1#jobs-title', 'the heading of My jobs after the delete');
   await page.getByText(`(${state.cancelId}) deleted`).waitFor({ timeout: WAIT_MS });
   await page.locator(`tr[data-job-id="${state.failId}"]`).waitFor({ timeout: WAIT_MS });
   assert(
@@ -271,6 +462,67 @@ check('a finished job is deleted after a confirmation', async (page) => {
     'the row is gone',
   );
 });
+
+check(
+  'accessibility of every page: axe-core, tap targets, text sizes (desktop, 375 px, dark)',
+  async (page) => {
+    const pages = [
+      {
+        name: 'submit',
+        url: '/submit',
+        ready: () =>
+          page.locator('#field-task option[value="echo"]').waitFor({ state: 'attached' }),
+      },
+      {
+        name: 'jobs list',
+        url: '/jobs',
+        ready: () => page.locator(`tr[data-job-id="${state.failId}"]`).waitFor(),
+      },
+      {
+        name: 'failed job',
+        url: `/jobs/${state.failId}`,
+        ready: () => page.getByTestId('error').waitFor(),
+      },
+      {
+        name: 'succeeded job',
+        url: `/jobs/${state.simulateId}`,
+        ready: () => page.getByTestId('result').waitFor(),
+      },
+    ];
+    const variants = [
+      { name: 'desktop', viewport: DESKTOP, colorScheme: 'light' },
+      { name: '375 px', viewport: PHONE, colorScheme: 'light' },
+      { name: 'desktop dark', viewport: DESKTOP, colorScheme: 'dark' },
+    ];
+    const problems = [];
+    try {
+      for (const variant of variants) {
+        await page.setViewportSize(variant.viewport);
+        await page.emulateMedia({ colorScheme: variant.colorScheme });
+        for (const target of pages) {
+          await page.goto(`${BASE_URL}${target.url}`);
+          await target.ready();
+          problems.push(...(await auditPage(page, `${target.name}, ${variant.name}`)));
+          if (target.name === 'failed job' && variant.viewport === PHONE) {
+            // On a phone the error is the first thing under the title, not a long scroll away.
+            const top = await page
+              .getByTestId('error')
+              .evaluate((el) => el.getBoundingClientRect().top + window.scrollY);
+            log(`failed job at 375 px: the error starts ${Math.round(top)} px down`);
+            await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'failed-job-narrow.png') });
+            if (top > PHONE.height - 60) {
+              problems.push(`[failed job, 375 px] the error is below the fold (${top} px down)`);
+            }
+          }
+        }
+      }
+    } finally {
+      await page.setViewportSize(DESKTOP);
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+    assert(problems.length === 0, `no accessibility problems:\n  ${problems.join('\n  ')}`);
+  },
+);
 
 async function main() {
   await mkdir(ARTIFACTS_DIR, { recursive: true });
@@ -285,7 +537,7 @@ async function main() {
     headless: true,
     args: CHROMIUM_ARGS,
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await browser.newContext({ viewport: DESKTOP });
   context.setDefaultTimeout(WAIT_MS);
   const page = await context.newPage();
   page.on('pageerror', (error) => pageErrors.push(String(error)));
@@ -314,6 +566,13 @@ async function main() {
     failed += 1;
     log(`not ok - uncaught errors in the page:\n${pageErrors.join('\n')}`);
   }
+  const blocking = audited.reduce((sum, a) => sum + a.blocking, 0);
+  const other = audited.reduce((sum, a) => sum + a.other, 0);
+  const withProblems = audited.filter((a) => a.problems > 0).length;
+  log(
+    `axe-core: ${audited.length} page audits, ${blocking} serious/critical violations, ` +
+      `${other} moderate/minor; ${withProblems} audits with problems`,
+  );
   log(failed ? `FAILED (${failed})` : `passed: ${checks.length} checks`);
   process.exit(failed ? 1 : 0);
 }

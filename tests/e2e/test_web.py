@@ -10,6 +10,7 @@ screenshots land in test-artifacts/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -23,6 +24,9 @@ DIST = FRONTEND / "dist" / "frontend" / "browser"
 SCRIPT = FRONTEND / "e2e" / "run.mjs"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+IMMUTABLE = "public, max-age=31536000, immutable"
+# What index.html loads: `main-S5QL53PH.js`, `chunk-….js`, `styles-….css` (Angular's hashes).
+HASHED_ASSET = re.compile(r'(?:src|href)="([\w.-]+-[A-Z0-9]{8}\.(?:js|css))"')
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -65,3 +69,45 @@ def test_web_app_submits_follows_fails_and_cancels_jobs(system) -> None:
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000, (
         "no screenshot of the jobs page"
     )
+
+
+def test_kernel_caches_hashed_bundles_for_good_and_revalidates_index(system) -> None:
+    """A bundle named by its content hash is cached for a year, never asked for again;
+    index.html (and every app route answered with it) is revalidated on each load, so a
+    new build's index, naming new bundles, is picked up at once."""
+    assert (DIST / "index.html").is_file(), f"the built web app is missing ({DIST})"
+    with httpx.Client(base_url=system.api_url, timeout=15) as http:
+        index = http.get("/")
+        assert index.status_code == 200 and "<app-root" in index.text
+        assert index.headers.get("cache-control") == "no-cache", index.headers
+
+        # The SPA fallback serves index.html for app routes: the same rule.
+        for path in ("/index.html", "/jobs", f"/jobs/{'0' * 24}", "/submit?x=1", "/no/such/page"):
+            page = http.get(path)
+            assert page.status_code == 200, path
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert page.headers.get("cache-control") == "no-cache", (path, page.headers)
+
+        bundles = sorted(set(HASHED_ASSET.findall(index.text)))
+        assert any(n.startswith("main-") and n.endswith(".js") for n in bundles), bundles
+        assert any(n.endswith(".css") for n in bundles), bundles
+        for name in bundles:
+            for method in ("GET", "HEAD"):
+                asset = http.request(method, f"/{name}")
+                assert asset.status_code == 200, (method, name)
+                assert asset.headers.get("cache-control") == IMMUTABLE, (method, name,
+                                                                         asset.headers)
+        # Not hashed: cached, but revalidated.
+        assert http.get("/favicon.ico").headers.get("cache-control") == "no-cache"
+
+        # A hashed name that does not exist is a 404, and that 404 is never kept a year
+        # (the file may come with the next deploy).
+        missing = http.get("/main-ZZZZZZZZ.js")
+        assert missing.status_code == 404
+        assert "immutable" not in missing.headers.get("cache-control", "")
+        # Unknown API paths stay JSON 404s.
+        for path in ("/api/v1/nothing", "/api/nothing"):
+            unknown = http.get(path)
+            assert unknown.status_code == 404, path
+            assert unknown.headers["content-type"].startswith("application/json"), path
+            assert "immutable" not in unknown.headers.get("cache-control", "")

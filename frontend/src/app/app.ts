@@ -1,9 +1,25 @@
-import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
-import { RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import {
+  ChangeDetectionStrategy,
+  Component,
+  ElementRef,
+  Injector,
+  afterNextRender,
+  inject,
+  signal,
+  viewChild,
+} from '@angular/core';
+import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
+import { NavigationEnd, Router, RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
+import { filter } from 'rxjs';
 
 import { ApiStatus } from './core/api-status.service';
 import { NoticeService } from './core/notice.service';
 import { UserService, isValidUserId } from './core/user.service';
+
+/** The path of a router URL, without its query and fragment. */
+function pathOf(url: string): string {
+  return url.split(/[?#]/, 1)[0];
+}
 
 /** The shell: header with navigation and the user id, the API banner, the page. */
 @Component({
@@ -17,6 +33,30 @@ export class App {
   protected readonly notices = inject(NoticeService);
   protected readonly user = inject(UserService);
   protected readonly userError = signal<string | null>(null);
+  /** Said by a polite live region after a navigation: the new page's title. */
+  protected readonly announcement = signal('');
+
+  private readonly main = viewChild.required<ElementRef<HTMLElement>>('main');
+  private readonly injector = inject(Injector);
+
+  constructor() {
+    let shownPath: string | null = null;
+    inject(Router)
+      .events.pipe(
+        filter((event): event is NavigationEnd => event instanceof NavigationEnd),
+        takeUntilDestroyed(),
+      )
+      .subscribe((event) => {
+        const path = pathOf(event.urlAfterRedirects);
+        const previous = shownPath;
+        shownPath = path;
+        // The first page keeps the browser's own start; a new query on the same page
+        // (status filter, paging) leaves focus on the control that changed it.
+        if (previous !== null && previous !== path) {
+          afterNextRender(() => this.focusPage(), { injector: this.injector });
+        }
+      });
+  }
 
   /** Commit the typed user id (on Enter or when the field loses focus). */
   protected commitUser(input: HTMLInputElement): void {
@@ -33,5 +73,33 @@ export class App {
     }
     this.userError.set(null);
     this.user.setUserId(value);
+  }
+
+  /**
+   * The skip link: focus the main region in place. Followed as a link, href="#main"
+   * resolves against <base href="/"> and loads "/#main", a new page that loses whatever
+   * was typed; the href stays for "copy link" and for screen readers' link lists.
+   */
+  protected skipToMain(event: Event): void {
+    event.preventDefault();
+    this.main().nativeElement.focus();
+  }
+
+  protected dismissNotice(): void {
+    this.notices.dismiss();
+    // The button goes away with the notice: keep focus off <body>.
+    this.main().nativeElement.focus();
+  }
+
+  /**
+   * After a navigation to another page: focus its heading (pages give their <h1>
+   * tabindex="-1"), or the main region while the page has none yet (a job still
+   * loading), and announce the page's title.
+   */
+  private focusPage(): void {
+    const main = this.main().nativeElement;
+    const heading = main.querySelector<HTMLElement>('h1[tabindex="-1"]');
+    (heading ?? main).focus();
+    this.announcement.set(document.title);
   }
 }

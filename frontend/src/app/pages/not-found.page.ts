@@ -7,7 +7,7 @@ import { RouterLink } from '@angular/router';
   imports: [RouterLink],
   template: `
     <section class="page state">
-      <h1>Page not found</h1>
+      <h1 tabindex="-1">Page not found</h1>
       <p>Nothing lives at this address.</p>
       <a class="btn" routerLink="/jobs">Go to my jobs</a>
     </section>

@@ -87,17 +87,21 @@ describe('JobDetailPage', () => {
     expect(FakeEventSource.instances).toEqual([]);
   });
 
-  it("shows a failed job's error", async () => {
+  it("shows a failed job's error first, above the fields", async () => {
     const job = makeJob({
       name: 'fail',
       status: 'failed',
       error: 'PermanentError: the fail task failed on purpose',
     });
     await open(job);
+    const error = query(root, '[data-testid="error"]');
     expect(text(root, '[data-testid="error"]')).toBe(
       'PermanentError: the fail task failed on purpose',
     );
     expect(text(root, 'app-status-badge')).toBe('failed');
+    // On a phone the fields fill several screens: the error must not wait below them.
+    const fields = query(root, '.fields');
+    expect(error.compareDocumentPosition(fields) & Node.DOCUMENT_POSITION_FOLLOWING).toBeTruthy();
   });
 
   it('cancels a running job after a confirmation, and follows it live', async () => {
@@ -126,6 +130,8 @@ describe('JobDetailPage', () => {
     expect(field('Status')).toBe('cancelled');
     expect(buttonByText(root, 'Delete').disabled).toBe(false);
     expect(source.closed).toBe(true);
+    // "Cancel job" is disabled now; focus went to the heading rather than to <body>.
+    expect(document.activeElement?.id).toBe('job-title');
   });
 
   it('keeps the job when the dialog is dismissed with Escape', async () => {
@@ -160,6 +166,7 @@ describe('JobDetailPage', () => {
       'Cancel failed: Job is already succeeded (HTTP 409)',
     );
     expect(field('Status')).toBe('succeeded');
+    expect(document.activeElement).toBe(query(root, '.callout--error'));
   });
 
   it('deletes a finished job after a confirmation and goes back to the list', async () => {

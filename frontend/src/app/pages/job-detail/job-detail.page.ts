@@ -2,12 +2,16 @@ import {
   ChangeDetectionStrategy,
   Component,
   DestroyRef,
+  ElementRef,
+  Injector,
+  afterNextRender,
   computed,
   effect,
   inject,
   input,
   signal,
   untracked,
+  viewChild,
 } from '@angular/core';
 import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { DecimalPipe, JsonPipe } from '@angular/common';
@@ -42,6 +46,9 @@ export class JobDetailPage {
   private readonly router = inject(Router);
   private readonly notices = inject(NoticeService);
   private readonly clock = inject(Clock);
+  private readonly injector = inject(Injector);
+  private readonly heading = viewChild<ElementRef<HTMLElement>>('heading');
+  private readonly actionMessage = viewChild<ElementRef<HTMLElement>>('actionMessage');
 
   /** Route parameter :id (bound by the router). */
   readonly id = input.required<string>();
@@ -160,6 +167,7 @@ export class JobDetailPage {
         next: (updated) => {
           this.busy.set(null);
           this.show(updated);
+          this.focusSoon(this.heading); // "Cancel job" is disabled now: its focus is gone
         },
         error: (error: unknown) => this.actionFailed('Cancel', error, job.id),
       });
@@ -179,9 +187,18 @@ export class JobDetailPage {
     this.busy.set(null);
     const apiError = toApiError(error);
     this.actionError.set(`${what} failed: ${apiError.message}`);
+    this.focusSoon(this.actionMessage);
     if (apiError.status === 409 || apiError.status === 404) {
       this.load(id); // the job moved on meanwhile: show where it is now
     }
+  }
+
+  /**
+   * Focus an element once the view shows it. The action buttons are disabled while
+   * busy, and a disabled button drops focus to <body>.
+   */
+  private focusSoon(target: () => ElementRef<HTMLElement> | undefined): void {
+    afterNextRender(() => target()?.nativeElement.focus(), { injector: this.injector });
   }
 
   private show(job: Job): void {

@@ -85,6 +85,13 @@ describe('SubmitPage', () => {
     });
     await clickSubmit();
     const request = http.expectOne(SUBMIT_URL);
+    // Busy, but still focusable: a disabled button would drop focus to <body>.
+    const button = buttonByText(root, 'Submitting…');
+    expect(button.getAttribute('aria-disabled')).toBe('true');
+    expect(button.disabled).toBe(false);
+    button.click(); // a second click while busy sends nothing
+    await fixture.whenStable();
+    http.expectNone(SUBMIT_URL);
     expect(request.request.body).toEqual({
       job_name: 'simulate',
       user_id: 'alice',
@@ -97,6 +104,9 @@ describe('SubmitPage', () => {
     const link = query<HTMLAnchorElement>(root, '[data-testid="new-job-link"]');
     expect(link.textContent?.trim()).toBe('a'.repeat(24));
     expect(link.getAttribute('href')).toBe(`/jobs/${'a'.repeat(24)}`);
+    // Focus moves to the result, so a screen reader reads it.
+    expect(document.activeElement).toBe(query(root, '[data-testid="submitted"]'));
+    expect(buttonByText(root, 'Submit job').hasAttribute('aria-disabled')).toBe(false);
   });
 
   it('refuses params that are not a JSON object, without sending', async () => {

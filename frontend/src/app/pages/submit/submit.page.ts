@@ -2,9 +2,13 @@ import {
   ChangeDetectionStrategy,
   Component,
   DestroyRef,
+  ElementRef,
+  Injector,
   OnInit,
+  afterNextRender,
   inject,
   signal,
+  viewChild,
 } from '@angular/core';
 import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { FormControl, FormGroup, ReactiveFormsModule, Validators } from '@angular/forms';
@@ -43,7 +47,9 @@ const MAX_ESTIMATE = 7 * 24 * 3600;
 export class SubmitPage implements OnInit {
   private readonly api = inject(JobsApi);
   private readonly destroyRef = inject(DestroyRef);
+  private readonly injector = inject(Injector);
   protected readonly user = inject(UserService);
+  private readonly submittedMessage = viewChild<ElementRef<HTMLElement>>('submitted');
 
   protected readonly tasks = signal<TaskInfo[] | null>(null);
   protected readonly tasksError = signal<ApiError | null>(null);
@@ -188,6 +194,10 @@ export class SubmitPage implements OnInit {
           this.submitting.set(false);
           this.serverErrors.set({});
           this.created.set({ id: response.job_id, name: request.job_name });
+          // Focus the result (read out with its link to the job), not whatever was last.
+          afterNextRender(() => this.submittedMessage()?.nativeElement.focus(), {
+            injector: this.injector,
+          });
         },
         error: (error: unknown) => {
           this.submitting.set(false);
