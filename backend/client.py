@@ -229,6 +229,12 @@ class DataServiceClient:
         body = msgspec.json.encode(ReportBatch(reports=list(reports)))
         return _decode(await self._request("POST", "/reports", body=body), ReportsApplied)
 
+    async def apply_encoded_reports(self, reports: Sequence[bytes]) -> ReportsApplied:
+        """:meth:`apply_reports` for reports already encoded (as the report stream holds
+        them): the batch is joined, not decoded and encoded again."""
+        body = b'{"reports":[' + b",".join(reports) + b"]}"
+        return _decode(await self._request("POST", "/reports", body=body), ReportsApplied)
+
     async def ready(self) -> bool:
         """Whether the data service answers its ``/readyz`` (one try, no retries)."""
         if self._session is None:

@@ -148,7 +148,9 @@ class WorkerSettings(BaseSettings):
     shutdown_grace: float = Field(
         30.0, ge=0, description="Seconds running jobs get to finish on SIGTERM."
     )
-    dispatch_batch: int = Field(10, ge=1, le=10, description="Messages per receive call.")
+    dispatch_batch: int = Field(
+        100, ge=1, le=1000, description="Most messages one receive call takes (SQS: at most 10)."
+    )
     worker_heartbeat: float = Field(
         5.0, gt=0, le=300,
         description="Seconds between heartbeats of a busy worker; its job counts as abandoned "

@@ -70,6 +70,9 @@ def decode_or_none(body: bytes) -> QueueMessage | None:
 class StandardQueue(ABC):
     """The queue between the kernel and the dispatcher."""
 
+    # Most messages one receive or one send call takes (SQS's limit; a backend may allow more).
+    max_batch = MAX_BATCH
+
     def __init__(self, name: str, dead_letter_name: str, *, visibility_timeout: int,
                  max_receives: int, wait_seconds: int) -> None:
         self.name = name
@@ -94,8 +97,8 @@ class StandardQueue(ABC):
 
     async def send_batch(self, messages: list[QueueMessage]) -> list[str]:
         """Put up to ten messages on the queue in one call."""
-        if len(messages) > MAX_BATCH:
-            raise ValueError(f"a batch holds at most {MAX_BATCH} messages")
+        if len(messages) > self.max_batch:
+            raise ValueError(f"a batch holds at most {self.max_batch} messages")
         return await self._send_batch([self.encode(m) for m in messages])
 
     async def receive(self, max_messages: int = MAX_BATCH,
@@ -103,7 +106,7 @@ class StandardQueue(ABC):
         """Up to ``max_messages`` deliveries, waiting up to ``wait_seconds`` for the first."""
         wait = self.wait_seconds if wait_seconds is None else wait_seconds
         wait = max(0, min(wait, MAX_WAIT_SECONDS))
-        raw = await self._receive(min(max_messages, MAX_BATCH), wait)
+        raw = await self._receive(min(max_messages, self.max_batch), wait)
         deliveries = []
         for item in raw:
             try:
@@ -122,16 +125,24 @@ class StandardQueue(ABC):
         """The message was handled: delete it for good."""
         await self._ack(delivery.receipt)
 
+    def shares_redis(self, redis_url: str) -> bool:
+        """Whether this queue lives in the Redis at ``redis_url`` (then a dispatcher acks
+        in the same round trip as it enqueues, see :meth:`add_ack`)."""
+        return False
+
+    def add_ack(self, pipe: object, receipts: list[str]) -> None:
+        raise NotImplementedError("only a queue that shares_redis() acks in a pipeline")
+
     async def ack_many(self, deliveries: list[Delivery]) -> None:
         """Ack a batch of deliveries (one call where the backend allows it)."""
         if deliveries:
             await self._ack_many([delivery.receipt for delivery in deliveries])
 
     async def send_many(self, messages: list[QueueMessage]) -> list[str]:
-        """Put any number of messages on the queue, in batches of :data:`MAX_BATCH`."""
+        """Put any number of messages on the queue, in batches of :attr:`max_batch`."""
         ids: list[str] = []
-        for start in range(0, len(messages), MAX_BATCH):
-            ids += await self.send_batch(messages[start:start + MAX_BATCH])
+        for start in range(0, len(messages), self.max_batch):
+            ids += await self.send_batch(messages[start:start + self.max_batch])
         return ids
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:

@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -63,6 +64,8 @@ def _text(value: bytes | str) -> str:
 class RedisStreamQueue(StandardQueue):
     """A Redis Stream with a consumer group; see the module docstring for the layout."""
 
+    max_batch = 1000  # one XREADGROUP / one pipeline of XADDs: no SQS limit here
+
     def __init__(self, redis_url: str, name: str, dead_letter_name: str, *,
                  visibility_timeout: int, max_receives: int, wait_seconds: int,
                  group: str = GROUP, consumer: str | None = None) -> None:
@@ -82,8 +85,13 @@ class RedisStreamQueue(StandardQueue):
         self._blocking = Redis.from_url(
             redis_url, socket_timeout=MAX_WAIT_SECONDS + COMMAND_TIMEOUT, **common
         )
+        self.redis_url = redis_url
         self._group_ready = False
         self._has_read = False
+        # Reclaiming is a look at the pending list: a few times per visibility timeout is
+        # enough, not on every receive (each look is a round trip).
+        self._reclaim_every = max(0.05, min(1.0, visibility_timeout / 4))
+        self._next_reclaim = 0.0
         # XAUTOCLAIM scans the PEL from here, so a long run of fresh in-flight entries at
         # its head cannot hide idle ones behind it.
         self._claim_cursor: bytes | str = "0-0"
@@ -176,7 +184,10 @@ class RedisStreamQueue(StandardQueue):
 
     async def _reclaim_then_read(self, max_messages: int, wait_seconds: int) -> list[RawDelivery]:
         # Redeliveries first: they have waited longest.
-        deliveries = await self._reclaim(max_messages)
+        deliveries: list[RawDelivery] = []
+        if time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + self._reclaim_every
+            deliveries = await self._reclaim(max_messages)
         if len(deliveries) < max_messages:
             # Only wait when nothing was reclaimed; BLOCK 0 would mean forever.
             block = wait_seconds * 1000 if wait_seconds > 0 and not deliveries else None
@@ -238,6 +249,14 @@ class RedisStreamQueue(StandardQueue):
                 pipe.xack(self.name, self.group, receipt)
                 pipe.xdel(self.name, receipt)
                 await pipe.execute()
+
+    def shares_redis(self, redis_url: str) -> bool:
+        return redis_url == self.redis_url
+
+    def add_ack(self, pipe: Any, receipts: list[str]) -> None:
+        """Add the ack of ``receipts`` to a pipeline on the same Redis (see shares_redis)."""
+        pipe.xack(self.name, self.group, *receipts)
+        pipe.xdel(self.name, *receipts)
 
     async def _ack_many(self, receipts: list[str]) -> None:
         with self._errors("ack on"):

@@ -18,6 +18,7 @@ when the reaper puts a lost attempt back.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import msgspec
 import redis
@@ -94,40 +95,56 @@ def enqueue(connection: redis.Redis, message: QueueMessage, settings: WorkerSett
 class BatchEnqueuer:
     """Enqueues a batch of messages in one Redis round trip, each as :func:`enqueue` does.
 
-    RQ's unique enqueue runs one Lua script per job and ignores pipelines; this runs
-    the same script (``rq.scripts.UNIQUE_ENQUEUE_SCRIPT``, on the job hash RQ itself
-    builds) for every message of the batch inside one pipeline. Same effect per job, one
-    round trip per batch instead of one per job. (RQ is pinned; the tests run both paths
-    against a real Redis and a real worker.)
+    RQ's unique enqueue runs one Lua script per job and ignores pipelines; this runs the
+    same script (``rq.scripts.UNIQUE_ENQUEUE_SCRIPT``, by EVAL, on the job hash RQ itself
+    builds) for every message of the batch in one MULTI/EXEC transaction, to which the
+    dispatcher may add the queue's ack: one round trip per batch instead of three per
+    job, and under ``noeviction`` a full Redis refuses the whole transaction, so nothing
+    is acked that was not enqueued. (RQ is pinned; the tests run both paths against a
+    real Redis and a real worker.)
     """
 
     def __init__(self, connection: redis.Redis, settings: WorkerSettings) -> None:
-        self.connection = connection
+        self.connection = connection  # RQ builds its job objects on it (never written)
         self.settings = settings
-        self._script = connection.register_script(UNIQUE_ENQUEUE_SCRIPT)
         self._queues: dict[str, Queue] = {}
+        self.registered: set[str] = set()  # queue keys to add to rq:queues once
 
     def _queue(self, executor: str) -> Queue:
         queue = self._queues.get(executor)
         if queue is None:
             queue = self._queues[executor] = rq_queue(self.connection, executor)
-            # RQ's unique enqueue does not register the queue; rq-dashboard lists these.
-            self.connection.sadd(Queue.redis_queues_keys, queue.key)
         return queue
+
+    def add(self, pipe: Any, messages: list[QueueMessage]) -> list[int]:
+        """Add the enqueue of each message to ``pipe``; returns where each message's reply
+        (1 enqueued, 0 held by RQ) is among the replies of the commands added here."""
+        positions = []
+        added = 0
+        for message in messages:
+            queue = self._queue(message.executor)
+            if queue.key not in self.registered:
+                # RQ's unique enqueue does not register the queue; rq-dashboard lists these.
+                pipe.sadd(Queue.redis_queues_keys, queue.key)
+                self.registered.add(queue.key)
+                added += 1
+            job = queue.create_job(RUN_JOB, **_rq_job_fields(message, self.settings))
+            queue._prepare_for_queue(job)
+            ttl = job.ttl if job.ttl is not None else -1
+            pipe.eval(UNIQUE_ENQUEUE_SCRIPT, 2, job.key, queue.key, job.id, "R", ttl,
+                      *_build_hset_args(job))
+            positions.append(added)
+            added += 1
+        return positions
 
     def enqueue(self, messages: list[QueueMessage]) -> list[bool]:
         """Enqueue each message unless RQ holds its job; True where it was enqueued."""
         if not messages:
             return []
-        with self.connection.pipeline(transaction=False) as pipe:
-            for message in messages:
-                queue = self._queue(message.executor)
-                job = queue.create_job(RUN_JOB, **_rq_job_fields(message, self.settings))
-                queue._prepare_for_queue(job)
-                ttl = job.ttl if job.ttl is not None else -1
-                self._script(keys=[job.key, queue.key],
-                             args=[job.id, "R", ttl, *_build_hset_args(job)], client=pipe)
-            return [bool(added) for added in pipe.execute()]
+        with self.connection.pipeline(transaction=True) as pipe:
+            positions = self.add(pipe, messages)
+            replies = pipe.execute()
+        return [bool(replies[position]) for position in positions]
 
 
 def message_of(rq_job: RQJob) -> QueueMessage:

@@ -59,7 +59,8 @@ class ReportWriter:
         pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
 
     def begin(self, report: Report) -> Begun:
-        """Report ``running`` and read the job's markers in one round trip."""
+        """Report ``running`` and read the job's markers in one round trip (the worker
+        reads the markers while it prepares the job; this is for a run outside it)."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(control.stop_key(report.job_id))
             pipe.exists(control.done_key(report.job_id))
@@ -87,14 +88,19 @@ class ReportWriter:
             return None
         return stop.decode() if stop is not None else None
 
+    @classmethod
+    def append_end(cls, pipe: redis.client.Pipeline, report: Report, done_ttl: int) -> None:
+        """Add an end report (and for a final end the ``done`` marker) to ``pipe``."""
+        cls._append(pipe, report)
+        if report.final:
+            pipe.set(control.done_key(report.job_id), b"1", ex=done_ttl)
+
     def send_end(self, report: Report, *, extra: Report | None = None) -> None:
         """One try of :meth:`end`; raises :class:`redis.RedisError` if Redis did not take it."""
         with self.redis.pipeline(transaction=True) as pipe:
             if extra is not None:
                 self._append(pipe, extra)
-            self._append(pipe, report)
-            if report.final:
-                pipe.set(control.done_key(report.job_id), b"1", ex=self.done_ttl)
+            self.append_end(pipe, report, self.done_ttl)
             pipe.execute()
 
     def end(self, report: Report, *, extra: Report | None = None) -> None:

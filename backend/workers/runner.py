@@ -59,8 +59,13 @@ def run_job(job_id: str, message: str, middleware: list[Middleware] | None = Non
                           _call_task)
     except SkipJob as exc:
         if exc.status is not None:  # stopped before it started: say how it ended
-            run.writer.end(Report(job_id=job_id, attempt=run.attempt, at=datetime.now(UTC),
-                                  status=exc.status, error=exc.error, worker_id=worker_id))
+            end = Report(job_id=job_id, attempt=run.attempt, at=datetime.now(UTC),
+                         status=exc.status, error=exc.error, worker_id=worker_id)
+            worker = getattr(rq_job, "worker", None)
+            if worker is not None:
+                worker.stage_end(end)  # with RQ's end of this job, which returns normally
+            else:
+                run.writer.end(end)
         log.info("job %s not run: %s", job_id, exc)
         return "skipped"
     except (KeyboardInterrupt, SystemExit):

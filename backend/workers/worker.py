@@ -33,19 +33,28 @@ from typing import Any
 import redis
 from rq import SimpleWorker
 from rq.exceptions import AbandonedJobError
+from rq.executions import Execution
 from rq.job import Job as RQJob
+from rq.job import _job_stack
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
+from rq.utils import now
+from rq.worker import WorkerStatus
 
+from backend import control
 from backend.errors import PermanentError
 from backend.logs import configure_logging
+from backend.reports import Report
 from backend.workers.connections import get_connections
 from backend.workers.enqueue import RUN_JOB
 from backend.workers.middleware import cancellation
+from backend.workers.reporter import Begun, ReportWriter
 
 log = logging.getLogger(__name__)
 
 BEATS_BEFORE_ABANDONED = 4
+WORKER_KEY_REFRESH = 1.0  # seconds between two refreshes of the worker's own key
+SUSPENSION_CHECK_EVERY = 1.0  # seconds between two looks at `rq suspend`
 
 # Forking the supervisor is much cheaper than spawning a fresh interpreter, and it has
 # no threads to worry about. Tasks and settings are already imported in the parent.
@@ -57,7 +66,15 @@ class RefusedJobError(PermanentError):
 
 
 class RunnerJob(RQJob):
-    """An RQ job that performs the job runner and nothing else."""
+    """An RQ job that performs the job runner and nothing else.
+
+    The worker hands the runner what it learnt while preparing the job (its ``stop`` and
+    ``done`` markers, read in the same round trip) and takes back the runner's end report
+    to write it in the same transaction as RQ's own end of the job.
+    """
+
+    worker: TaskWorker | None = None
+    markers: Begun | None = None
 
     def _execute(self) -> Any:
         name = self.func_name  # reading it decodes the job's data (JSON, never pickle)
@@ -68,24 +85,168 @@ class RunnerJob(RQJob):
                                   f"only performs {RUN_JOB}")
         return super()._execute()
 
+    def perform(self) -> Any:
+        # RQ's perform() first PERSISTs the job key (one more round trip); ours never
+        # expire (enqueued without a TTL), so only the job stack that
+        # get_current_job() reads is kept.
+        _job_stack.push(self)
+        try:
+            self._result = self._execute()
+        finally:
+            assert self is _job_stack.pop()
+        return self._result
+
 
 class TaskWorker(SimpleWorker):
-    """A SimpleWorker with in-job heartbeats, in-process cancellation and a job allowlist."""
+    """A SimpleWorker with in-job heartbeats, in-process cancellation, a job allowlist and
+    few Redis round trips per job.
 
-    def __init__(self, *args: Any, heartbeat: float = 5.0, **kwargs: Any) -> None:
+    RQ makes about fifteen round trips per job; most are bookkeeping that can share one:
+    the two preparations of a job and the read of its markers go in one pipeline, the
+    end of the job (RQ's, and the end report with the ``done`` marker) in one transaction,
+    and the worker's own heartbeat and suspension check happen at most once a second
+    instead of several times per job. What lands in Redis is what RQ writes, except for
+    what our jobs never use (dependents, job TTLs).
+    """
+
+    def __init__(self, *args: Any, heartbeat: float = 5.0, running_after: float = 0.5,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("job_class", RunnerJob)
         kwargs.setdefault("serializer", JSONSerializer)
         super().__init__(*args, **kwargs)
         self.heartbeat_interval = heartbeat
         self.heartbeat_ttl = max(2, math.ceil(heartbeat * BEATS_BEFORE_ABANDONED))
+        self.running_after = running_after
         self.push_exc_handler(self._recover_abandoned)
         self._beat_thread: threading.Thread | None = None
         self._beating: RQJob | None = None
+        self._announce: tuple[RQJob, Report, float] | None = None  # `running`, when due
+        self._prepared: RQJob | None = None
+        self._staged: list[Report] = []
+        self._writer: ReportWriter | None = None
+        self._last_beat = float("-inf")
+        self._next_suspension_check = 0.0
 
     def get_heartbeat_ttl(self, job: RQJob) -> int:
         # Short, because the heartbeat thread keeps refreshing it while the job runs.
         return self.heartbeat_ttl
 
+    # -- fewer round trips -------------------------------------------------------------
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None or timeout is not None:
+            super().heartbeat(timeout, pipeline=pipeline)
+            return
+        # The worker key lives minutes (worker_ttl); RQ refreshes it three times a job.
+        if time.monotonic() - self._last_beat < WORKER_KEY_REFRESH:
+            return
+        self._last_beat = time.monotonic()
+        with self.connection.pipeline() as pipe:
+            super().heartbeat(None, pipeline=pipe)
+            pipe.execute()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        if time.monotonic() < self._next_suspension_check:
+            return
+        self._next_suspension_check = time.monotonic() + SUSPENSION_CHECK_EVERY
+        super().check_for_suspension(burst)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # RQ writes "idle" after a job and again before dequeueing the next one.
+        if pipeline is None and state == getattr(self, "_state", None):
+            return
+        super().set_state(state, pipeline=pipeline)
+
+    def _prepare(self, job: RQJob) -> None:
+        """RQ's prepare_execution and prepare_job_execution, and the job's markers, in one
+        round trip."""
+        ttl = self.get_heartbeat_ttl(job)
+        with self.connection.pipeline() as pipeline:
+            self.execution = Execution.create(job, ttl, pipeline=pipeline, worker_name=self.name)
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            self.set_current_job_id(job.id, pipeline=pipeline)
+            self.set_current_job_working_time(0, pipeline=pipeline)
+            self.heartbeat(ttl, pipeline=pipeline)
+            job.heartbeat(now(), ttl, pipeline=pipeline)
+            job.prepare_for_execution(self.name, pipeline=pipeline)
+            if len(self.queues) == 1:
+                pipeline.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
+            pipeline.get(control.stop_key(job.id))
+            pipeline.exists(control.done_key(job.id))
+            *_, stop, done = pipeline.execute()
+        if isinstance(job, RunnerJob):
+            job.worker = self
+            job.markers = Begun(stop=stop.decode() if stop is not None else None,
+                                done=bool(done))
+        self._prepared = job
+
+    def prepare_job_execution(self, job: RQJob, remove_from_intermediate_queue: bool = False,
+                              ) -> None:
+        if self._prepared is job:
+            return  # done in _prepare, with the rest
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+
+    def handle_execution_ended(self, job: RQJob, queue: Queue, heartbeat_ttl: int) -> None:
+        # RQ also refreshes the job's heartbeat here, for success callbacks we never set.
+        job.ended_at = now()
+
+    def handle_job_success(self, job: RQJob, queue: Queue, started_job_registry: Any) -> None:
+        """RQ's handle_job_success, in one transaction with the job's end report, tried
+        again until Redis takes it. Our jobs have no dependents: no WATCH for them."""
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        execution = self.execution
+        assert execution is not None and job.started_at and job.ended_at
+        backoff = 0.05
+        while True:
+            self.execution = execution
+            try:
+                with self.connection.pipeline() as pipeline:
+                    self.increment_successful_job_count(pipeline=pipeline)
+                    self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+                    if result_ttl != 0:
+                        job._handle_success(result_ttl, pipeline=pipeline, worker_name=self.name,
+                                            execution_id=execution.id,
+                                            execution_started_at=execution.created_at,
+                                            execution_ended_at=job.ended_at)
+                    job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+                    self.cleanup_execution(job, pipeline=pipeline)
+                    for report in self._staged:
+                        ReportWriter.append_end(pipeline, report, self._done_ttl())
+                    pipeline.execute()
+                break
+            except redis.ConnectionError as exc:
+                log.warning("job %s: Redis did not take its end (%s); trying again", job.id, exc)
+                time.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+        self._staged = []
+
+    def cleanup_execution(self, job: RQJob, pipeline: Any) -> None:
+        super().cleanup_execution(job, pipeline)
+        # Every end of a job passes here with its pipeline: the idle state goes with it.
+        self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
+
+    def _done_ttl(self) -> int:
+        return get_connections().settings.worker.done_ttl
+
+    def stage_end(self, report: Report) -> None:
+        """Write ``report`` in the transaction of RQ's end of a job that returned (it is
+        written on its own should that end not come)."""
+        self._staged.append(report)
+
+    def announce_running(self, job: RQJob, report: Report) -> None:
+        """Report ``running`` if the job still runs ``running_after`` seconds from now
+        (a short job's end says it all: one report instead of two)."""
+        self._announce = (job, report, time.monotonic() + self.running_after)
+
+    def ran_past_start(self, job: RQJob) -> bool:
+        """Whether ``running`` was reported for ``job`` (and is no longer pending)."""
+        announce = self._announce
+        return announce is None or announce[0] is not job
+
+    def cancel_announce(self, job: RQJob) -> None:
+        if self._announce is not None and self._announce[0] is job:
+            self._announce = None
+
+    # -- the job's life ------------------------------------------------------------------
     def execute_job(self, job: RQJob, queue: Queue) -> None:
         if self._beat_thread is None:
             # One thread for the worker's life: starting one per job would cost more than
@@ -94,22 +255,42 @@ class TaskWorker(SimpleWorker):
                                                  daemon=True)
             self._beat_thread.start()
         self._beating = job
+        self._staged = []
         try:
-            super().execute_job(job, queue)
+            self._prepare(job)
+            self.perform_job(job, queue)
+            self.set_state(WorkerStatus.IDLE)
         finally:
+            if self._staged:  # not written with RQ's end (a failure on the way): now
+                for report in self._staged:
+                    get_connections().writer.end(report)
+                self._staged = []
+            self._announce = None
+            self._prepared = None
             self._beating = None
             self._stopped_job_id = None
             cancellation.forget(job.id)
 
     def _beat(self) -> None:
+        next_beat = time.monotonic() + self.heartbeat_interval
         while True:
-            time.sleep(self.heartbeat_interval)
+            # Wake at least every running_after, to announce jobs that run that long.
+            time.sleep(min(self.running_after, max(0.0, next_beat - time.monotonic())))
+            announce = self._announce
+            if announce is not None and time.monotonic() >= announce[2]:
+                job, report, _ = announce
+                if self._beating is job:
+                    self._announce = None
+                    get_connections().writer.progress(report)
+            if time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + self.heartbeat_interval
             job, execution = self._beating, self.execution
             if job is None or execution is None:
                 continue
             try:
                 with self.connection.pipeline() as pipe:
-                    self.heartbeat(self.heartbeat_ttl + 60, pipeline=pipe)
+                    super().heartbeat(self.heartbeat_ttl + 60, pipeline=pipe)
                     # xx: never re-adds an entry the job's end (or a reaper) removed.
                     execution.heartbeat(job.started_job_registry, self.heartbeat_ttl,
                                         pipeline=pipe)
@@ -221,7 +402,8 @@ def work(name: str, queues: list[str], parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch",
                      daemon=True).start()
     worker = TaskWorker(queues, name=name, connection=connections.redis,
-                        heartbeat=settings.worker.worker_heartbeat)
+                        heartbeat=settings.worker.worker_heartbeat,
+                        running_after=settings.worker.report_interval)
     try:
         # RQ sets its loggers' level from this: keep what configure_logging chose.
         worker.work(logging_level=logging.getLogger("rq.worker").getEffectiveLevel(),

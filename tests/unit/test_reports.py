@@ -84,3 +84,10 @@ def test_a_result_the_store_cannot_keep_becomes_a_failure():
     writes, refused = plan([report(A, 1, JobStatus.SUCCEEDED, result={"$where": 1})])
     assert writes[0].status is JobStatus.FAILED
     assert "cannot be stored" in writes[0].fields["error"] and refused
+
+
+def test_any_unfinished_status_is_written_as_no_finished_at():
+    from backend.store.reports import status_condition
+
+    assert status_condition(report_rule(JobStatus.SUCCEEDED).statuses) == ("finished_at", None)
+    assert status_condition(report_rule(None).statuses) == ("status", "running")

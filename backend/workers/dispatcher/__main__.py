@@ -34,7 +34,7 @@ async def serve(settings: Settings) -> None:
     connection = redis.Redis.from_url(url)
     streams = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=10.0)
     name = consumer_name()
-    dispatcher = Dispatcher(settings, queue, connection)
+    dispatcher = Dispatcher(settings, queue, connection, streams)
     recorder = Recorder(streams, client, queue, batch=settings.worker.recorder_batch,
                         consumer=name)
     reconciler = Reconciler(settings, streams, client, queue, name=name)

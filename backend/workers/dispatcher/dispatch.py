@@ -2,9 +2,10 @@
 
 For every received batch: jobs for an executor nobody runs are failed (through the
 report stream, which also dead-letters them), the rest are enqueued into RQ under their
-own id in one round trip (a duplicate is a no-op, see :mod:`backend.workers.enqueue`),
-and only then is the batch acked. A crash anywhere before the ack loses nothing: the
-queue delivers the messages again after its visibility timeout.
+own id (a duplicate is a no-op, see :mod:`backend.workers.enqueue`), and only then is
+the batch acked; with the Redis Stream queue all of it is one transaction, one round
+trip. A crash anywhere before the ack loses nothing: the queue delivers the messages
+again after its visibility timeout.
 
 The dispatcher asks the data service nothing: a message of a job that was cancelled or
 finished meanwhile is enqueued like any other, and the worker that takes it does not
@@ -18,8 +19,10 @@ import logging
 import os
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from backend.jobs import JobStatus
 from backend.queues import Delivery, StandardQueue
@@ -31,6 +34,7 @@ log = logging.getLogger("backend.workers.dispatcher")
 
 CRASH_EXIT_CODE = 3
 DRAINED_KEY = "taskbroker:queue:{}:drained_at"
+DRAINED_EVERY = 1.0  # seconds between two notes that the queue was seen drained
 
 
 def drained_key(queue_name: str) -> str:
@@ -41,13 +45,16 @@ def drained_key(queue_name: str) -> str:
 class Dispatcher:
     """Moves jobs from the STANDARD queue into RQ, at least once, never twice into RQ."""
 
-    def __init__(self, settings: Settings, queue: StandardQueue,
-                 connection: redis.Redis) -> None:
+    def __init__(self, settings: Settings, queue: StandardQueue, connection: redis.Redis,
+                 streams: aioredis.Redis) -> None:
         self.settings = settings
         self.queue = queue
-        self.redis = connection
+        self.redis = connection  # RQ builds its job objects on it
+        self.streams = streams  # every write goes through this one (async)
         self.enqueuer = BatchEnqueuer(connection, settings.worker)
         self.executors = set(settings.worker.executor_names)
+        self._acks_with_enqueue = queue.shares_redis(settings.redis.redis_url)
+        self._next_drained = 0.0
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -68,49 +75,54 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Receive one batch and dispatch it; returns how many messages were handled."""
-        wanted = self.settings.worker.dispatch_batch
+        wanted = min(self.settings.worker.dispatch_batch, self.queue.max_batch)
         received_at = time.time()
         deliveries = await self.queue.receive(wanted)
         if self.settings.worker.dispatcher_exit_after_receive and deliveries:
             log.warning("DISPATCHER_EXIT_AFTER_RECEIVE: exiting with %d messages unacked",
                         len(deliveries))
             os._exit(CRASH_EXIT_CODE)
-        if len(deliveries) < wanted:
-            # Nothing more was waiting when this receive began: every message sent before
-            # it has reached a dispatcher. The reconciler reads this.
-            await asyncio.to_thread(self.redis.set, drained_key(self.queue.name),
-                                    int(received_at * 1000))
+        # Nothing more was waiting when this receive began: every message sent before it
+        # has reached a dispatcher. The reconciler reads this (noted once a second).
+        drained = len(deliveries) < wanted and time.monotonic() >= self._next_drained
+        if drained:
+            self._next_drained = time.monotonic() + DRAINED_EVERY
         if not deliveries:
+            if drained:
+                await self.streams.set(drained_key(self.queue.name), int(received_at * 1000))
             return 0
         started = time.perf_counter()
         known = [d for d in deliveries if d.message.executor in self.executors]
         unknown = [d for d in deliveries if d.message.executor not in self.executors]
-        added = await asyncio.to_thread(self._enqueue_and_reject, known, unknown)
-        await self.queue.ack_many(deliveries)
-        log.debug("dispatched %d messages (%d new in RQ, %d refused) in %.1f ms",
-                  len(deliveries), added, len(unknown), (time.perf_counter() - started) * 1000)
-        return len(deliveries)
-
-    def _enqueue_and_reject(self, known: list[Delivery], unknown: list[Delivery]) -> int:
-        if unknown:
-            self._reject(unknown)
-        added = self.enqueuer.enqueue([delivery.message for delivery in known])
+        # One transaction: the RQ jobs, the failures of unknown executors, and (a stream
+        # queue in this Redis) the ack. A full Redis refuses all of it, acks included.
+        async with self.streams.pipeline(transaction=True) as pipe:
+            positions = self.enqueuer.add(pipe, [d.message for d in known])
+            for delivery in unknown:
+                self._reject(pipe, delivery)
+            if drained:
+                pipe.set(drained_key(self.queue.name), int(received_at * 1000))
+            if self._acks_with_enqueue:
+                self.queue.add_ack(pipe, [d.receipt for d in deliveries])
+            replies = await pipe.execute()
+        if not self._acks_with_enqueue:
+            await self.queue.ack_many(deliveries)
+        added = [bool(replies[position]) for position in positions]
         for delivery, new in zip(known, added, strict=True):
             if not new:
                 log.info("job %s is already in RQ (redelivered message); not enqueued again",
                          delivery.message.job_id)
-        return sum(added)
+        log.debug("dispatched %d messages (%d new in RQ, %d refused) in %.1f ms",
+                  len(deliveries), sum(added), len(unknown),
+                  (time.perf_counter() - started) * 1000)
+        return len(deliveries)
 
-    def _reject(self, deliveries: list[Delivery]) -> None:
-        """Fail jobs for an executor nobody runs; the recorder dead-letters them."""
+    def _reject(self, pipe: Any, delivery: Delivery) -> None:
+        """Fail a job for an executor nobody runs; the recorder dead-letters it."""
+        message = delivery.message
         known = ", ".join(sorted(self.executors))
-        with self.redis.pipeline(transaction=False) as pipe:
-            for delivery in deliveries:
-                message = delivery.message
-                reason = f"unknown executor {message.executor!r}; known executors: {known}"
-                log.error("job %s: %s", message.job_id, reason)
-                report = Report(job_id=message.job_id, attempt=message.attempt,
-                                at=datetime.now(UTC), status=JobStatus.FAILED, error=reason,
-                                dead_letter=message)
-                pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
-            pipe.execute()
+        reason = f"unknown executor {message.executor!r}; known executors: {known}"
+        log.error("job %s: %s", message.job_id, reason)
+        report = Report(job_id=message.job_id, attempt=message.attempt, at=datetime.now(UTC),
+                        status=JobStatus.FAILED, error=reason, dead_letter=message)
+        pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})

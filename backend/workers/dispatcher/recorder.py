@@ -9,6 +9,10 @@ entries. So a data service or queue that is down delays reports, never loses the
 the batch is tried again, and entries a recorder held when it died are claimed by
 another after ``RECLAIM_IDLE`` seconds. Applying a batch twice is harmless (every write
 is conditional, see :mod:`backend.reports`).
+
+A report travels as the stream holds it: the batch is joined into the request body,
+not decoded and encoded again; only a report with a dead letter is decoded here. The
+ack of one batch rides with the read of the next (one round trip per batch).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Sequence
+import time
 
 import msgspec
 from redis.asyncio import Redis
@@ -27,14 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 from backend.client import DataServiceClient, DataServiceRefusedError
 from backend.errors import TaskbrokerError
 from backend.queues import StandardQueue
-from backend.reports import (
-    RECORDER_GROUP,
-    REPORT_FIELD,
-    REPORT_STREAM,
-    Report,
-    decode_report,
-    encode_report,
-)
+from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, decode_report
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +40,9 @@ READ_BLOCK_MS = 1000
 MAX_BATCH_BYTES = 768 * 1024  # one POST /reports stays under the store's body limit
 FIRST_BACKOFF, MAX_BACKOFF = 0.2, 5.0
 DRAIN_SECONDS = 5.0
+_DEAD_LETTER = b'"dead_letter"'
 
-Entry = tuple[bytes, Report | None]  # stream entry id, and its report (None: unreadable)
+Entry = tuple[bytes, bytes]  # stream entry id, and the report as JSON
 
 
 def consumer_name() -> str:
@@ -52,17 +50,16 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def chunks(reports: Sequence[Report], max_count: int, max_bytes: int) -> list[list[Report]]:
+def chunks(reports: list[bytes], max_count: int, max_bytes: int) -> list[list[bytes]]:
     """Split ``reports`` (in order) into runs of at most ``max_count`` and ``max_bytes``."""
-    runs: list[list[Report]] = [[]]
+    runs: list[list[bytes]] = [[]]
     size = 0
     for report in reports:
-        length = len(encode_report(report))
-        if runs[-1] and (len(runs[-1]) >= max_count or size + length > max_bytes):
+        if runs[-1] and (len(runs[-1]) >= max_count or size + len(report) > max_bytes):
             runs.append([])
             size = 0
         runs[-1].append(report)
-        size += length
+        size += len(report) + 1
     return [run for run in runs if run]
 
 
@@ -77,10 +74,12 @@ class Recorder:
         self.queue = queue
         self.batch = batch
         self.consumer = consumer or consumer_name()
-        self.reclaim_idle_ms = int(reclaim_idle * 1000)
+        self.reclaim_idle = reclaim_idle
         self._stopping = asyncio.Event()
         self._group_ready = False
         self._claim_cursor: bytes | str = "0-0"
+        self._next_claim = 0.0
+        self._to_ack: list[bytes] = []  # settled entries, acked with the next read
         self.recorded = 0  # reports applied by this recorder (for logs and tests)
 
     def stop(self) -> None:
@@ -99,11 +98,12 @@ class Recorder:
                 log.warning("recording failed (%s); trying again in %.1f s", exc, backoff)
                 await self._pause(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
-        deadline = asyncio.get_running_loop().time() + DRAIN_SECONDS
+        deadline = time.monotonic() + DRAIN_SECONDS
         try:
-            while asyncio.get_running_loop().time() < deadline:
+            while time.monotonic() < deadline:
                 if not await self.record_once():
                     break
+            await self.flush_acks()
         except (RedisError, TaskbrokerError) as exc:
             log.warning("reports left for the next start: %s", exc)
 
@@ -134,6 +134,7 @@ class Recorder:
             if "NOGROUP" not in str(exc):
                 raise
             self._group_ready = False  # the stream was deleted under us: start over
+            self._to_ack = []
             return 0
         if not entries:
             return 0
@@ -141,56 +142,66 @@ class Recorder:
         return len(entries)
 
     async def _claim(self) -> list[Entry]:
+        if time.monotonic() < self._next_claim:
+            return []
+        self._next_claim = time.monotonic() + max(0.05, self.reclaim_idle / 3)
         reply = await self.redis.xautoclaim(REPORT_STREAM, RECORDER_GROUP, self.consumer,
-                                            self.reclaim_idle_ms, start_id=self._claim_cursor,
-                                            count=self.batch)
+                                            int(self.reclaim_idle * 1000),
+                                            start_id=self._claim_cursor, count=self.batch)
         self._claim_cursor = reply[0]
-        claimed = [(entry_id, fields) for entry_id, fields in reply[1]
+        claimed = [(entry_id, fields.get(REPORT_FIELD, b"")) for entry_id, fields in reply[1]
                    if entry_id is not None and fields is not None]
         if claimed:
             log.info("took over %d reports another recorder left", len(claimed))
-        return [self._decode(entry_id, fields) for entry_id, fields in claimed]
+        return claimed
 
     async def _read(self, block_ms: int | None) -> list[Entry]:
-        reply = await self.redis.xreadgroup(RECORDER_GROUP, self.consumer, {REPORT_STREAM: ">"},
-                                            count=self.batch, block=block_ms)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if self._to_ack:
+                pipe.xack(REPORT_STREAM, RECORDER_GROUP, *self._to_ack)
+                pipe.xdel(REPORT_STREAM, *self._to_ack)
+            pipe.xreadgroup(RECORDER_GROUP, self.consumer, {REPORT_STREAM: ">"},
+                            count=self.batch, block=block_ms)
+            replies = await pipe.execute()
+        self._to_ack = []
         entries: list[Entry] = []
-        for _stream, items in reply or []:
-            entries += [self._decode(entry_id, fields) for entry_id, fields in items]
+        for _stream, items in replies[-1] or []:
+            entries += [(entry_id, fields.get(REPORT_FIELD, b"")) for entry_id, fields in items]
         return entries
 
-    @staticmethod
-    def _decode(entry_id: bytes, fields: dict) -> Entry:
-        try:
-            return entry_id, decode_report(fields.get(REPORT_FIELD, b""))
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            log.error("dropping unreadable report %s: %s: %r", entry_id, exc,
-                      fields.get(REPORT_FIELD, b"")[:200])
-            return entry_id, None
+    async def flush_acks(self) -> None:
+        if self._to_ack:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xack(REPORT_STREAM, RECORDER_GROUP, *self._to_ack)
+                pipe.xdel(REPORT_STREAM, *self._to_ack)
+                await pipe.execute()
+            self._to_ack = []
 
     async def _settle(self, entries: list[Entry]) -> None:
-        reports = [report for _, report in entries if report is not None]
+        reports = [raw for _, raw in entries]
         for run in chunks(reports, self.batch, MAX_BATCH_BYTES):
             await self._apply(run)
-        for report in reports:
-            if report.dead_letter is not None:
-                await self.queue.send_dead_letter(report.dead_letter, report.error or "failed")
-        ids = [entry_id for entry_id, _ in entries]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(REPORT_STREAM, RECORDER_GROUP, *ids)
-            pipe.xdel(REPORT_STREAM, *ids)
-            await pipe.execute()
+        for raw in reports:
+            if _DEAD_LETTER in raw:
+                try:
+                    report = decode_report(raw)
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    continue  # already refused and logged by _apply
+                if report.dead_letter is not None:
+                    await self.queue.send_dead_letter(report.dead_letter,
+                                                      report.error or "failed")
+        self._to_ack += [entry_id for entry_id, _ in entries]
         self.recorded += len(reports)
 
-    async def _apply(self, reports: list[Report]) -> None:
+    async def _apply(self, reports: list[bytes]) -> None:
         try:
-            answer = await self.client.apply_reports(reports)
+            answer = await self.client.apply_encoded_reports(reports)
         except DataServiceRefusedError as exc:
             # A report the store cannot take at all (not a lost one: it would refuse it
             # forever). Find it by halving, apply the rest, log what is dropped.
             if len(reports) == 1:
-                log.error("dropping report of job %s the data service refuses: %s",
-                          reports[0].job_id, exc)
+                log.error("dropping an unreadable report the data service refuses (%s): %r",
+                          exc, reports[0][:300])
                 return
             middle = len(reports) // 2
             await self._apply(reports[:middle])

@@ -43,14 +43,23 @@ class LiveReports:
         self._stopped = False
 
     def progress(self, percent: float) -> None:
-        """Report ``percent`` unless the last report is too recent (100 always goes)."""
+        """Report ``percent`` unless the last report is too recent (100 always goes).
+
+        The first report of an attempt whose ``running`` is still to come says
+        ``running`` itself.
+        """
         now = self._clock()
         if percent < 100 and now - self._last_progress < self._interval:
             return
         self._last_progress = self._last_check = now
         run = self._run
-        stop = self._writer.progress(Report(job_id=run.job_id, attempt=run.attempt, at=_now(),
-                                            progress=percent))
+        report = Report(job_id=run.job_id, attempt=run.attempt, at=_now(), progress=percent)
+        worker = getattr(run.rq_job, "worker", None)
+        if worker is not None and not worker.ran_past_start(run.rq_job):
+            worker.cancel_announce(run.rq_job)
+            report = Report(job_id=run.job_id, attempt=run.attempt, at=run.started_at or _now(),
+                            status=JobStatus.RUNNING, progress=percent, worker_id=run.worker_id)
+        stop = self._writer.progress(report)
         self._stopped = self._stopped or stop is not None
 
     def is_cancelled(self) -> bool:
@@ -65,12 +74,24 @@ class LiveReports:
 
 
 class Reporting(Middleware):
-    """``running`` (with the marker check) before the task, the end report after it."""
+    """The marker check and ``running`` before the task, the end report after it.
+
+    Under a :class:`~backend.workers.worker.TaskWorker` the markers were read while the
+    worker prepared the job, ``running`` is reported only if the task is still running
+    REPORT_INTERVAL later (a short job's end carries its start), and a successful end is
+    written in one transaction with RQ's own end of the job. Elsewhere (a bare call of
+    the runner) each goes to Redis at once.
+    """
 
     def before(self, run: JobRun) -> None:
-        begun = run.writer.begin(Report(
-            job_id=run.job_id, attempt=run.attempt, at=run.started_at or _now(),
-            status=JobStatus.RUNNING, worker_id=run.worker_id, progress=0.0))
+        running = Report(job_id=run.job_id, attempt=run.attempt, at=run.started_at or _now(),
+                         status=JobStatus.RUNNING, worker_id=run.worker_id, progress=0.0)
+        worker = getattr(run.rq_job, "worker", None)
+        begun = getattr(run.rq_job, "markers", None)
+        if begun is None:
+            begun = run.writer.begin(running)
+        elif begun.run and worker is not None:
+            worker.announce_running(run.rq_job, running)
         if begun.done:
             raise SkipJob("it has finished already")
         if begun.stop is not None:
@@ -86,7 +107,14 @@ class Reporting(Middleware):
 
     def after(self, run: JobRun, outcome: Outcome) -> Outcome:
         outcome = self._checked(run, outcome)
-        run.writer.end(self.report(run, outcome))
+        report = self.report(run, outcome)
+        worker = getattr(run.rq_job, "worker", None)
+        if worker is not None:
+            worker.cancel_announce(run.rq_job)
+        if worker is not None and outcome.status is JobStatus.SUCCEEDED:
+            worker.stage_end(report)
+        else:
+            run.writer.end(report)
         return outcome
 
     def _checked(self, run: JobRun, outcome: Outcome) -> Outcome:

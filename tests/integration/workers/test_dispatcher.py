@@ -10,6 +10,7 @@ import time
 import uuid
 
 import pytest
+import redis.asyncio as aioredis
 from bson import ObjectId
 from rq import Queue
 
@@ -32,10 +33,13 @@ async def setup(connections, rq_redis, rq_redis_url):
                                    queue_wait_seconds=0)
     queue = RedisStreamQueue(rq_redis_url, name, f"{name}-dlq", visibility_timeout=1,
                              max_receives=5, wait_seconds=0)
-    dispatcher = Dispatcher(settings, queue, rq_redis)
+    settings.redis.redis_url = rq_redis_url
+    streams = aioredis.Redis.from_url(rq_redis_url)
+    dispatcher = Dispatcher(settings, queue, rq_redis, streams)
     await queue.ensure()
     yield dispatcher, queue
     await queue.close()
+    await streams.aclose()
 
 
 def _message(executor: str = "standard", **fields) -> QueueMessage:
@@ -91,8 +95,8 @@ async def test_messages_of_stopped_or_finished_jobs_are_enqueued_but_never_run(s
     TaskWorker(["standard"], connection=rq_redis).work(burst=True)
     for message in (cancelled, done):  # the worker took each, and ran neither
         assert fetch(rq_redis, message.job_id).return_value() == "skipped"
-    assert statuses(rq_redis, cancelled.job_id) == [("running", 1), ("cancelled", 1)]
-    assert statuses(rq_redis, done.job_id) == [("running", 1)]  # refused: it has finished
+    assert statuses(rq_redis, cancelled.job_id) == [("cancelled", 1)]
+    assert statuses(rq_redis, done.job_id) == []  # it has finished: nothing more to say
 
 
 async def test_an_empty_or_short_receive_records_when_the_queue_was_drained(setup, rq_redis):

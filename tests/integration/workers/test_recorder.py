@@ -76,6 +76,8 @@ async def test_a_batch_of_reports_reaches_the_store_and_leaves_the_stream(parts)
     assert await recorder.record_once() == 40
     for job in await client.get_jobs(ids):
         assert (job.status, job.result, job.attempts) == ("succeeded", {"id": job.id}, 1)
+    # Acked with the next read (or at the stop): one round trip per batch.
+    assert await recorder.record_once() == 0
     assert await streams.xlen(REPORT_STREAM) == 0
 
 
@@ -94,6 +96,7 @@ async def test_nothing_is_lost_while_the_data_service_is_down(parts, rq_redis_ur
     other = Recorder(streams, client, queue, consumer="other", reclaim_idle=0.2)
     await asyncio.sleep(0.3)
     assert await other.record_once() == 10
+    await other.flush_acks()
     assert {job.status for job in await client.get_jobs(ids)} == {"succeeded"}
     assert (await streams.xpending(REPORT_STREAM, RECORDER_GROUP))["pending"] == 0
     await down.stop()
@@ -116,7 +119,9 @@ async def test_an_unreadable_entry_is_dropped_and_the_rest_recorded(parts, caplo
     [job_id] = await new_jobs(client, 1)
     await streams.xadd(REPORT_STREAM, {REPORT_FIELD: b"{not json"})
     await append(streams, *ran(job_id))
-    await Recorder(streams, client, queue).record_once()
+    recorder = Recorder(streams, client, queue)
+    await recorder.record_once()
+    await recorder.flush_acks()
     assert (await client.get_job(job_id)).status == JobStatus.SUCCEEDED
     assert await streams.xlen(REPORT_STREAM) == 0
     assert "unreadable report" in caplog.text

@@ -78,26 +78,33 @@ def _wait_for(predicate, timeout=20.0):
     raise AssertionError("condition not met in time")
 
 
-def test_jobs_run_in_the_worker_and_report_running_then_their_result(connections):
+def test_short_jobs_report_their_result_in_one_report(connections):
     redis = connections.redis
     ids = [_submit(connections, "checksum", {"text": f"text {n}"}) for n in range(5)]
     worker = _work(connections)
     for job_id in ids:
-        sent = reports(redis, job_id)
-        assert [(str(r.status), r.attempt) for r in sent] == [("running", 1), ("succeeded", 1)]
-        assert sent[1].result["algorithm"] == "sha256"
-        assert sent[0].worker_id == sent[1].worker_id == worker.name
-        assert sent[1].started_at == sent[0].at  # the end says when the attempt began
+        [end] = reports(redis, job_id)  # no `running` of its own: the end says when it began
+        assert (end.status, end.attempt) == (JobStatus.SUCCEEDED, 1)
+        assert end.result["algorithm"] == "sha256" and end.worker_id == worker.name
+        assert end.started_at is not None and end.started_at <= end.at
         assert redis.exists(control.done_key(job_id))  # a late duplicate will not run it
+        assert fetch(redis, job_id).get_status() == "finished"  # RQ's end, same transaction
+
+
+def test_a_job_that_runs_a_while_reports_running_first(connections):
+    job_id = _submit(connections, "simulate", {"duration": 1.2}, estimated_time=2)
+    _work(connections)
+    sent = reports(connections.redis, job_id)
+    assert (sent[0].status, sent[0].attempt) == (JobStatus.RUNNING, 1)
+    assert sent[-1].status is JobStatus.SUCCEEDED
 
 
 def test_a_retry_goes_back_to_the_queue_and_runs_again_as_the_next_attempt(connections):
     job_id = _submit(connections, "fail", {"succeed_on_attempt": 3})
     _work(connections)  # backoff 0 in these settings: RQ requeues at once, burst runs it again
     assert statuses(connections.redis, job_id) == [
-        ("running", 1), ("retrying", 1), ("running", 2), ("retrying", 2),
-        ("running", 3), ("succeeded", 3)]
-    assert "attempt 1 of 3 failed" in reports(connections.redis, job_id)[1].error
+        ("retrying", 1), ("retrying", 2), ("succeeded", 3)]
+    assert "attempt 1 of 3 failed" in reports(connections.redis, job_id)[0].error
 
 
 def test_a_job_that_fails_for_good_reports_its_dead_letter_and_shows_failed_in_rq(connections):
@@ -131,8 +138,7 @@ def test_a_job_that_finished_already_is_not_run_again(connections):
     connections.redis.set(control.done_key(job_id), b"1")
     _work(connections)
     assert job_id not in STARTED
-    # Only the `running` read together with the markers; the store refuses it (finished).
-    assert statuses(connections.redis, job_id) == [("running", 1)]
+    assert statuses(connections.redis, job_id) == []  # it has finished: nothing to say
 
 
 def test_rqs_stop_job_command_cancels_a_running_task(connections):
@@ -146,7 +152,7 @@ def test_rqs_stop_job_command_cancels_a_running_task(connections):
     threading.Thread(target=cancel_like_the_kernel, daemon=True).start()
     _work(connections)
     assert job_id not in FINISHED  # the 30 s sleep was interrupted
-    assert statuses(connections.redis, job_id) == [("running", 1), ("cancelled", 1)]
+    assert statuses(connections.redis, job_id)[-1] == ("cancelled", 1)
 
 
 def test_a_cooperative_task_notices_the_stop_marker_by_itself(connections):
