@@ -4,50 +4,96 @@ import { ChangeDetectionStrategy, Component } from '@angular/core';
 import { ComponentFixture, TestBed } from '@angular/core/testing';
 import { Router, provideRouter } from '@angular/router';
 
-import { query, setValue, text } from '../testing/dom';
+import { signInAs } from '../testing/auth';
+import { buttonByText, query, text } from '../testing/dom';
 import { App } from './app';
 import { ApiStatus } from './core/api-status.service';
-import { USER_STORAGE_KEY, UserService } from './core/user.service';
+import { AuthService } from './core/auth.service';
 
 describe('App shell', () => {
   let fixture: ComponentFixture<App>;
   let root: HTMLElement;
+  let http: HttpTestingController;
 
-  beforeEach(async () => {
-    localStorage.clear();
-    TestBed.configureTestingModule({
-      providers: [provideHttpClient(), provideHttpClientTesting(), provideRouter([])],
-    });
+  async function create(): Promise<void> {
     fixture = TestBed.createComponent(App);
     root = fixture.nativeElement as HTMLElement;
     await fixture.whenStable();
+  }
+
+  beforeEach(() => {
+    TestBed.configureTestingModule({
+      providers: [
+        provideHttpClient(),
+        provideHttpClientTesting(),
+        provideRouter([
+          { path: 'sign-in', children: [] },
+          { path: 'jobs', children: [] },
+        ]),
+      ],
+    });
+    http = TestBed.inject(HttpTestingController);
   });
 
-  it('has labelled navigation and a user id field', () => {
+  afterEach(() => http.verify());
+
+  it('shows the navigation, the signed-in user and a Sign out button', async () => {
+    signInAs('carol');
+    await create();
     const links = Array.from(root.querySelectorAll('nav[aria-label="Main"] a')).map((a) =>
       a.textContent?.trim(),
     );
-    expect(links).toEqual(['Submit', 'My jobs']);
-    expect(query(root, 'label[for="user-id"]').textContent?.trim()).toBe('User id');
+    expect(links).toEqual(['Submit', 'My jobs', 'API tokens']);
+    expect(query(root, 'nav a[href="/tokens"]')).toBeTruthy();
+    expect(text(root, '[data-testid="session-user"]')).toBe('carol');
+    expect(root.querySelector('[data-testid="session-admin"]')).toBeNull();
+    expect(buttonByText(root, 'Sign out')).toBeTruthy();
+    // The free "user id" field is gone.
+    expect(root.querySelector('#user-id')).toBeNull();
   });
 
-  it('remembers a valid user id and explains an invalid one', async () => {
-    const input = query<HTMLInputElement>(root, '#user-id');
-    setValue(input, 'carol');
-    input.dispatchEvent(new Event('change'));
-    await fixture.whenStable();
-    expect(TestBed.inject(UserService).userId()).toBe('carol');
-    expect(localStorage.getItem(USER_STORAGE_KEY)).toBe('carol');
+  it('says "admin" for an admin', async () => {
+    signInAs('root', 'admin');
+    await create();
+    expect(text(root, '[data-testid="session-admin"]')).toBe('admin');
+  });
 
-    setValue(input, 'carol smith');
-    input.dispatchEvent(new Event('change'));
+  it('shows no navigation and no user while signed out', async () => {
+    await create();
+    expect(root.querySelector('nav[aria-label="Main"]')).toBeNull();
+    expect(root.querySelector('[data-testid="session-user"]')).toBeNull();
+    expect(root.querySelectorAll('button').length).toBe(0);
+  });
+
+  it('signs out: POST /auth/logout, then the sign-in page', async () => {
+    signInAs('carol');
+    await create();
+    await TestBed.inject(Router).navigateByUrl('/jobs');
+    buttonByText(root, 'Sign out').click();
     await fixture.whenStable();
-    expect(text(root, '#user-id-error')).toContain('No spaces');
-    expect(input.getAttribute('aria-invalid')).toBe('true');
-    expect(TestBed.inject(UserService).userId()).toBe('carol');
+    const request = http.expectOne('/api/v1/auth/logout');
+    expect(request.request.method).toBe('POST');
+    expect(buttonByText(root, 'Signing out…').getAttribute('aria-disabled')).toBe('true');
+    request.flush({ message: 'Signed out.' });
+    await fixture.whenStable();
+    expect(TestBed.inject(AuthService).user()).toBeNull();
+    expect(TestBed.inject(Router).url).toBe('/sign-in');
+    expect(text(root, '[role="status"]')).toContain('You are signed out.');
+    expect(root.querySelector('[data-testid="session-user"]')).toBeNull();
+  });
+
+  it('stays signed in, and says so, when signing out fails', async () => {
+    signInAs('carol');
+    await create();
+    buttonByText(root, 'Sign out').click();
+    http.expectOne('/api/v1/auth/logout').error(new ProgressEvent('error'), { status: 0 });
+    await fixture.whenStable();
+    expect(text(root, '[data-testid="sign-out-error"]')).toContain('Could not sign out');
+    expect(TestBed.inject(AuthService).user()?.username).toBe('carol');
   });
 
   it('shows a banner while the API is down, and hides it when it is back', async () => {
+    await create();
     const status = TestBed.inject(ApiStatus);
     status.markDown({ status: 0, message: 'Cannot reach the API.', fields: {}, unreachable: true });
     await fixture.whenStable();
@@ -55,7 +101,12 @@ describe('App shell', () => {
     expect(query(root, '[data-testid="api-down"]').getAttribute('role')).toBe('alert');
 
     status.retryNow();
-    TestBed.inject(HttpTestingController).expectOne('/api/v1/executors').flush([]);
+    http
+      .expectOne('/api/v1/auth/me')
+      .flush(
+        { status_code: 401, detail: 'Unauthorized' },
+        { status: 401, statusText: 'Unauthorized' },
+      );
     status.markUp();
     await fixture.whenStable();
     expect(root.querySelector('[data-testid="api-down"]')).toBeNull();
@@ -95,7 +146,6 @@ describe('App shell focus', () => {
   }
 
   beforeEach(async () => {
-    localStorage.clear();
     TestBed.configureTestingModule({
       providers: [
         provideHttpClient(),

@@ -12,16 +12,18 @@ import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { NavigationEnd, Router, RouterLink, RouterLinkActive, RouterOutlet } from '@angular/router';
 import { filter } from 'rxjs';
 
+import { toApiError } from './api/api-error';
 import { ApiStatus } from './core/api-status.service';
+import { AuthService } from './core/auth.service';
 import { NoticeService } from './core/notice.service';
-import { UserService, isValidUserId } from './core/user.service';
+import { SIGN_IN_PATH } from './core/return-url';
 
 /** The path of a router URL, without its query and fragment. */
 function pathOf(url: string): string {
   return url.split(/[?#]/, 1)[0];
 }
 
-/** The shell: header with navigation and the user id, the API banner, the page. */
+/** The shell: header with navigation and who is signed in, the API banner, the page. */
 @Component({
   selector: 'app-root',
   changeDetection: ChangeDetectionStrategy.OnPush,
@@ -31,18 +33,20 @@ function pathOf(url: string): string {
 export class App {
   protected readonly apiStatus = inject(ApiStatus);
   protected readonly notices = inject(NoticeService);
-  protected readonly user = inject(UserService);
-  protected readonly userError = signal<string | null>(null);
+  protected readonly auth = inject(AuthService);
+  protected readonly signingOut = signal(false);
+  protected readonly signOutError = signal<string | null>(null);
   /** Said by a polite live region after a navigation: the new page's title. */
   protected readonly announcement = signal('');
 
   private readonly main = viewChild.required<ElementRef<HTMLElement>>('main');
   private readonly injector = inject(Injector);
+  private readonly router = inject(Router);
 
   constructor() {
     let shownPath: string | null = null;
-    inject(Router)
-      .events.pipe(
+    this.router.events
+      .pipe(
         filter((event): event is NavigationEnd => event instanceof NavigationEnd),
         takeUntilDestroyed(),
       )
@@ -53,26 +57,30 @@ export class App {
         // The first page keeps the browser's own start; a new query on the same page
         // (status filter, paging) leaves focus on the control that changed it.
         if (previous !== null && previous !== path) {
+          this.signOutError.set(null);
           afterNextRender(() => this.focusPage(), { injector: this.injector });
         }
       });
   }
 
-  /** Commit the typed user id (on Enter or when the field loses focus). */
-  protected commitUser(input: HTMLInputElement): void {
-    const value = input.value.trim();
-    if (value === this.user.userId()) {
-      this.userError.set(null);
+  /** POST /auth/logout, then the sign-in page. */
+  protected signOut(): void {
+    if (this.signingOut()) {
       return;
     }
-    if (!isValidUserId(value)) {
-      this.userError.set(
-        value ? 'No spaces, "/", "?" or "#"; at most 128 characters.' : 'Enter a user id.',
-      );
-      return;
-    }
-    this.userError.set(null);
-    this.user.setUserId(value);
+    this.signingOut.set(true);
+    this.signOutError.set(null);
+    this.auth.signOut().subscribe({
+      next: () => {
+        this.signingOut.set(false);
+        this.notices.show('You are signed out.');
+        void this.router.navigateByUrl(SIGN_IN_PATH);
+      },
+      error: (error: unknown) => {
+        this.signingOut.set(false);
+        this.signOutError.set(`Could not sign out: ${toApiError(error).message}`);
+      },
+    });
   }
 
   /**

@@ -52,7 +52,7 @@ export interface Job {
   finished_at: string | null;
 }
 
-/** One page of a user's jobs, newest first. */
+/** One page of jobs, newest first. */
 export interface JobPage {
   items: Job[];
   total: number;
@@ -61,10 +61,9 @@ export interface JobPage {
   next_cursor: string | null;
 }
 
-/** Body of POST /api/v1/job_executor/async. */
+/** Body of POST /api/v1/job_executor/async. The owner is the signed-in user. */
 export interface JobExecutionRequest {
   job_name: string;
-  user_id: string;
   estimated_time: number;
   description?: string | null;
   params?: JsonObject | null;
@@ -89,9 +88,13 @@ export interface Deleted {
   message: string;
 }
 
-/** Query of GET /api/v1/jobs. */
+/**
+ * Query of GET /api/v1/jobs: the caller's own jobs, unless an admin asks for one
+ * user's (`user_id`) or every user's (`all`). A non-admin naming another user gets 403.
+ */
 export interface JobQuery {
-  user_id: string;
+  user_id?: string | null;
+  all?: boolean;
   status?: JobStatus | null;
   limit?: number;
   offset?: number;

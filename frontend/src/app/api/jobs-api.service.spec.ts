@@ -24,7 +24,6 @@ describe('JobsApi', () => {
     api
       .submit('gpu', {
         job_name: 'simulate',
-        user_id: 'alice',
         estimated_time: 6,
         params: { a: 1 },
       })
@@ -33,7 +32,6 @@ describe('JobsApi', () => {
     expect(request.request.method).toBe('POST');
     expect(request.request.body).toEqual({
       job_name: 'simulate',
-      user_id: 'alice',
       estimated_time: 6,
       params: { a: 1 },
     });
@@ -41,10 +39,30 @@ describe('JobsApi', () => {
     expect(jobId).toBe('f'.repeat(24));
   });
 
-  it('lists a user’s jobs with filter and offset', () => {
-    api.list({ user_id: 'al ice', status: 'failed', limit: 20, offset: 40 }).subscribe();
+  it('lists the caller’s own jobs by default, naming no user', () => {
+    api.list({ limit: 20 }).subscribe();
     const request = http.expectOne((r) => r.url === '/api/v1/jobs');
-    expect(request.request.params.get('user_id')).toBe('al ice');
+    expect(request.request.params.keys()).toEqual(['limit']);
+    request.flush({ items: [], total: 0, limit: 20, offset: 0, next_cursor: null });
+  });
+
+  it('lists one user’s jobs, or every user’s, for an admin', () => {
+    api.list({ user_id: 'al ice' }).subscribe();
+    const one = http.expectOne((r) => r.url === '/api/v1/jobs');
+    expect(one.request.params.get('user_id')).toBe('al ice');
+    expect(one.request.params.has('all')).toBe(false);
+    one.flush({ items: [], total: 0, limit: 20, offset: 0, next_cursor: null });
+
+    api.list({ all: true, user_id: 'ignored' }).subscribe();
+    const all = http.expectOne((r) => r.url === '/api/v1/jobs');
+    expect(all.request.params.get('all')).toBe('true');
+    expect(all.request.params.has('user_id')).toBe(false);
+    all.flush({ items: [], total: 0, limit: 20, offset: 0, next_cursor: null });
+  });
+
+  it('lists with filter and offset', () => {
+    api.list({ status: 'failed', limit: 20, offset: 40 }).subscribe();
+    const request = http.expectOne((r) => r.url === '/api/v1/jobs');
     expect(request.request.params.get('status')).toBe('failed');
     expect(request.request.params.get('limit')).toBe('20');
     expect(request.request.params.get('offset')).toBe('40');
@@ -53,7 +71,7 @@ describe('JobsApi', () => {
   });
 
   it('prefers a cursor over an offset and leaves out an empty filter', () => {
-    api.list({ user_id: 'alice', status: null, offset: 20, cursor: 'abc' }).subscribe();
+    api.list({ status: null, offset: 20, cursor: 'abc' }).subscribe();
     const request = http.expectOne((r) => r.url === '/api/v1/jobs');
     expect(request.request.params.get('cursor')).toBe('abc');
     expect(request.request.params.has('offset')).toBe(false);

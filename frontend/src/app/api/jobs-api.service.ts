@@ -34,7 +34,12 @@ export class JobsApi {
   }
 
   list(query: JobQuery): Observable<JobPage> {
-    let params = new HttpParams().set('user_id', query.user_id);
+    let params = new HttpParams();
+    if (query.all) {
+      params = params.set('all', 'true');
+    } else if (query.user_id) {
+      params = params.set('user_id', query.user_id);
+    }
     if (query.status) {
       params = params.set('status', query.status);
     }

@@ -2,7 +2,7 @@ import { Injectable, OnDestroy, inject, signal } from '@angular/core';
 import { Observable, Subject } from 'rxjs';
 
 import { ApiError } from '../api/api-error';
-import { JobsApi } from '../api/jobs-api.service';
+import { AuthApi } from '../api/auth-api.service';
 
 /** How often to knock while the API is down. */
 export const API_RETRY_MS = 5000;
@@ -14,7 +14,7 @@ export const API_RETRY_MS = 5000;
  */
 @Injectable({ providedIn: 'root' })
 export class ApiStatus implements OnDestroy {
-  private readonly api = inject(JobsApi);
+  private readonly api = inject(AuthApi);
   private readonly downSignal = signal<ApiError | null>(null);
   private readonly recoveredSubject = new Subject<void>();
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -41,8 +41,9 @@ export class ApiStatus implements OnDestroy {
   /** Knock now (the banner's "Retry" button). */
   retryNow(): void {
     this.clearRetry();
-    // The interceptor calls markUp/markDown with the outcome.
-    this.api.executors().subscribe({ error: () => undefined });
+    // The interceptor calls markUp/markDown with the outcome. GET /auth/me answers
+    // signed in or not (a 401 is an answer too), and its 401 sends no one to sign in.
+    this.api.me().subscribe({ error: () => undefined });
   }
 
   ngOnDestroy(): void {

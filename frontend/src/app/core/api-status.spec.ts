@@ -36,15 +36,15 @@ describe('ApiStatus and its interceptor', () => {
     expect(status.down()?.message).toContain('Cannot reach the API');
 
     vi.advanceTimersByTime(API_RETRY_MS);
-    http.expectOne('/api/v1/executors').error(new ProgressEvent('error'), { status: 0 });
+    http.expectOne('/api/v1/auth/me').error(new ProgressEvent('error'), { status: 0 });
     expect(status.down()).not.toBeNull();
 
     vi.advanceTimersByTime(API_RETRY_MS);
-    http.expectOne('/api/v1/executors').flush([{ name: 'standard', default: true }]);
+    http.expectOne('/api/v1/auth/me').flush({ username: 'alice', role: 'user' });
     expect(status.down()).toBeNull();
     expect(recoveries).toBe(1);
     vi.advanceTimersByTime(API_RETRY_MS * 3);
-    http.expectNone('/api/v1/executors');
+    http.expectNone('/api/v1/auth/me');
   });
 
   it('stays up when the API answers with an error of its own', () => {
@@ -55,6 +55,15 @@ describe('ApiStatus and its interceptor', () => {
         { status_code: 404, detail: 'Job x not found' },
         { status: 404, statusText: 'Not Found' },
       );
+    expect(status.down()).toBeNull();
+  });
+
+  it('counts a 401 from the probe (GET /auth/me while signed out) as the API being back', () => {
+    status.markDown({ status: 0, message: 'Cannot reach the API.', fields: {}, unreachable: true });
+    status.retryNow();
+    http
+      .expectOne('/api/v1/auth/me')
+      .flush({ status_code: 401, detail: 'Unauthorized' }, { status: 401, statusText: 'x' });
     expect(status.down()).toBeNull();
   });
 });

@@ -8,11 +8,11 @@ import { TestBed } from '@angular/core/testing';
 import { Router, provideRouter, withComponentInputBinding } from '@angular/router';
 import { RouterTestingHarness } from '@angular/router/testing';
 
+import { signInAs } from '../../../testing/auth';
 import { FakeEventSource, makeJob } from '../../../testing/fixtures';
 import { buttonByText, query, queryAll, setValue, text } from '../../../testing/dom';
 import { Job, JobPage } from '../../api/job.model';
 import { EVENT_SOURCE_FACTORY } from '../../api/job-watcher.service';
-import { UserService } from '../../core/user.service';
 import { JobsPage } from './jobs.page';
 
 function page(items: Job[], total = items.length, offset = 0): JobPage {
@@ -28,10 +28,8 @@ describe('JobsPage', () => {
     return http.expectOne((request) => request.url === '/api/v1/jobs');
   }
 
-  async function open(url = '/jobs', user: string | null = 'alice'): Promise<void> {
-    if (user) {
-      TestBed.inject(UserService).setUserId(user);
-    }
+  async function open(url = '/jobs', role: 'user' | 'admin' = 'user'): Promise<void> {
+    signInAs(role === 'admin' ? 'root' : 'alice', role);
     harness = await RouterTestingHarness.create();
     await harness.navigateByUrl(url, JobsPage);
     root = harness.routeNativeElement as HTMLElement;
@@ -46,7 +44,6 @@ describe('JobsPage', () => {
   }
 
   beforeEach(() => {
-    localStorage.clear();
     FakeEventSource.reset();
     TestBed.configureTestingModule({
       providers: [
@@ -80,7 +77,9 @@ describe('JobsPage', () => {
       finished_at: new Date().toISOString(),
     });
     const request = expectList();
-    expect(request.request.params.get('user_id')).toBe('alice');
+    // The caller's own jobs: no user named.
+    expect(request.request.params.has('user_id')).toBe(false);
+    expect(request.request.params.has('all')).toBe(false);
     expect(request.request.params.get('limit')).toBe('20');
     expect(request.request.params.get('offset')).toBe('0');
     request.flush(page([running, failed]));
@@ -126,14 +125,20 @@ describe('JobsPage', () => {
     await open();
     expectList().flush(page([]));
     await settle();
-    expect(text(root, '[data-testid="empty"]')).toContain('No jobs yet for alice');
+    expect(text(root, '[data-testid="empty"]')).toContain('You have no jobs yet.');
     expect(query(root, '[data-testid="empty"] a').getAttribute('href')).toBe('/submit');
   });
 
-  it('asks for a user id before listing anything', async () => {
-    await open('/jobs', null);
-    http.expectNone((request) => request.url === '/api/v1/jobs');
-    expect(text(root, '.callout--warn')).toContain('Choose a user id');
+  it('offers no owner filter to a non-admin, and ignores one in the URL', async () => {
+    await open('/jobs?all=true&user=bob');
+    const request = expectList();
+    expect(request.request.params.has('all')).toBe(false);
+    expect(request.request.params.has('user_id')).toBe(false);
+    request.flush(page([makeJob()]));
+    await settle();
+    expect(root.querySelector('#owner-filter')).toBeNull();
+    expect(root.querySelector('[data-testid="owner"]')).toBeNull();
+    expect(text(root, 'h1')).toBe('My jobs');
   });
 
   it('shows a load error with a retry', async () => {
@@ -188,5 +193,96 @@ describe('JobsPage', () => {
     expect(text(root, '#jobs-range')).toBe('21–40 of 45');
     expect(TestBed.inject(Router).url).toBe('/jobs?offset=20');
     expect(buttonByText(root, '← Newer').disabled).toBe(false);
+  });
+
+  describe('for an admin', () => {
+    function ownerSelect(): HTMLSelectElement {
+      return query<HTMLSelectElement>(root, '#owner-filter');
+    }
+
+    it('lists their own jobs first, without an owner column', async () => {
+      await open('/jobs', 'admin');
+      const request = expectList();
+      expect(request.request.params.has('all')).toBe(false);
+      expect(request.request.params.has('user_id')).toBe(false);
+      request.flush(page([makeJob({ user_id: 'root' })]));
+      await settle();
+      expect(ownerSelect().value).toBe('mine');
+      expect(queryAll(root, 'thead th').map((th) => th.textContent?.trim())).not.toContain('Owner');
+    });
+
+    it("shows every user's jobs with all=true, and whose each one is", async () => {
+      await open('/jobs', 'admin');
+      expectList().flush(page([]));
+      await settle();
+
+      setValue(ownerSelect(), 'all');
+      await settle();
+      expect(TestBed.inject(Router).url).toBe('/jobs?all=true');
+      const request = expectList();
+      expect(request.request.params.get('all')).toBe('true');
+      expect(request.request.params.has('user_id')).toBe(false);
+      const bobs = makeJob({ user_id: 'bob' });
+      const carols = makeJob({ user_id: 'carol', status: 'succeeded' });
+      request.flush(page([bobs, carols]));
+      await settle();
+      expect(text(root, 'h1')).toBe("All users' jobs");
+      expect(queryAll(root, 'thead th').map((th) => th.textContent?.trim())).toContain('Owner');
+      expect(text(row(bobs.id), '[data-testid="owner"]')).toBe('bob');
+      expect(text(row(carols.id), '[data-testid="owner"]')).toBe('carol');
+
+      setValue(ownerSelect(), 'mine');
+      await settle();
+      expect(TestBed.inject(Router).url).toBe('/jobs');
+      const mine = expectList();
+      expect(mine.request.params.has('all')).toBe(false);
+      mine.flush(page([]));
+      FakeEventSource.instances.forEach((s) => s.close());
+    });
+
+    it('asks for a user name when switching from all users to one user', async () => {
+      await open('/jobs?all=true', 'admin');
+      expectList().flush(page([]));
+      await settle();
+      expect(ownerSelect().value).toBe('all');
+      setValue(ownerSelect(), 'user');
+      await settle();
+      expect(ownerSelect().value).toBe('user');
+      expect(query<HTMLInputElement>(root, '#owner-user').value).toBe('');
+      http.expectNone((request) => request.url === '/api/v1/jobs');
+    });
+
+    it("shows one user's jobs with user_id=NAME, keeping the status filter", async () => {
+      await open('/jobs?status=failed', 'admin');
+      expectList().flush(page([]));
+      await settle();
+
+      setValue(ownerSelect(), 'user');
+      await settle();
+      http.expectNone((request) => request.url === '/api/v1/jobs'); // nothing until named
+      const input = query<HTMLInputElement>(root, '#owner-user');
+      expect(query(root, 'label[for="owner-user"]').textContent?.trim()).toBe('User name');
+
+      buttonByText(root, 'Show').click(); // empty
+      await settle();
+      expect(text(root, '#owner-user-error')).toBe('Enter a user name.');
+      expect(input.getAttribute('aria-invalid')).toBe('true');
+      http.expectNone((request) => request.url === '/api/v1/jobs');
+
+      input.value = 'bob';
+      buttonByText(root, 'Show').click();
+      await settle();
+      expect(TestBed.inject(Router).url).toBe('/jobs?status=failed&user=bob');
+      const request = expectList();
+      expect(request.request.params.get('user_id')).toBe('bob');
+      expect(request.request.params.get('status')).toBe('failed');
+      expect(request.request.params.has('all')).toBe(false);
+      request.flush(page([]));
+      await settle();
+      expect(text(root, 'h1')).toBe('Jobs of bob');
+      expect(text(root, '[data-testid="empty"]')).toContain('No failed jobs of bob.');
+      expect(ownerSelect().value).toBe('user');
+      expect(query<HTMLInputElement>(root, '#owner-user').value).toBe('bob');
+    });
   });
 });

@@ -2,6 +2,8 @@ import {
   ChangeDetectionStrategy,
   Component,
   DestroyRef,
+  Injector,
+  afterNextRender,
   computed,
   effect,
   inject,
@@ -19,7 +21,7 @@ import { JobWatcher } from '../../api/job-watcher.service';
 import { JobsApi } from '../../api/jobs-api.service';
 import { ApiStatus } from '../../core/api-status.service';
 import { Clock } from '../../core/clock.service';
-import { UserService } from '../../core/user.service';
+import { AuthService } from '../../core/auth.service';
 import { formatRelative, formatTimestamp } from '../../shared/eta';
 import { JobTiming } from '../../shared/job-timing';
 import { ProgressBar } from '../../shared/progress-bar';
@@ -29,11 +31,24 @@ export const PAGE_SIZE = 20;
 /** Quiet reload of the list, to pick up jobs submitted elsewhere (CLI, another tab). */
 export const LIST_REFRESH_MS = 10000;
 
+/** Same rule as backend/jobs.py UserId: 1..128 characters, no whitespace, '/', '?' or '#'. */
+const USER_NAME_PATTERN = /^[^\s/?#]{1,128}$/;
+
+/** Whose jobs the list shows. Only admins see other users' jobs. */
+export type OwnerScope = { kind: 'mine' } | { kind: 'all' } | { kind: 'user'; name: string };
+
+function sameScope(a: OwnerScope, b: OwnerScope): boolean {
+  return a.kind === b.kind && (a.kind !== 'user' || b.kind !== 'user' || a.name === b.name);
+}
+
 function newer(a: Job, b: Job): Job {
   return Date.parse(a.updated_at) >= Date.parse(b.updated_at) ? a : b;
 }
 
-/** The user's jobs, newest first, with live status and progress. */
+/**
+ * The signed-in user's jobs (an admin may pick one user's, or everyone's), newest
+ * first, with live status and progress.
+ */
 @Component({
   selector: 'app-jobs-page',
   changeDetection: ChangeDetectionStrategy.OnPush,
@@ -44,12 +59,15 @@ export class JobsPage {
   private readonly api = inject(JobsApi);
   private readonly router = inject(Router);
   private readonly clock = inject(Clock);
+  private readonly injector = inject(Injector);
   protected readonly watcher = inject(JobWatcher);
-  protected readonly user = inject(UserService);
+  protected readonly auth = inject(AuthService);
 
-  /** Query parameters (bound by the router). */
+  /** Query parameters (bound by the router). `all` and `user` count for admins only. */
   readonly status = input<string>();
   readonly offset = input<string>();
+  readonly all = input<string>();
+  readonly user = input<string>();
 
   protected readonly statuses = JOB_STATUSES;
   protected readonly statusFilter = computed<JobStatus | null>(() => {
@@ -59,6 +77,46 @@ export class JobsPage {
   protected readonly pageOffset = computed(() => {
     const offset = Number.parseInt(this.offset() ?? '', 10);
     return Number.isFinite(offset) && offset > 0 ? offset : 0;
+  });
+
+  /** Whose jobs: from the URL, for an admin; always the user's own otherwise. */
+  protected readonly scope = computed<OwnerScope>(
+    () => {
+      if (!this.auth.isAdmin()) {
+        return { kind: 'mine' };
+      }
+      if (this.all() === 'true') {
+        return { kind: 'all' };
+      }
+      const name = this.user()?.trim() ?? '';
+      return USER_NAME_PATTERN.test(name) ? { kind: 'user', name } : { kind: 'mine' };
+    },
+    { equal: sameScope },
+  );
+  /** The admin picked "One user…" and has not named one yet. */
+  private readonly choosingUser = signal(false);
+  protected readonly ownerMode = computed<OwnerScope['kind']>(() =>
+    this.choosingUser() ? 'user' : this.scope().kind,
+  );
+  protected readonly ownerError = signal<string | null>(null);
+  /** Listing other users' jobs: show whose each one is. */
+  protected readonly showOwner = computed(() => this.scope().kind !== 'mine');
+  protected readonly heading = computed(() => {
+    const scope = this.scope();
+    return scope.kind === 'all'
+      ? "All users' jobs"
+      : scope.kind === 'user'
+        ? `Jobs of ${scope.name}`
+        : 'My jobs';
+  });
+  /** " from any user", " of bob", or "" (own jobs), for the empty-list messages. */
+  protected readonly whose = computed(() => {
+    const scope = this.scope();
+    return scope.kind === 'all'
+      ? ' from any user'
+      : scope.kind === 'user'
+        ? ` of ${scope.name}`
+        : '';
   });
 
   protected readonly page = signal<JobPage | null>(null);
@@ -85,8 +143,14 @@ export class JobsPage {
 
   constructor() {
     effect(() => {
-      // Reload whenever the user, the filter or the page changes.
-      this.user.userId();
+      // A new owner in the URL (chosen here, or back/forward) ends "One user…" naming.
+      this.scope();
+      untracked(() => this.choosingUser.set(false));
+    });
+    effect(() => {
+      // Reload whenever the user, whose jobs, the filter or the page changes.
+      this.auth.user();
+      this.scope();
       this.statusFilter();
       this.pageOffset();
       untracked(() => this.load(false));
@@ -108,9 +172,8 @@ export class JobsPage {
 
   /** Fetch the page; `quiet` keeps the current rows on screen while it loads. */
   protected load(quiet: boolean): void {
-    const userId = this.user.userId();
     this.request?.unsubscribe();
-    if (!userId) {
+    if (!this.auth.user()) {
       this.page.set(null);
       this.unwatchAll();
       return;
@@ -118,9 +181,11 @@ export class JobsPage {
     if (!quiet) {
       this.loading.set(true);
     }
+    const scope = this.scope();
     this.request = this.api
       .list({
-        user_id: userId,
+        all: scope.kind === 'all' || undefined,
+        user_id: scope.kind === 'user' ? scope.name : null,
         status: this.statusFilter(),
         limit: PAGE_SIZE,
         offset: this.pageOffset(),
@@ -142,6 +207,42 @@ export class JobsPage {
   protected setStatus(value: string): void {
     void this.router.navigate([], {
       queryParams: { status: value || null, offset: null },
+      queryParamsHandling: 'merge',
+    });
+  }
+
+  /** The admin's "Owner" choice: mine, all users, or one user (named next). */
+  protected setOwner(value: string): void {
+    this.ownerError.set(null);
+    if (value === 'user') {
+      this.choosingUser.set(true);
+      afterNextRender(() => document.getElementById('owner-user')?.focus(), {
+        injector: this.injector,
+      });
+      return;
+    }
+    this.choosingUser.set(false);
+    void this.router.navigate([], {
+      queryParams: { all: value === 'all' ? 'true' : null, user: null, offset: null },
+      queryParamsHandling: 'merge',
+    });
+  }
+
+  /** Show the jobs of the user named in the "User name" field. */
+  protected showUser(event: Event, value: string): void {
+    event.preventDefault();
+    const name = value.trim();
+    if (!USER_NAME_PATTERN.test(name)) {
+      this.ownerError.set(
+        name ? 'No spaces, "/", "?" or "#"; at most 128 characters.' : 'Enter a user name.',
+      );
+      document.getElementById('owner-user')?.focus();
+      return;
+    }
+    this.ownerError.set(null);
+    this.choosingUser.set(false);
+    void this.router.navigate([], {
+      queryParams: { user: name, all: null, offset: null },
       queryParamsHandling: 'merge',
     });
   }

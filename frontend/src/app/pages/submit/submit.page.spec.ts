@@ -4,7 +4,7 @@ import { ComponentFixture, TestBed } from '@angular/core/testing';
 import { provideRouter } from '@angular/router';
 
 import { buttonByText, query, setValue, text } from '../../../testing/dom';
-import { UserService } from '../../core/user.service';
+import { signInAs } from '../../../testing/auth';
 import { SubmitPage } from './submit.page';
 
 const TASKS = [
@@ -22,10 +22,8 @@ describe('SubmitPage', () => {
   let http: HttpTestingController;
   let root: HTMLElement;
 
-  async function start(options: { user?: string } = { user: 'alice' }): Promise<void> {
-    if (options.user) {
-      TestBed.inject(UserService).setUserId(options.user);
-    }
+  async function start(): Promise<void> {
+    signInAs('alice');
     fixture = TestBed.createComponent(SubmitPage);
     root = fixture.nativeElement as HTMLElement;
     await fixture.whenStable();
@@ -55,7 +53,6 @@ describe('SubmitPage', () => {
   }
 
   beforeEach(() => {
-    localStorage.clear();
     TestBed.configureTestingModule({
       providers: [provideHttpClient(), provideHttpClientTesting(), provideRouter([])],
     });
@@ -92,9 +89,9 @@ describe('SubmitPage', () => {
     button.click(); // a second click while busy sends nothing
     await fixture.whenStable();
     http.expectNone(SUBMIT_URL);
+    // No user_id: the job belongs to whoever is signed in.
     expect(request.request.body).toEqual({
       job_name: 'simulate',
-      user_id: 'alice',
       estimated_time: 6,
       description: 'demo',
       params: { duration: 6 },
@@ -167,16 +164,13 @@ describe('SubmitPage', () => {
     expect(buttonByText(root, 'Submit job').disabled).toBe(false);
   });
 
-  it('asks for a user id first', async () => {
-    await start({});
-    await fill({ task: 'simulate', estimate: '6' });
-    await clickSubmit();
-    http.expectNone(SUBMIT_URL);
-    expect(text(root, '[data-testid="form-error"]')).toContain('Choose a user id');
+  it('says who the job will belong to', async () => {
+    await start();
+    expect(text(root, '.page__header')).toContain('As alice');
   });
 
   it('says when the task list cannot be loaded, and retries', async () => {
-    TestBed.inject(UserService).setUserId('alice');
+    signInAs('alice');
     fixture = TestBed.createComponent(SubmitPage);
     root = fixture.nativeElement as HTMLElement;
     await fixture.whenStable();

@@ -19,20 +19,19 @@ import { ApiError, toApiError } from '../../api/api-error';
 import { ExecutorInfo, JobExecutionRequest, TaskInfo } from '../../api/job.model';
 import { JobsApi } from '../../api/jobs-api.service';
 import { ApiStatus } from '../../core/api-status.service';
-import { UserService } from '../../core/user.service';
+import { AuthService } from '../../core/auth.service';
 import { jsonObjectValidator, parseParams } from '../../shared/params';
 
 type FieldName = 'task' | 'executor' | 'description' | 'estimatedTime' | 'params';
 
 /** Request field (as the server names it) -> form control. */
-const SERVER_FIELDS: Record<string, FieldName | 'user'> = {
+const SERVER_FIELDS: Record<string, FieldName> = {
   job_name: 'task',
   name: 'task',
   executor: 'executor',
   description: 'description',
   estimated_time: 'estimatedTime',
   params: 'params',
-  user_id: 'user',
 };
 
 const MAX_ESTIMATE = 7 * 24 * 3600;
@@ -48,7 +47,7 @@ export class SubmitPage implements OnInit {
   private readonly api = inject(JobsApi);
   private readonly destroyRef = inject(DestroyRef);
   private readonly injector = inject(Injector);
-  protected readonly user = inject(UserService);
+  protected readonly auth = inject(AuthService);
   private readonly submittedMessage = viewChild<ElementRef<HTMLElement>>('submitted');
 
   protected readonly tasks = signal<TaskInfo[] | null>(null);
@@ -57,7 +56,7 @@ export class SubmitPage implements OnInit {
   protected readonly executorsError = signal<ApiError | null>(null);
   protected readonly submitting = signal(false);
   protected readonly attempted = signal(false);
-  protected readonly serverErrors = signal<Partial<Record<FieldName | 'user', string>>>({});
+  protected readonly serverErrors = signal<Partial<Record<FieldName, string>>>({});
   protected readonly generalError = signal<string | null>(null);
   protected readonly created = signal<{ id: string; name: string } | null>(null);
 
@@ -166,12 +165,6 @@ export class SubmitPage implements OnInit {
     this.attempted.set(true);
     this.form.markAllAsTouched();
     this.generalError.set(null);
-    const userId = this.user.userId();
-    if (!userId) {
-      this.generalError.set('Choose a user id (top right) first: jobs belong to a user.');
-      document.getElementById('user-id')?.focus();
-      return;
-    }
     if (this.form.invalid) {
       this.focusFirstInvalid();
       return;
@@ -179,7 +172,6 @@ export class SubmitPage implements OnInit {
     const value = this.form.getRawValue();
     const request: JobExecutionRequest = {
       job_name: value.task,
-      user_id: userId,
       estimated_time: Number(value.estimatedTime),
       description: value.description.trim() || null,
       params: parseParams(value.params).value,
@@ -207,7 +199,7 @@ export class SubmitPage implements OnInit {
   }
 
   private showServerError(error: ApiError): void {
-    const mapped: Partial<Record<FieldName | 'user', string>> = {};
+    const mapped: Partial<Record<FieldName, string>> = {};
     const unmapped: string[] = [];
     for (const [key, message] of Object.entries(error.fields)) {
       const field = SERVER_FIELDS[key];
@@ -218,10 +210,7 @@ export class SubmitPage implements OnInit {
       }
     }
     this.serverErrors.set(mapped);
-    const hasFieldError = Object.keys(mapped).some((key) => key !== 'user');
-    if (mapped.user) {
-      unmapped.unshift(`User id: ${mapped.user}`);
-    }
+    const hasFieldError = Object.keys(mapped).length > 0;
     if (!hasFieldError || unmapped.length) {
       this.generalError.set(unmapped.length ? unmapped.join('; ') : error.message);
     }

@@ -1,0 +1,38 @@
+import { inject } from '@angular/core';
+import { CanActivateFn, Router, UrlTree } from '@angular/router';
+import { map } from 'rxjs';
+
+import { AuthService } from './auth.service';
+import { DEFAULT_RETURN_URL, SIGN_IN_PATH, safeReturnUrl } from './return-url';
+
+/** /sign-in, with the place to come back to when it is one of the app's own pages. */
+export function signInUrlTree(router: Router, returnUrl: string | null): UrlTree {
+  const target = safeReturnUrl(returnUrl);
+  return router.createUrlTree([SIGN_IN_PATH], {
+    queryParams: target && target !== '/' ? { returnUrl: target } : {},
+  });
+}
+
+/** Every page but /sign-in: a signed-in user, else /sign-in?returnUrl=<this page>. */
+export const signedInGuard: CanActivateFn = (_route, state) => {
+  const router = inject(Router);
+  return inject(AuthService)
+    .session()
+    .pipe(map((user) => (user ? true : signInUrlTree(router, state.url))));
+};
+
+/** /sign-in itself: someone already signed in goes on to returnUrl (or My jobs). */
+export const signedOutGuard: CanActivateFn = (route) => {
+  const router = inject(Router);
+  return inject(AuthService)
+    .session()
+    .pipe(
+      map((user) =>
+        user
+          ? router.parseUrl(
+              safeReturnUrl(route.queryParamMap.get('returnUrl')) ?? DEFAULT_RETURN_URL,
+            )
+          : true,
+      ),
+    );
+};

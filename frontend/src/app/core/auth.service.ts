@@ -1,0 +1,69 @@
+import { HttpErrorResponse } from '@angular/common/http';
+import { Injectable, computed, inject, signal } from '@angular/core';
+import { Observable, catchError, finalize, map, of, shareReplay, tap, throwError } from 'rxjs';
+
+import { AuthApi } from '../api/auth-api.service';
+import { SessionUser } from '../api/auth.model';
+
+/**
+ * Who is signed in. The session itself is an HttpOnly cookie the app cannot read:
+ * this keeps the answer of GET /api/v1/auth/me (or of the sign-in) for the header,
+ * the route guards and the pages.
+ */
+@Injectable({ providedIn: 'root' })
+export class AuthService {
+  private readonly api = inject(AuthApi);
+  private readonly userSignal = signal<SessionUser | null>(null);
+  private pending: Observable<SessionUser | null> | null = null;
+
+  /** The signed-in user, or null (not signed in, or not known yet). */
+  readonly user = this.userSignal.asReadonly();
+  readonly isAdmin = computed(() => this.userSignal()?.role === 'admin');
+
+  /**
+   * The signed-in user: at once when known, else from GET /auth/me (one request for
+   * all who ask meanwhile). A 401 there just means "not signed in"; so does an API
+   * that cannot be reached (the next call asks again).
+   */
+  session(): Observable<SessionUser | null> {
+    const known = this.userSignal();
+    if (known) {
+      return of(known);
+    }
+    if (!this.pending) {
+      this.pending = this.api.me().pipe(
+        tap((user) => this.userSignal.set(user)),
+        catchError(() => of(null)),
+        finalize(() => (this.pending = null)),
+        shareReplay({ bufferSize: 1, refCount: false }),
+      );
+    }
+    return this.pending;
+  }
+
+  /** POST /auth/login; the session cookie comes with the answer. */
+  signIn(username: string, password: string): Observable<SessionUser> {
+    return this.api.login({ username, password }).pipe(tap((user) => this.userSignal.set(user)));
+  }
+
+  /**
+   * POST /auth/logout. A 401 means the session was gone already: signed out all the
+   * same. Any other failure leaves the user signed in (the cookie may still be valid).
+   */
+  signOut(): Observable<void> {
+    return this.api.logout().pipe(
+      catchError((error: unknown) =>
+        error instanceof HttpErrorResponse && error.status === 401
+          ? of(null)
+          : throwError(() => error),
+      ),
+      tap(() => this.clear()),
+      map(() => undefined),
+    );
+  }
+
+  /** Forget the user (the API said the session is no longer valid). */
+  clear(): void {
+    this.userSignal.set(null);
+  }
+}
