@@ -23,9 +23,30 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 K8S_DIR = ROOT / "ops" / "kubernetes"
 DOCKER_DIR = ROOT / "ops" / "docker"
+# The backend image's entrypoint (under tini) and docker-compose.yml's one-shot `secrets`.
+WITH_SECRETS = DOCKER_DIR / "with-secrets.sh"
+MAKE_SECRETS = DOCKER_DIR / "make-secrets.py"
+# Where compose mounts its `secrets` volume, and what with-secrets exports from it:
+# file -> setting.
+SECRETS_MOUNT = "/run/taskbroker"
+VOLUME_SECRETS = {
+    "redis_url": "REDIS_URL",
+    "data_service_token": "DATA_SERVICE_TOKEN",
+    "auth_secret": "AUTH_SECRET",
+    "dashboard_password": "DASHBOARD_PASSWORD",
+}
+# Settings that hold credentials: the URLs that may carry a password, the AWS keys, and
+# every name with PASSWORD, TOKEN or SECRET in it. They belong in the Kubernetes Secret
+# (never the ConfigMap) and never have a value in docker-compose.yml.
+_SECRET_WORDS = re.compile(r"PASSWORD|TOKEN|SECRET")
+_CREDENTIAL_SETTINGS = {"MONGODB_URL", "REDIS_URL", "AWS_ACCESS_KEY_ID"}
 
 # Compose interpolation: ${NAME}, ${NAME:-default}, ${NAME-default}.
 _INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
+
+
+def is_secret(name: str) -> bool:
+    return name in _CREDENTIAL_SETTINGS or _SECRET_WORDS.search(name) is not None
 
 
 def field_of(name: str) -> tuple[type[BaseSettings], str]:

@@ -1,5 +1,6 @@
 """The process commands are the brief's, identical in the Dockerfile, docker-compose.yml,
-the Kubernetes manifests and the Procfile (only host, port and Redis URL values vary)."""
+the Kubernetes manifests and the Procfile (only host and port values vary), and none of
+them carries a secret on its command line."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ BRIEF = {
     "api": rf"python -m backend\.api{_HOST_PORT}",
     "dispatcher": r"python -m backend\.workers\.dispatcher",
     "workers": r"python -m backend\.workers(?: --workers \S+)?",
-    "rq-dashboard": r"rq-dashboard --json --redis-url \S+ --bind \S+ --port \S+",
+    # Our wrapper of rq-dashboard's app (basic auth, RQ's JSON serializer, same-origin
+    # actions); it reads REDIS_URL and the credentials from the settings.
+    "rq-dashboard": r"python -m backend\.dashboard(?: --bind \S+)?(?: --port \S+)?",
 }
 # Process -> its name in each file.
 COMPOSE_NAMES = {"store": "store", "api": "api", "dispatcher": "dispatcher",
@@ -64,20 +67,42 @@ def test_kubernetes_runs_the_brief_command_under_the_image_entrypoint(process: s
 def test_compose_and_kubernetes_run_the_same_command(process: str) -> None:
     compose = load_compose()["services"][COMPOSE_NAMES[process]]["command"]
     k8s = _k8s_container(K8S_NAMES[process])["args"]
-    if process == "rq-dashboard":
-        # The Redis URL is compose's literal service address vs the Secret's $(REDIS_URL).
-        assert k8s[k8s.index("--redis-url") + 1] == "$(REDIS_URL)"
-        compose = [a for a in compose if not a.startswith("redis://")]
-        k8s = [a for a in k8s if a != "$(REDIS_URL)"]
     assert compose == k8s
 
 
-def test_backend_image_defaults_to_the_kernel_under_tini() -> None:
+def test_backend_image_defaults_to_the_kernel_under_tini_and_with_secrets() -> None:
     instructions = dict(
         (i, a) for i, a in dockerfile_instructions(DOCKER_DIR / "Dockerfile.backend")
         if i in {"CMD", "ENTRYPOINT"})
-    assert json.loads(instructions["ENTRYPOINT"]) == ["tini", "--"]
+    # tini is PID 1 (forwards SIGTERM, reaps); with-secrets exports compose's generated
+    # secrets, then execs the command (so tini signals the process itself).
+    assert json.loads(instructions["ENTRYPOINT"]) == ["tini", "--", "with-secrets"]
     assert _matches("api", json.loads(instructions["CMD"]))
+
+
+def _all_commands() -> dict[str, list[str]]:
+    commands = {f"compose {name}": service["command"]
+                for name, service in load_compose()["services"].items()
+                if isinstance(service.get("command"), list)}
+    for deployment in k8s_docs("Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            commands[f"k8s {container['name']}"] = container.get("args", [])
+    for name, argv in procfile_commands(ROOT / "Procfile").items():
+        commands[f"Procfile {name}"] = argv
+    return commands
+
+
+@pytest.mark.parametrize("where", sorted(_all_commands()))
+def test_no_command_line_carries_a_secret(where: str) -> None:
+    # A command line is visible to every process of the host (ps) and in `docker inspect`;
+    # the processes read REDIS_URL and the credentials from their environment.
+    argv = _all_commands()[where]
+    text = " ".join(argv)
+    assert "--redis-url" not in argv and "redis://" not in text, where
+    assert not re.search(r"://[^/@\s]*:[^/@\s]+@", text), where
+    for arg in argv:
+        if "--requirepass" in arg:  # Redis: only from the secrets file, never a literal
+            assert re.search(r'--requirepass "\$\$\w+"', arg), arg
 
 
 @pytest.mark.parametrize("process", sorted(BRIEF))

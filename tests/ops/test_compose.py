@@ -1,5 +1,7 @@
 """docker-compose.yml: valid against the compose specification (offline), started in
-dependency order on health, and consistent with the ElasticMQ and nginx configs."""
+dependency order on health after its one-shot `secrets` service, consistent with the
+ElasticMQ and nginx configs, with Redis behind a password and only the web app, the kernel
+and rq-dashboard published (on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.ops.settings_files import COMPOSE_FILE, DOCKER_DIR, ROOT, default_of, load_compose
+from tests.ops.settings_files import (
+    COMPOSE_FILE,
+    DOCKER_DIR,
+    ROOT,
+    SECRETS_MOUNT,
+    default_of,
+    load_compose,
+)
 
 CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
 
@@ -39,10 +48,21 @@ def test_schema_check_rejects_a_misspelled_key(tmp_path: Path) -> None:
     assert _check(broken).returncode != 0
 
 
+BACKEND_SERVICES = ["store", "api", "dispatcher", "worker", "rq-dashboard"]
+# The one-shot service that fills the secrets volume; it exits, the others wait for it.
+ONE_SHOT = "secrets"
+SECRETS_VOLUME = "secrets"
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """``source -> target[:mode]`` of a service's volume mounts (short syntax)."""
+    return {v.split(":", 1)[0]: v.split(":", 1)[1] for v in service.get("volumes", [])}
+
+
 def test_the_whole_system_is_there() -> None:
     services = load_compose()["services"]
-    assert set(services) == {"mongo", "redis", "elasticmq", "store", "api", "dispatcher",
-                             "worker", "rq-dashboard", "web"}
+    assert set(services) == {"secrets", "mongo", "redis", "elasticmq", "store", "api",
+                             "dispatcher", "worker", "rq-dashboard", "web"}
     assert services["mongo"]["image"].startswith("mongo:7")
     assert services["redis"]["image"].startswith("redis:7")
     assert services["worker"]["deploy"]["replicas"] >= 2
@@ -52,10 +72,65 @@ def test_the_whole_system_is_there() -> None:
 def test_dependencies_wait_for_health_and_every_service_has_a_check() -> None:
     services = load_compose()["services"]
     for name, service in services.items():
-        assert "healthcheck" in service, f"{name} has no healthcheck"
+        if name == ONE_SHOT:
+            continue
+        assert "healthcheck" in service and not service["healthcheck"].get("disable"), \
+            f"{name} has no healthcheck"
         for dependency, spec in service.get("depends_on", {}).items():
-            assert spec == {"condition": "service_healthy"}, (name, dependency)
             assert dependency in services
+            # Long-running services are waited for until healthy; the one-shot until it
+            # has exited 0 (a failed one stops everything that needs the secrets).
+            expected = ("service_completed_successfully" if dependency == ONE_SHOT
+                        else "service_healthy")
+            assert spec == {"condition": expected}, (name, dependency)
+
+
+def test_the_secrets_service_runs_once_offline_and_alone_writes_the_volume() -> None:
+    compose = load_compose()
+    service = compose["services"][ONE_SHOT]
+    assert service["image"] == "taskbroker-backend:local"
+    assert service["build"]["dockerfile"] == "ops/docker/Dockerfile.backend"
+    # Restarting it would be harmless, but `unless-stopped` would restart it forever
+    # after it exits 0.
+    assert service["restart"] == "no"
+    assert service["network_mode"] == "none"
+    assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+    assert service["healthcheck"] == {"disable": True}
+    assert _mounts(service) == {SECRETS_VOLUME: SECRETS_MOUNT}
+    command = service["command"]
+    assert command[0] == "make-secrets"
+    assert command[command.index("--dir") + 1] == SECRETS_MOUNT
+    # The URL it writes names compose's Redis (REDIS_URL is not pinned anywhere else).
+    host, port = command[command.index("--redis-host") + 1].split(":")
+    assert host in compose["services"] and host == "redis" and port == "6379"
+    assert SECRETS_VOLUME in compose["volumes"]
+    for name, other in compose["services"].items():
+        if name != ONE_SHOT and SECRETS_VOLUME in _mounts(other):
+            assert _mounts(other)[SECRETS_VOLUME] == f"{SECRETS_MOUNT}:ro", name
+
+
+def test_whatever_reads_the_secrets_starts_after_they_are_made() -> None:
+    services = load_compose()["services"]
+    readers = {name for name, s in services.items()
+               if name != ONE_SHOT and SECRETS_VOLUME in _mounts(s)}
+    assert readers == {"redis", *BACKEND_SERVICES}
+    for name in readers:
+        assert services[name]["depends_on"][ONE_SHOT] == {
+            "condition": "service_completed_successfully"}, name
+
+
+def test_checks_that_need_the_secrets_go_through_with_secrets() -> None:
+    # Health checks (like `docker compose exec`) run beside the image's ENTRYPOINT, not
+    # through it: one that reads the settings needs with-secrets for REDIS_URL or
+    # DASHBOARD_PASSWORD.
+    services = load_compose()["services"]
+    for name in BACKEND_SERVICES:
+        test = services[name]["healthcheck"]["test"]
+        assert test[0] == "CMD", name
+        if "get_settings()" in " ".join(test):
+            assert test[1:3] == ["with-secrets", "python"], name
+        else:
+            assert test[1] == "python", name
 
 
 def test_started_after_what_they_use() -> None:
@@ -64,6 +139,9 @@ def test_started_after_what_they_use() -> None:
     def needs(name: str) -> set[str]:
         return set(services[name].get("depends_on", {}))
 
+    assert needs("redis") >= {"secrets"}
+    for name in BACKEND_SERVICES:
+        assert "secrets" in needs(name), name
     assert needs("store") >= {"mongo"}
     assert needs("api") >= {"store", "redis", "elasticmq"}
     assert needs("dispatcher") >= {"redis", "elasticmq", "store"}
@@ -90,10 +168,43 @@ def test_redis_keeps_its_data_and_never_evicts() -> None:
     assert "--maxmemory-policy noeviction" in command
 
 
+def test_redis_requires_the_generated_password() -> None:
+    redis = load_compose()["services"]["redis"]
+    sh, flag, script = redis["command"]
+    assert (sh, flag) == ("sh", "-c")
+    # `$$` is compose's literal `$`: the shell reads the file when the container starts.
+    read = re.search(r'(\w+)="\$\$\(cat (\S+)\)"', script)
+    assert read, script
+    variable, path = read.groups()
+    assert path == f"{SECRETS_MOUNT}/redis_password"
+    assert f'test -n "$${variable}"' in script, "an empty file must not mean no password"
+    assert script.startswith("set -eu;")
+    # The official image's entrypoint, so Redis still drops root for the redis user.
+    assert f'exec docker-entrypoint.sh redis-server --requirepass "$${variable}"' in script
+    assert _mounts(redis)["secrets"] == f"{SECRETS_MOUNT}:ro"
+    check = " ".join(redis["healthcheck"]["test"])
+    assert f'REDISCLI_AUTH="$$(cat {path})"' in check and "PONG" in check
+
+
 def test_published_ports_listen_on_localhost_only() -> None:
     for name, service in load_compose()["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_only_the_web_app_the_kernel_and_rq_dashboard_are_published() -> None:
+    # The data service, Redis, MongoDB and ElasticMQ are reached on compose's network only.
+    services = load_compose()["services"]
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"web", "api", "rq-dashboard"}
+    assert "expose" not in services["store"]
+
+
+def test_header_tells_how_to_get_in() -> None:
+    # The operator's first steps: the generated dashboard password, the first admin.
+    text = COMPOSE_FILE.read_text()
+    assert f"docker compose exec rq-dashboard cat {SECRETS_MOUNT}/dashboard_password" in text
+    assert "docker compose exec api with-secrets taskbroker users create NAME --admin" in text
 
 
 def test_workers_get_longer_to_stop_than_the_longest_job() -> None:
@@ -135,9 +246,10 @@ def test_web_proxies_api_to_the_kernel_service() -> None:
     assert upstream.group(2) == compose["x-backend-env"]["API_PORT"]
 
 
-@pytest.mark.parametrize("name", ["store", "api", "dispatcher", "worker", "rq-dashboard"])
+@pytest.mark.parametrize("name", BACKEND_SERVICES)
 def test_backend_services_share_one_image_and_run_read_only(name: str) -> None:
     service = load_compose()["services"][name]
     assert service["image"] == "taskbroker-backend:local"
     assert service["build"]["dockerfile"] == "ops/docker/Dockerfile.backend"
     assert service["read_only"] is True and "/tmp" in service["tmpfs"]
+    assert _mounts(service) == {SECRETS_VOLUME: f"{SECRETS_MOUNT}:ro"}

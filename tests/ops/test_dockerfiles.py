@@ -8,8 +8,16 @@ import json
 import re
 from pathlib import Path
 
+from backend.api.headers import SECURITY_HEADERS
 from backend.settings import setting_names
-from tests.ops.settings_files import DOCKER_DIR, ROOT, dockerfile_instructions
+from tests.ops.settings_files import (
+    DOCKER_DIR,
+    MAKE_SECRETS,
+    ROOT,
+    SECRETS_MOUNT,
+    WITH_SECRETS,
+    dockerfile_instructions,
+)
 
 BACKEND = DOCKER_DIR / "Dockerfile.backend"
 WEB = DOCKER_DIR / "Dockerfile.web"
@@ -85,6 +93,28 @@ def test_backend_image_sets_only_settings_and_python_variables() -> None:
     assert {"STORE_HOST", "API_HOST"} <= names
 
 
+def test_backend_image_installs_the_entrypoint_and_the_secrets_maker() -> None:
+    runtime = _stages(BACKEND)[-1][1]
+    copies = [a for i, a in runtime if i == "COPY"]
+    for source, command in ((WITH_SECRETS, "with-secrets"), (MAKE_SECRETS, "make-secrets")):
+        # Executable whatever mode the checkout gave the file (BuildKit's --chmod).
+        line = f"--chmod=0755 {source.relative_to(ROOT)} /usr/local/bin/{command}"
+        assert line in copies, copies
+    # The entrypoint is a POSIX sh script: the slim image has dash, not bash.
+    assert WITH_SECRETS.read_text().startswith("#!/bin/sh\n")
+
+
+def test_backend_image_gives_the_secrets_mount_point_to_its_user() -> None:
+    # A new named volume takes the owner and mode of the image's directory it is mounted
+    # on: so the non-root `secrets` service can write it, and only that user read it.
+    runtime = _stages(BACKEND)[-1][1]
+    [user] = [a for i, a in runtime if i == "USER"]
+    runs = " && ".join(a for i, a in runtime if i == "RUN")
+    assert f"mkdir -p {SECRETS_MOUNT}" in runs
+    assert f"chown {user} {SECRETS_MOUNT}" in runs
+    assert f"chmod 0700 {SECRETS_MOUNT}" in runs
+
+
 def test_web_image_builds_with_node_20_and_serves_with_unprivileged_nginx() -> None:
     stages = _stages(WEB)
     build, runtime = stages[0], stages[-1]
@@ -106,6 +136,26 @@ def test_nginx_serves_the_spa_with_fallback_and_proxies_api() -> None:
     assert api and "proxy_pass http://kernel;" in api.group(1)
     # The live job stream is server-sent events: buffering would hold them back.
     assert "proxy_buffering off;" in api.group(1)
+
+
+def _locations(nginx: str) -> dict[str, str]:
+    """``location`` argument -> its body (nginx.conf's locations hold no nested blocks)."""
+    return {m.group(1).strip(): m.group(2)
+            for m in re.finditer(r"^    location ([^{\n]+)\{(.*?)\n    \}", nginx, re.S | re.M)}
+
+
+def test_nginx_sends_the_kernels_security_headers_with_the_web_app() -> None:
+    # The same CSP, frame and sniffing rules whether the kernel or nginx serves the app
+    # (the sign-in page must not be framed). Each static location repeats them: nginx
+    # ignores inherited add_header lines in a location that has its own.
+    locations = _locations((DOCKER_DIR / "nginx.conf").read_text())
+    static = [loc for loc in locations if loc not in {"= /healthz", "/api/"}]
+    assert set(static) == {"/", r"~* \.(?:js|css)$"}, sorted(locations)
+    for location in static:
+        headers = dict(re.findall(r'add_header ([\w-]+) "([^"]*)" always;', locations[location]))
+        assert headers == SECURITY_HEADERS, location
+    # /api/ answers come with the kernel's own headers: added twice they would clash.
+    assert "add_header" not in locations["/api/"]
 
 
 def test_build_context_holds_what_the_dockerfiles_copy_and_no_secrets() -> None:

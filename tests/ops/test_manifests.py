@@ -1,15 +1,17 @@
 """The Kubernetes manifests: schema-valid (kubernetes-validate --strict, offline), and
-shaped the way the deployment needs (probes, limits, non-root, grace, autoscaling)."""
+shaped the way the deployment needs (probes, limits, non-root, grace, autoscaling, and
+NetworkPolicies that admit each component's callers only)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.ops.settings_files import K8S_DIR, k8s_docs, load_k8s
+from tests.ops.settings_files import K8S_DIR, k8s_docs, load_compose, load_k8s
 
 # The Kubernetes version the manifests are validated against (bundled with
 # kubernetes-validate, so the check needs no network).
@@ -18,7 +20,15 @@ KUBERNETES_VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
 # kubernetes-validate knows only the built-in kinds; these CRDs get the structural checks below.
 CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication")}
 HTTP_PROBES = {"store": ("/readyz", "/healthz"), "api": ("/readyz", "/healthz"),
-               "rq-dashboard": ("/", "/"), "web": ("/healthz", "/healthz")}
+               "web": ("/healthz", "/healthz")}
+LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component")
+# Who opens connections to whom (the brief): the data service is called by the kernel and
+# the dispatcher only (no longer by the workers); Redis by the kernel, the dispatcher, the
+# workers and rq-dashboard; MongoDB by the data service only. Redis and MongoDB, when run
+# in the cluster, also admit their own replicas (and Redis KEDA's operator).
+CALLERS = {"store": {"api", "dispatcher"},
+           "redis": {"api", "dispatcher", "workers", "rq-dashboard"},
+           "mongodb": {"store"}}
 
 
 def _validate(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -45,6 +55,8 @@ def test_file_names_let_kubectl_apply_the_directory() -> None:
     workloads = {n for n in names if n.endswith(".deployment.yaml")}
     assert workloads == {f"{n}.deployment.yaml" for n in
                          ("store", "api", "dispatcher", "workers", "dashboard", "web")}
+    # The policies are applied with the rest (`kubectl apply -f ops/kubernetes/`).
+    assert "networkpolicies.yaml" in names
 
 
 def test_every_manifest_passes_kubernetes_validate_strict() -> None:
@@ -126,6 +138,24 @@ def test_http_processes_have_readiness_and_liveness_probes(name: str) -> None:
     assert container["readinessProbe"]["httpGet"]["port"] in ports
 
 
+def test_rq_dashboard_probes_sign_in_like_the_compose_check() -> None:
+    # Every page of the dashboard asks for basic auth, which an httpGet probe cannot read
+    # from the Secret: the exec probe signs in with the pod's settings (DASHBOARD_USERNAME,
+    # DASHBOARD_PASSWORD, DASHBOARD_PORT), as compose's check does (there via with-secrets).
+    [container] = _pod("rq-dashboard")["containers"]
+    compose = load_compose()["services"]["rq-dashboard"]["healthcheck"]["test"]
+    assert compose[:2] == ["CMD", "with-secrets"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        command = container[probe]["exec"]["command"]
+        assert command == compose[2:], probe
+        assert command[:2] == ["python", "-c"]
+        code = command[2]
+        for needed in ("dashboard_username", "dashboard_password", "dashboard_port",
+                       "'Authorization': 'Basic '"):
+            assert needed in code, (probe, needed)
+        assert container[probe]["timeoutSeconds"] >= 5  # a Python start is not free
+
+
 def test_http_ports_are_the_configured_ones() -> None:
     configmap = _configmap()
     for name, setting in (("store", "STORE_PORT"), ("api", "API_PORT"),
@@ -184,3 +214,101 @@ def test_one_backend_image_for_every_python_process() -> None:
     backend = {images[n] for n in ("store", "api", "dispatcher", "workers", "rq-dashboard")}
     assert len(backend) == 1
     assert images["web"] not in backend
+
+
+# --- NetworkPolicies ------------------------------------------------------------------------
+
+def _policies() -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in k8s_docs("NetworkPolicy")}
+
+
+def _component(selector: dict) -> str:
+    """The component a pod selector names; it must name it by both of our labels."""
+    labels = selector["matchLabels"]
+    assert set(labels) == set(LABELS) and labels[LABELS[0]] == "taskbroker", selector
+    assert "matchExpressions" not in selector
+    return labels[LABELS[1]]
+
+
+def _admitted(policy: dict) -> tuple[set[str], list[dict], set[tuple[str, int]]]:
+    """(components admitted from this namespace, other peers, (protocol, port)s)."""
+    components: set[str] = set()
+    others: list[dict] = []
+    ports: set[tuple[str, int]] = set()
+    for rule in policy["spec"].get("ingress", []):
+        for peer in rule["from"]:
+            if set(peer) == {"podSelector"}:
+                components.add(_component(peer["podSelector"]))
+            else:
+                others.append(peer)
+        ports |= {(p["protocol"], p["port"]) for p in rule["ports"]}
+    return components, others, ports
+
+
+def _port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port, url
+    return port
+
+
+def test_every_policy_isolates_ingress_only_and_selects_our_pods() -> None:
+    deployments = {_component(d["spec"]["selector"]): d for d in _deployments().values()}
+    policies = _policies()
+    assert set(policies) == {"store", "rq-dashboard", "redis", "mongodb"}
+    for name, policy in policies.items():
+        # Egress stays open: an Egress type with no egress rule would cut DNS and the rest.
+        assert policy["spec"]["policyTypes"] == ["Ingress"], name
+        selected = _component(policy["spec"]["podSelector"])
+        assert selected == name
+        if name in deployments:
+            # It selects exactly that Deployment's pods.
+            labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+            assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        for component in _admitted(policy)[0]:
+            # Every admitted caller is one of ours (or the selected pods' own replicas).
+            assert component in deployments or component == selected, (name, component)
+
+
+def test_only_the_kernel_and_the_dispatcher_reach_the_data_service() -> None:
+    components, others, ports = _admitted(_policies()["store"])
+    assert components == CALLERS["store"]
+    assert "workers" not in components and "web" not in components
+    assert not others, "nothing from outside the namespace"
+    [container] = _pod("store")["containers"]
+    store_port = container["ports"][0]["containerPort"]
+    assert ports == {("TCP", store_port)}
+    assert store_port == int(_configmap()["STORE_PORT"]) == _port_of(
+        _configmap()["DATA_SERVICE_URL"])
+
+
+def test_no_pod_reaches_rq_dashboard() -> None:
+    policy = _policies()["rq-dashboard"]
+    # Isolated for ingress with no rule: only the node (probes) and port-forward get in.
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"].get("ingress", []) == []
+
+
+def _secret_template() -> dict[str, str]:
+    [secret] = [d for d in k8s_docs("Secret") if d["metadata"]["name"] == "taskbroker-secrets"]
+    return secret["stringData"]
+
+
+def test_redis_in_the_cluster_admits_only_its_clients() -> None:
+    components, others, ports = _admitted(_policies()["redis"])
+    assert components - {"redis"} == CALLERS["redis"]
+    assert not components & {"store", "web"}
+    # KEDA's redis scaler reads the queues' length from its own namespace.
+    [keda] = others
+    assert keda["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "keda"}
+    assert keda["podSelector"]["matchLabels"] == {"app": "keda-operator"}
+    assert ports == {("TCP", _port_of(_secret_template()["REDIS_URL"]))}
+    [scaled] = k8s_docs("ScaledObject")
+    for trigger in scaled["spec"]["triggers"]:
+        assert ("TCP", int(trigger["metadata"]["address"].rsplit(":", 1)[1])) in ports
+
+
+def test_mongodb_in_the_cluster_admits_only_the_data_service() -> None:
+    components, others, ports = _admitted(_policies()["mongodb"])
+    assert components - {"mongodb"} == CALLERS["mongodb"]
+    assert not others
+    assert ports == {("TCP", _port_of(_secret_template()["MONGODB_URL"]))}

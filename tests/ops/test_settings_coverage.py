@@ -1,20 +1,29 @@
-"""Every setting the code reads is in .env.example, docker-compose.yml and the ConfigMap or
-Secret, with a value the code accepts, and nothing there is stale."""
+"""Every setting the code reads is in .env.example, docker-compose.yml (or compose's
+secrets volume) and the ConfigMap or Secret, with a value the code accepts, and nothing
+there is stale. No secret has a value in any of them."""
 
 from __future__ import annotations
 
+import re
+import secrets
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from backend.settings import setting_names
 from tests.ops.settings_files import (
+    COMPOSE_FILE,
     ENV_EXAMPLE,
     K8S_DIR,
+    ROOT,
+    VOLUME_SECRETS,
+    WITH_SECRETS,
     default_of,
     field_of,
     interpolate,
     interpolated_names,
+    is_secret,
     k8s_docs,
     load_compose,
     parse_env_file,
@@ -29,14 +38,21 @@ BACKEND_SERVICES = ["store", "api", "dispatcher", "worker", "rq-dashboard"]
 # the queue layout ElasticMQ creates from ops/docker/elasticmq.conf, and dummy AWS keys so
 # real ones in .env never reach ElasticMQ.
 COMPOSE_PINNED = {
-    "MONGODB_URL", "REDIS_URL", "QUEUE_BACKEND", "SQS_ENDPOINT_URL", "DATA_SERVICE_URL",
+    "MONGODB_URL", "QUEUE_BACKEND", "SQS_ENDPOINT_URL", "DATA_SERVICE_URL",
     "API_URL", "STORE_HOST", "STORE_PORT", "API_HOST", "API_PORT", "DASHBOARD_PORT", "DATA_DIR",
     "STANDARD_QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME", "QUEUE_VISIBILITY_TIMEOUT",
-    "QUEUE_MAX_RECEIVES", "QUEUE_CREATE",
+    "QUEUE_MAX_RECEIVES", "QUEUE_CREATE", "TRUSTED_PROXIES",
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
 }
+# The dummy AWS keys ElasticMQ accepts: pinned values, and no credential of anyone's.
+ELASTICMQ_KEYS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 # Settings that hold credentials belong in the Secret, never in the ConfigMap.
-SECRET_SETTINGS = {"MONGODB_URL", "REDIS_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+SECRET_SETTINGS = {name for name in SETTINGS if is_secret(name)}
+# The secrets that compose takes from its volume (ops/docker/with-secrets.sh), with the
+# one setting compose leaves out entirely: REDIS_URL, which must name compose's Redis
+# with the generated password, so neither .env nor the file can move it elsewhere.
+FROM_VOLUME = set(VOLUME_SECRETS.values())
+ONLY_FROM_VOLUME = {"REDIS_URL"}
 
 
 def _diff(found: set[str]) -> str:
@@ -71,22 +87,40 @@ def test_env_example_holds_no_real_credentials() -> None:
 
 def test_compose_environment_lists_every_setting_and_nothing_else() -> None:
     env = load_compose()["x-backend-env"]
-    assert set(env) == SETTINGS, _diff(set(env))
+    assert set(env) | ONLY_FROM_VOLUME == SETTINGS, _diff(set(env) | ONLY_FROM_VOLUME)
+    assert not set(env) & ONLY_FROM_VOLUME
 
 
-def test_every_backend_service_gets_the_whole_environment_and_an_optional_env_file() -> None:
+def test_with_secrets_exports_the_settings_compose_leaves_to_the_volume() -> None:
+    # The entrypoint's file -> variable pairs are the ones these tests assume.
+    script = WITH_SECRETS.read_text()
+    pairs = dict(re.findall(r'\[ -s "\$dir/(\w+)" \]; then\n\s+(\w+)=\$\(cat "\$dir/\1"\)',
+                            script))
+    assert pairs == VOLUME_SECRETS
+    assert FROM_VOLUME <= SECRET_SETTINGS
+
+
+def test_every_backend_service_gets_the_whole_environment_and_no_env_file() -> None:
     compose = load_compose()
     for name in BACKEND_SERVICES:
         service = compose["services"][name]
         assert service["environment"] == compose["x-backend-env"], name
-        # `cp .env.example .env` is optional: compose must start without the file.
-        assert service["env_file"] == [{"path": ".env", "required": False}], name
+        # .env reaches the containers only through x-backend-env's interpolation, so that
+        # a copied .env.example (REDIS_URL=redis://127.0.0.1:6380/0, ...) can neither move a
+        # pinned address nor shadow the secrets volume. Compose runs without a .env.
+        assert "env_file" not in service, name
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_compose_value_is_pinned_or_defaults_to_the_code_default(name: str) -> None:
+    if name in ONLY_FROM_VOLUME:
+        assert name not in load_compose()["x-backend-env"]
+        return
     raw = str(load_compose()["x-backend-env"][name])
-    if name in COMPOSE_PINNED:
+    if name in FROM_VOLUME:
+        # Empty unless .env or the shell sets it; empty means "from the volume".
+        assert raw == f"${{{name}:-}}", f"{name}: from .env, else the secrets volume"
+    elif name in COMPOSE_PINNED:
         assert interpolated_names(raw) == [], f"{name} is pinned in compose: no ${{...}}"
         parse_setting(name, raw)
     else:
@@ -112,7 +146,7 @@ def test_compose_interpolates_no_variable_that_is_not_a_setting() -> None:
 def test_compose_pins_reach_compose_services() -> None:
     compose = load_compose()
     env = compose["x-backend-env"]
-    for name in ("MONGODB_URL", "REDIS_URL", "SQS_ENDPOINT_URL", "DATA_SERVICE_URL", "API_URL"):
+    for name in ("MONGODB_URL", "SQS_ENDPOINT_URL", "DATA_SERVICE_URL", "API_URL"):
         host = urlsplit(env[name]).hostname
         assert host in compose["services"], f"{name}={env[name]}: no service {host!r}"
     assert urlsplit(env["DATA_SERVICE_URL"]).port == int(env["STORE_PORT"])
@@ -129,6 +163,72 @@ def test_compose_environment_is_valid_settings_with_or_without_dotenv(dotenv: st
     # .env.example's one-machine addresses never leak into the containers.
     assert env["MONGODB_URL"] == "mongodb://mongo:27017"
     assert env["QUEUE_BACKEND"] == "sqs"
+    assert "REDIS_URL" not in env
+    # .env.example sets no secret: each stays empty, and with-secrets takes the volume's.
+    for name in FROM_VOLUME - ONLY_FROM_VOLUME:
+        assert env[name] == "", name
+
+
+def test_a_secret_set_in_dotenv_wins_over_the_volume() -> None:
+    dotenv = {"AUTH_SECRET": "mine", "DATA_SERVICE_TOKEN": "also-mine"}
+    env = {k: interpolate(str(v), dotenv) for k, v in load_compose()["x-backend-env"].items()}
+    assert env["AUTH_SECRET"] == "mine" and env["DATA_SERVICE_TOKEN"] == "also-mine"
+    assert env["DASHBOARD_PASSWORD"] == ""
+
+
+# --- no secret value committed --------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SECRET_SETTINGS))
+def test_compose_commits_no_secret_value(name: str) -> None:
+    env = load_compose()["x-backend-env"]
+    if name in ONLY_FROM_VOLUME:
+        assert name not in env
+    elif name in ELASTICMQ_KEYS:
+        assert env[name] == ELASTICMQ_KEYS[name]
+    elif name == "MONGODB_URL":
+        # compose's MongoDB is reached on its network only, without credentials.
+        assert urlsplit(env[name]).password is None
+    else:
+        assert env[name] == f"${{{name}:-}}", f"{name} must not have a value in compose"
+
+
+def test_no_credential_anywhere_in_the_compose_file() -> None:
+    compose = load_compose()
+    for text in _strings(compose):
+        # No URL with a password (compose's Redis URL only exists in the volume).
+        assert not re.search(r"://[^/@\s]*:[^/@\s$]+@", text), text
+        # A secret setting is only ever set through interpolation (never NAME=value).
+        for name in SECRET_SETTINGS - set(ELASTICMQ_KEYS):
+            assert not re.search(rf"\b{name}=\S", text), text
+    for service in compose["services"].values():
+        environment = service.get("environment", {})
+        assert isinstance(environment, dict)
+        for name, value in environment.items():
+            if is_secret(name) and name not in ELASTICMQ_KEYS:
+                assert interpolate(str(value), {}) == "" or name == "MONGODB_URL", name
+
+
+# Random strings as secrets are made (32+ URL-safe or hex characters mixing letters and
+# digits): one of these in a committed deployment file is a leaked secret.
+_GENERATED_LOOKING = re.compile(r"(?<![\w/.-])(?=[\w-]*\d)(?=[\w-]*[a-z])(?=[\w-]*[A-Z])"
+                                r"[A-Za-z0-9_-]{32,}")
+
+
+def _deployment_files() -> list[Path]:
+    files = [COMPOSE_FILE, ROOT / ".env.example"]
+    files += [p for p in (ROOT / "ops").rglob("*") if p.is_file()]
+    return sorted(files)
+
+
+@pytest.mark.parametrize("path", _deployment_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_generated_secret_is_committed(path: Path) -> None:
+    found = _GENERATED_LOOKING.findall(path.read_text(errors="replace"))
+    assert not found, f"{path.relative_to(ROOT)} holds what looks like a secret: {found}"
+
+
+def test_the_secret_detector_has_teeth() -> None:
+    assert _GENERATED_LOOKING.search(f"AUTH_SECRET: {secrets.token_urlsafe(32)}A1a")
+    assert not _GENERATED_LOOKING.search("DISPATCHER_EXIT_AFTER_RECEIVE_AND_THEN_SOME")
 
 
 # --- Kubernetes ConfigMap and Secret --------------------------------------------------------
@@ -152,10 +252,42 @@ def test_configmap_and_secret_hold_every_setting_once_and_nothing_else() -> None
 def test_credentials_are_in_the_secret_template_as_placeholders() -> None:
     secret = _secret()
     assert set(secret) == SECRET_SETTINGS
-    assert all("PLACEHOLDER" in v or "PASSWORD" in v for v in secret.values()), secret
+    for name, value in secret.items():
+        if name in {"MONGODB_URL", "REDIS_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}:
+            assert "PLACEHOLDER" in value or "PASSWORD" in value, (name, value)
+        else:
+            # Empty: the data service, the kernel and rq-dashboard refuse to start without
+            # their secret, so the template cannot run with a value everyone knows (and
+            # ADMIN_PASSWORD / TASKBROKER_TOKEN are not read in the cluster).
+            assert value == "", name
+    # Redis must require a password: the URL template carries one.
+    assert urlsplit(secret["REDIS_URL"]).password
     # The template is outside the directory `kubectl apply -f ops/kubernetes/` reads.
     [path] = [p for p in K8S_DIR.rglob("secret*.yaml")]
     assert path.parent != K8S_DIR
+
+
+def test_the_shared_secrets_have_no_usable_default() -> None:
+    # What makes the empty template values above fail closed: the code's default is empty
+    # too, and each process refuses to start on an empty one.
+    for name in ("DATA_SERVICE_TOKEN", "AUTH_SECRET", "DASHBOARD_PASSWORD"):
+        assert default_of(name) == "", name
+
+
+def test_configmap_holds_no_secret_and_says_so() -> None:
+    assert not {name for name in _configmap() if is_secret(name)}
+
+
+def test_configmap_sets_what_a_cluster_behind_tls_needs() -> None:
+    configmap = _configmap()
+    # The Ingress serves HTTPS: the session cookie must be sent over TLS only.
+    assert parse_setting("AUTH_COOKIE_SECURE", configmap["AUTH_COOKIE_SECURE"]) is True
+    # The web app is same-origin (nginx proxies /api): no cross-origin caller by default,
+    # and never a wildcard (CORS is credentialed).
+    origins = [o.strip() for o in configmap["CORS_ORIGINS"].split(",") if o.strip()]
+    assert "*" not in origins and all(o.startswith("https://") for o in origins)
+    # OIDC is off until both the issuer and the audience are set.
+    assert bool(configmap["AUTH_OIDC_ISSUER"]) == bool(configmap["AUTH_OIDC_AUDIENCE"])
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
