@@ -1,15 +1,25 @@
-"""The command-line client of the kernel API: ``python -m backend`` (or ``taskbroker``).
+"""The command-line client: ``python -m backend`` (or ``taskbroker``).
 
-    python -m backend submit simulate --user alice --estimated-time 5 --watch
-    python -m backend watch <job-id>
-    python -m backend list --user alice --status running
-    python -m backend cancel <job-id>
+    taskbroker login                       # asks your password, keeps an API token
+    taskbroker submit simulate -t 5 --watch
+    taskbroker watch <job-id>
+    taskbroker list --status running
+    taskbroker cancel <job-id>
+    taskbroker users create alice          # operators: talks to the data service
+
+Global options come before the command: ``taskbroker --api-url URL --token T list``.
+The token is, in order: ``--token``, ``TASKBROKER_TOKEN``, the one ``login`` kept (in
+the user's config directory, mode 0600, per kernel URL).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -24,15 +34,81 @@ from backend.settings import get_settings
 
 app = typer.Typer(help="Submit jobs to taskbroker and follow them.", no_args_is_help=True,
                   add_completion=False)
+users_app = typer.Typer(help="Manage users (operators: talks to the data service with "
+                        "DATA_SERVICE_URL and DATA_SERVICE_TOKEN).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 console = Console()
 err = Console(stderr=True)
 
-ApiUrl = Annotated[str | None, typer.Option("--api-url", help="Kernel API (default API_URL).")]
+
+@dataclass
+class Target:
+    api_url: str
+    token: str | None
 
 
-def _client(api_url: str | None) -> httpx.Client:
-    return httpx.Client(base_url=(api_url or get_settings().local.api_url).rstrip("/"),
-                        timeout=15.0)
+def _credentials_file() -> Path:
+    return Path(typer.get_app_dir("taskbroker")) / "credentials.json"
+
+
+def _saved_tokens() -> dict[str, dict[str, str]]:
+    path = _credentials_file()
+    if not path.is_file():
+        return {}
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _save_tokens(tokens: dict[str, dict[str, str]]) -> Path:
+    path = _credentials_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(tokens, out, indent=2)
+    path.chmod(0o600)
+    return path
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    api_url: Annotated[str | None, typer.Option(
+        "--api-url", help="Kernel API (default API_URL).")] = None,
+    token: Annotated[str | None, typer.Option(
+        "--token", help="API token (default TASKBROKER_TOKEN, else the one `login` kept).",
+        show_default=False)] = None,
+) -> None:
+    settings = get_settings().local
+    url = (api_url or settings.api_url).rstrip("/")
+    token = token or settings.taskbroker_token or _saved_tokens().get(url, {}).get("token")
+    ctx.obj = Target(api_url=url, token=token)
+
+
+def _client(ctx: typer.Context) -> httpx.Client:
+    target: Target = ctx.obj
+    headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
+    return httpx.Client(base_url=target.api_url, timeout=15.0, headers=headers)
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    if not isinstance(body, dict):
+        return str(body)
+    message = str(body.get("detail", body))
+    extra = body.get("extra")
+    if isinstance(extra, list):
+        named = [f"{item.get('key')}: {item.get('message')}" for item in extra
+                 if isinstance(item, dict) and item.get("message")
+                 and item.get("message") not in message]
+        if named:
+            message += " (" + "; ".join(named) + ")"
+    return message
 
 
 def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -41,15 +117,12 @@ def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Re
     except httpx.TransportError as exc:
         err.print(f"[red]cannot reach the kernel API at {http.base_url}: {exc}[/red]")
         raise typer.Exit(3) from exc
+    if response.status_code == 401:
+        err.print(f"[red]401: {_message(response)}[/red]\nsign in with `taskbroker login` "
+                  "(or give --token / TASKBROKER_TOKEN)")
+        raise typer.Exit(4)
     if response.status_code >= 400:
-        try:
-            body = response.json()
-            detail = body.get("detail", body)
-            extra = body.get("extra")
-            message = f"{detail} {extra}" if extra else str(detail)
-        except ValueError:
-            message = response.text
-        err.print(f"[red]{response.status_code}: {message}[/red]")
+        err.print(f"[red]{response.status_code}: {_message(response)}[/red]")
         raise typer.Exit(2)
     return response
 
@@ -75,27 +148,81 @@ def _parse_params(params_json: str | None, pairs: list[str]) -> dict[str, Any] |
     return params or None
 
 
+# -- signing in ---------------------------------------------------------------------------
+@app.command()
+def login(
+    ctx: typer.Context,
+    username: Annotated[str | None, typer.Option("--user", "-u", help="Your user name.")] = None,
+    password: Annotated[str | None, typer.Option(
+        "--password", help="Your password (asked for when left out).", hidden=True)] = None,
+) -> None:
+    """Sign in: makes an API token for this machine and keeps it (mode 0600)."""
+    target: Target = ctx.obj
+    username = username or typer.prompt("User name")
+    password = password or typer.prompt("Password", hide_input=True)
+    with httpx.Client(base_url=target.api_url, timeout=15.0) as http:
+        issued = _call(http, "POST", "/api/v1/auth/token", json={
+            "username": username, "password": password,
+            "name": f"cli@{socket.gethostname()}"[:100]}).json()
+    tokens = _saved_tokens()
+    tokens[target.api_url] = {"token": issued["token"], "id": issued["id"],
+                              "username": username}
+    path = _save_tokens(tokens)
+    console.print(f"signed in as {username} at {target.api_url} (token kept in {path})")
+
+
+@app.command()
+def logout(ctx: typer.Context) -> None:
+    """Revoke the token `login` kept for this kernel, and forget it."""
+    target: Target = ctx.obj
+    tokens = _saved_tokens()
+    saved = tokens.pop(target.api_url, None)
+    if saved is None:
+        console.print(f"not signed in at {target.api_url}")
+        return
+    with httpx.Client(base_url=target.api_url, timeout=15.0,
+                      headers={"Authorization": f"Bearer {saved['token']}"}) as http:
+        try:
+            http.delete(f"/api/v1/tokens/{saved['id']}")
+        except httpx.TransportError as exc:
+            err.print(f"[yellow]could not revoke the token at the kernel: {exc}[/yellow]")
+    _save_tokens(tokens)
+    console.print(f"signed out of {target.api_url}")
+
+
+@app.command()
+def whoami(ctx: typer.Context) -> None:
+    """Who the kernel takes you for."""
+    with _client(ctx) as http:
+        me = _call(http, "GET", "/api/v1/auth/me").json()
+    console.print(f"{me['username']} ({me['role']}, by {me['via']})")
+
+
+# -- jobs ---------------------------------------------------------------------------------
 @app.command()
 def submit(
+    ctx: typer.Context,
     task: Annotated[str, typer.Argument(help="Task name (see `tasks`).")],
-    user: Annotated[str, typer.Option("--user", "-u", help="Your user id.")] = "cli",
+    user: Annotated[str | None, typer.Option(
+        "--user", "-u", help="Admins: submit for this user (default: you).")] = None,
     estimated_time: Annotated[float, typer.Option("--estimated-time", "-t", min=0)] = 1.0,
     description: Annotated[str | None, typer.Option("--description", "-d")] = None,
     executor: Annotated[str | None, typer.Option("--executor", "-e")] = None,
     params: Annotated[str | None, typer.Option("--params", help="Params as a JSON object.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE")] = None,
     watch_job: Annotated[bool, typer.Option("--watch", "-w", help="Follow it to the end.")] = False,
-    api_url: ApiUrl = None,
 ) -> None:
     """Submit a job; prints its id (and follows it with --watch)."""
-    body: dict[str, Any] = {"job_name": task, "user_id": user, "estimated_time": estimated_time}
+    body: dict[str, Any] = {"job_name": task, "estimated_time": estimated_time}
+    if user:
+        body["user_id"] = user
     if description:
         body["description"] = description
     parsed = _parse_params(params, param or [])
     if parsed is not None:
         body["params"] = parsed
     query = {"executor": executor} if executor else {}
-    with _client(api_url) as http:
+    with _client(ctx) as http:
         response = _call(http, "POST", "/api/v1/job_executor/async", json=body, params=query)
         job_id = msgspec.json.decode(response.content, type=SubmitResponse).job_id
         console.print(job_id)
@@ -119,61 +246,152 @@ def _watch(http: httpx.Client, job_id: str, interval: float = 0.5) -> int:
     if job.status == JobStatus.SUCCEEDED:
         console.print_json(data=job.result)
         return 0
-    console.print(f"[red]{job.status}[/red]: {job.error or ''} (attempts: {job.attempts})")
+    reason = job.error or ("cancelled before it finished" if job.status == JobStatus.CANCELLED
+                           else "no reason recorded")
+    console.print(f"[red]{job.status}[/red]: {reason} (attempts: {job.attempts})")
     return 1
 
 
 @app.command()
-def watch(job_id: str, api_url: ApiUrl = None) -> None:
+def watch(ctx: typer.Context, job_id: str) -> None:
     """Follow a job with a progress bar until it ends; exit 0 only if it succeeded."""
-    with _client(api_url) as http:
+    with _client(ctx) as http:
         raise typer.Exit(_watch(http, job_id))
 
 
 @app.command()
-def show(job_id: str, api_url: ApiUrl = None) -> None:
+def show(ctx: typer.Context, job_id: str) -> None:
     """Print one job as JSON."""
-    with _client(api_url) as http:
+    with _client(ctx) as http:
         console.print_json(_call(http, "GET", f"/api/v1/jobs/{job_id}").text)
 
 
 @app.command(name="list")
 def list_jobs(
-    user: Annotated[str, typer.Option("--user", "-u")] = "cli",
+    ctx: typer.Context,
+    user: Annotated[str | None, typer.Option(
+        "--user", "-u", help="Admins: this user's jobs (default: yours).")] = None,
+    all_users: Annotated[bool, typer.Option("--all", help="Admins: every user's jobs.")] = False,
     status: Annotated[JobStatus | None, typer.Option("--status", "-s")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100)] = 20,
-    api_url: ApiUrl = None,
 ) -> None:
-    """List a user's jobs, newest first."""
-    query: dict[str, Any] = {"user_id": user, "limit": limit}
+    """List jobs, newest first."""
+    query: dict[str, Any] = {"limit": limit}
+    if user:
+        query["user_id"] = user
+    if all_users:
+        query["all"] = "true"
     if status:
         query["status"] = status.value
-    with _client(api_url) as http:
+    with _client(ctx) as http:
         page = msgspec.json.decode(_call(http, "GET", "/api/v1/jobs", params=query).content,
                                    type=JobPage)
-    table = Table("id", "task", "status", "progress", "created (UTC)", "attempts",
-                  title=f"{user}: {len(page.items)} of {page.total} jobs")
+    whose = "every user" if all_users else (user or "you")
+    table = Table(title=f"{whose}: {len(page.items)} of {page.total} jobs")
+    # The id is what `show`, `watch` and `cancel` take: never cut, never wrapped.
+    table.add_column("id", no_wrap=True, min_width=24)
+    for name in ("task", "status", "progress", "created (UTC)", "attempts"):
+        table.add_column(name)
+    if all_users or user:
+        table.add_column("user")
     for job in page.items:
-        table.add_row(job.id, job.name, str(job.status), f"{job.progress:.0f}%",
-                      job.created_at.strftime("%Y-%m-%d %H:%M:%S"), str(job.attempts))
+        row = [job.id, job.name, str(job.status), f"{job.progress:.0f}%",
+               job.created_at.strftime("%Y-%m-%d %H:%M:%S"), str(job.attempts)]
+        if all_users or user:
+            row.append(job.user_id)
+        table.add_row(*row)
     console.print(table)
 
 
 @app.command()
-def cancel(job_id: str, api_url: ApiUrl = None) -> None:
+def cancel(ctx: typer.Context, job_id: str) -> None:
     """Cancel a job that has not finished."""
-    with _client(api_url) as http:
+    with _client(ctx) as http:
         job = msgspec.json.decode(_call(http, "POST", f"/api/v1/jobs/{job_id}/cancel").content,
                                   type=Job)
     console.print(f"{job.id} {job.status}")
 
 
 @app.command()
-def tasks(api_url: ApiUrl = None) -> None:
+def tasks(ctx: typer.Context) -> None:
     """The tasks the workers can run."""
-    with _client(api_url) as http:
+    with _client(ctx) as http:
         for item in _call(http, "GET", "/api/v1/tasks").json():
             console.print(f"[bold]{item['name']}[/bold]  {item['description']}")
+
+
+# -- users (operators) ----------------------------------------------------------------------
+def _store() -> httpx.Client:
+    from backend.local import LocalSecrets  # the launcher's modules: only for these commands
+
+    settings = get_settings()
+    api = settings.api
+    # Beside a local run (`make run`), its own token under DATA_DIR serves.
+    token = api.data_service_token or str(
+        LocalSecrets.kept(settings.local.data_dir).get("data_service_token") or "")
+    if not token:
+        err.print("[red]set DATA_SERVICE_TOKEN (and DATA_SERVICE_URL) to manage users[/red]")
+        raise typer.Exit(2)
+    return httpx.Client(base_url=api.data_service_url.rstrip("/"), timeout=30.0,
+                        headers={"X-Service-Token": token})
+
+
+def _new_password(password: str | None) -> str:
+    return password or typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Give it the admin role.")] = False,
+    password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
+) -> None:
+    """Create a user (asks for the password)."""
+    with _store() as http:
+        _call(http, "POST", "/users", json={"username": username,
+                                            "password": _new_password(password),
+                                            "role": "admin" if admin else "user"})
+    console.print(f"created {username}{' (admin)' if admin else ''}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user, with role and access."""
+    with _store() as http:
+        users = _call(http, "GET", "/users").json()
+    table = Table("user", "role", "access", "created (UTC)")
+    for user in users:
+        table.add_row(user["username"], user["role"],
+                      "disabled" if user["disabled"] else "enabled",
+                      (user.get("created_at") or "")[:19].replace("T", " "))
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Refuse a user from now on (sessions and tokens included)."""
+    with _store() as http:
+        _call(http, "PATCH", f"/users/{username}", json={"disabled": True})
+    console.print(f"disabled {username}")
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Let a disabled user in again."""
+    with _store() as http:
+        _call(http, "PATCH", f"/users/{username}", json={"disabled": False})
+    console.print(f"enabled {username}")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
+) -> None:
+    """Set a user's password (asks for it)."""
+    with _store() as http:
+        _call(http, "PATCH", f"/users/{username}", json={"password": _new_password(password)})
+    console.print(f"password of {username} changed")
 
 
 def main() -> None:

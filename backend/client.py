@@ -14,12 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
 import tenacity
 
-from backend.errors import DataServiceError, JobNotFoundError, PermanentError, TransitionError
+from backend.accounts import Credentials, NewUser, StoredToken, User, UserChange
+from backend.errors import (
+    DataServiceError,
+    JobNotFoundError,
+    NotFoundError,
+    PermanentError,
+    TransitionError,
+)
 from backend.jobs import (
     CreateJob,
     Job,
@@ -32,6 +40,9 @@ from backend.jobs import (
     UpdateJob,
 )
 from backend.reports import Report, ReportBatch, ReportsApplied
+from backend.settings import ApiSettings
+
+SERVICE_TOKEN_HEADER = "X-Service-Token"
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +57,11 @@ class DataServiceRefusedError(PermanentError):
     def __init__(self, message: str, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class DataServiceAuthError(DataServiceError):
+    """The data service refused this process's service token (``DATA_SERVICE_TOKEN``): a
+    deployment fault, not the caller's; the kernel answers 503 and logs why."""
 
 
 class DataServiceUnsureError(DataServiceError):
@@ -102,13 +118,23 @@ def _decode(body: bytes, kind: type[T]) -> T:
 class DataServiceClient:
     """Async client over one pooled session; ``start``/``stop`` follow the owner's lifespan."""
 
-    def __init__(self, base_url: str, *, timeout: float = 5.0, deadline: float = 10.0,
-                 max_connections: int = 100) -> None:
+    def __init__(self, base_url: str, *, token: str = "", timeout: float = 5.0,
+                 deadline: float = 10.0, max_connections: int = 100) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.deadline = deadline
         self.max_connections = max_connections
+        self._headers = {SERVICE_TOKEN_HEADER: token} if token else {}
+        self._json_headers = {**_JSON, **self._headers}
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(cls, api: ApiSettings, *, max_connections: int = 100,
+                      ) -> DataServiceClient:
+        """The client every process makes: DATA_SERVICE_URL, its token and timeouts."""
+        return cls(api.data_service_url, token=api.data_service_token,
+                   timeout=api.data_service_timeout, deadline=api.data_service_deadline,
+                   max_connections=max_connections)
 
     async def start(self) -> None:
         if self._session is None:
@@ -146,8 +172,8 @@ class DataServiceClient:
         sent = False
         try:
             async with self._session.request(method, url, data=body, params=params,
-                                             headers=_JSON if body is not None else None,
-                                             ) as response:
+                                             headers=self._json_headers if body is not None
+                                             else self._headers) as response:
                 sent = True
                 status, content = response.status, await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError,
@@ -162,7 +188,12 @@ class DataServiceClient:
         if status == 503 or (status in _TRANSIENT_STATUS and idempotent):
             raise _Transient(f"data service answered {status}", sent=sent and status != 503)
         if status == 404:
-            raise JobNotFoundError(f"job {job_id} not found" if job_id else _detail(content))
+            if job_id:
+                raise JobNotFoundError(f"job {job_id} not found")
+            raise NotFoundError(_detail(content))
+        if status == 401:
+            raise DataServiceAuthError(f"data service refused our service token: "
+                                       f"{_detail(content)}")
         if status == 409:
             raise _conflict(content)
         if status >= 500:
@@ -202,10 +233,14 @@ class DataServiceClient:
     async def delete_job(self, job_id: str) -> None:
         await self._request("DELETE", f"/job/{job_id}", job_id=job_id)
 
-    async def list_jobs(self, user_id: str, *, status: JobStatus | None = None, limit: int = 20,
-                        cursor: str | None = None, offset: int | None = None) -> JobPage:
+    async def list_jobs(self, user_id: str | None, *, status: JobStatus | None = None,
+                        limit: int = 20, cursor: str | None = None,
+                        offset: int | None = None) -> JobPage:
+        """A page of ``user_id``'s jobs (every user's when None), newest first."""
         # The user id travels as a query value, so no id (say "..") can change the path.
-        params: dict[str, Any] = {"user_id": user_id, "limit": limit}
+        params: dict[str, Any] = {"limit": limit}
+        if user_id is not None:
+            params["user_id"] = user_id
         if status is not None:
             params["status"] = str(status)
         if cursor:
@@ -213,6 +248,11 @@ class DataServiceClient:
         if offset is not None:
             params["offset"] = offset
         return _decode(await self._request("GET", "/jobs", params=params), JobPage)
+
+    async def count_unfinished(self, user_id: str) -> int:
+        content = await self._request("GET", "/jobs/unfinished/count",
+                                      params={"user_id": user_id})
+        return int(msgspec.json.decode(content)["count"])
 
     async def stale_jobs(self, status: JobStatus, *, older_than: float,
                          limit: int = 100) -> list[Job]:
@@ -234,6 +274,63 @@ class DataServiceClient:
         them): the batch is joined, not decoded and encoded again."""
         body = b'{"reports":[' + b",".join(reports) + b"]}"
         return _decode(await self._request("POST", "/reports", body=body), ReportsApplied)
+
+    # accounts ----------------------------------------------------------------------------
+    async def check_password(self, username: str, password: str) -> User | None:
+        """The user, if the password is theirs and they may sign in; else None."""
+        try:
+            content = await self._request("POST", "/users/check", body=msgspec.json.encode(
+                Credentials(username=username, password=password)))
+        except DataServiceRefusedError as exc:
+            if exc.status_code == 403:
+                return None
+            raise
+        return _decode(content, User)
+
+    async def get_user(self, username: str) -> User | None:
+        try:
+            content = await self._request("GET", f"/users/{quote(username, safe='')}",
+                                          job_id="-")
+        except NotFoundError:
+            return None
+        return _decode(content, User)
+
+    async def list_users(self) -> list[User]:
+        return _decode(await self._request("GET", "/users"), list[User])
+
+    async def create_user(self, user: NewUser) -> User:
+        return _decode(await self._request("POST", "/users", body=msgspec.json.encode(user),
+                                           idempotent=False), User)
+
+    async def change_user(self, username: str, change: UserChange) -> User:
+        content = await self._request("PATCH", f"/users/{quote(username, safe='')}",
+                                      body=msgspec.json.encode(change))
+        return _decode(content, User)
+
+    async def create_token(self, token: StoredToken) -> StoredToken:
+        return _decode(await self._request("POST", "/tokens", body=msgspec.json.encode(token)),
+                       StoredToken)
+
+    async def list_tokens(self, username: str) -> list[StoredToken]:
+        return _decode(await self._request("GET", "/tokens", params={"username": username}),
+                       list[StoredToken])
+
+    async def get_token(self, token_id: str) -> StoredToken | None:
+        try:
+            content = await self._request("GET", f"/tokens/{token_id}")
+        except NotFoundError:
+            return None
+        return _decode(content, StoredToken)
+
+    async def revoke_token(self, token_id: str) -> StoredToken | None:
+        try:
+            content = await self._request("DELETE", f"/tokens/{token_id}")
+        except NotFoundError:
+            return None
+        return _decode(content, StoredToken)
+
+    async def token_used(self, token_id: str) -> None:
+        await self._request("POST", f"/tokens/{token_id}/used")
 
     async def ready(self) -> bool:
         """Whether the data service answers its ``/readyz`` (one try, no retries)."""

@@ -23,14 +23,29 @@ def redis_server_binary() -> str:
 
 
 def redis_command(port: int, data_dir: Path, host: str = "127.0.0.1", *,
-                  maxmemory: str = "1gb") -> list[str]:
+                  maxmemory: str = "1gb", password: str | None = None) -> list[str]:
     """A Redis that keeps its data: an append-only file in ``data_dir``, fsynced every
     second, so queued work survives a restart; ``noeviction``, so when ``maxmemory`` is
-    reached Redis refuses writes rather than drop queue data."""
-    return [redis_server_binary(), "--bind", host, "--port", str(port),
-            "--dir", str(data_dir), "--save", "", "--appendonly", "yes",
-            "--appendfsync", "everysec", "--maxmemory", maxmemory,
-            "--maxmemory-policy", "noeviction", "--protected-mode", "yes"]
+    reached Redis refuses writes rather than drop queue data; a password (anyone who can
+    write to RQ's Redis chooses what workers run), protected mode, one address."""
+    command = [redis_server_binary(), "--bind", host, "--port", str(port),
+               "--dir", str(data_dir), "--save", "", "--appendonly", "yes",
+               "--appendfsync", "everysec", "--maxmemory", maxmemory,
+               "--maxmemory-policy", "noeviction", "--protected-mode", "yes"]
+    if password:
+        command += ["--requirepass", password]
+    return command
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` (redis://host:port/db) carrying ``password``, unless it carries one already."""
+    parts = urlsplit(url)
+    if parts.password or not password:
+        return url
+    netloc = f":{password}@{parts.hostname or '127.0.0.1'}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def mongo_command(port: int, db_path: Path | str, host: str = "127.0.0.1",

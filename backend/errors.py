@@ -27,7 +27,11 @@ class DataServiceError(RetryableError):
     """The data service could not be reached or answered with a server error."""
 
 
-class JobNotFoundError(PermanentError):
+class NotFoundError(PermanentError):
+    """The thing asked for does not exist."""
+
+
+class JobNotFoundError(NotFoundError):
     """No job has that id."""
 
 

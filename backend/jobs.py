@@ -239,11 +239,12 @@ class QueueMessage(Struct, kw_only=True, forbid_unknown_fields=False):
 
 
 class JobExecutionRequest(Struct, forbid_unknown_fields=True, kw_only=True):
-    """Body of the kernel's ``POST /api/v1/job_executor/async``."""
+    """Body of the kernel's ``POST /api/v1/job_executor/async``. ``user_id`` may be left
+    out: the job belongs to the signed-in caller."""
 
     job_name: TaskName
-    user_id: UserId
     estimated_time: EstimatedTime
+    user_id: UserId | None = None
     description: Description | None = None
     params: dict[str, Any] | None = None
 

@@ -13,21 +13,29 @@ service), the kernel, the data service, and last the servers the launcher starte
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
+import secrets
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import honcho.manager
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from backend.embedded import answers, host_port, mongo_command, redis_command
+from backend.accounts import NewUser, Role
+from backend.client import DataServiceClient
+from backend.embedded import answers, host_port, mongo_command, redis_command, with_password
+from backend.errors import TaskbrokerError
 from backend.settings import SETTINGS_CLASSES, Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+ADMIN = "admin"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -35,7 +43,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as an environment variable, so each child sees the same values."""
     env: dict[str, str] = {}
     for group in (settings.mongo, settings.redis, settings.queue, settings.store,
-                  settings.api, settings.worker, settings.local):
+                  settings.api, settings.auth, settings.worker, settings.local):
         assert isinstance(group, SETTINGS_CLASSES)
         for name, value in group.model_dump().items():
             env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
@@ -48,6 +56,48 @@ def _wait(host: str, port: int, name: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"{name} did not start listening on {host}:{port}")
         time.sleep(0.1)
+
+
+class LocalSecrets:
+    """The secrets of the local run, made at its first start and kept under DATA_DIR
+    (``secrets.json``, mode 0600): the embedded Redis's password, the data service token,
+    the key that signs sessions and API tokens, and rq-dashboard's password. A setting
+    given in the environment or ``.env`` wins over the kept one."""
+
+    NAMES = ("redis_password", "data_service_token", "auth_secret", "dashboard_password")
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "secrets.json"
+        values = self.kept(data_dir)
+        missing = [name for name in self.NAMES if not values.get(name)]
+        for name in missing:
+            values[name] = secrets.token_urlsafe(32)
+        if missing:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(values, out)
+        self.values = values
+
+    @staticmethod
+    def kept(data_dir: Path) -> dict[str, str]:
+        """The secrets a local run made under ``data_dir`` (none if it never ran there or
+        this user may not read them); makes nothing."""
+        try:
+            values = json.loads((data_dir / "secrets.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return values if isinstance(values, dict) else {}
+
+    def apply(self, settings: Settings) -> None:
+        api, auth, local = settings.api, settings.auth, settings.local
+        api.data_service_token = api.data_service_token or self.values["data_service_token"]
+        auth.auth_secret = auth.auth_secret or self.values["auth_secret"]
+        local.dashboard_password = local.dashboard_password or self.values["dashboard_password"]
+        host, _ = host_port(settings.redis.redis_url, 6379)
+        if host in LOCAL_HOSTS:
+            settings.redis.redis_url = with_password(settings.redis.redis_url,
+                                                     self.values["redis_password"])
 
 
 class EmbeddedServers:
@@ -73,9 +123,10 @@ class EmbeddedServers:
             print(f"using the Redis already at {host}:{port}")
         elif host in LOCAL_HOSTS:
             (self.data_dir / "redis").mkdir(exist_ok=True)
+            password = urlsplit(self.settings.redis.redis_url).password
             self._start("redis", redis_command(port, self.data_dir / "redis", host,
-                                               maxmemory=self.settings.local.redis_maxmemory),
-                        host, port)
+                                               maxmemory=self.settings.local.redis_maxmemory,
+                                               password=password), host, port)
         else:
             raise SystemExit(f"nothing answers at REDIS_URL {self.settings.redis.redis_url}")
 
@@ -145,7 +196,7 @@ class OrderedManager(Manager):
                 self._procmgr.kill(self._processes[name]["pid"])
 
 
-def _banner(settings: Settings, dashboard: bool) -> None:
+def _banner(settings: Settings, dashboard: bool, admin_password: str | None) -> None:
     api = f"http://{settings.api.api_host}:{settings.api.api_port}"
     lines = [
         "",
@@ -155,9 +206,33 @@ def _banner(settings: Settings, dashboard: bool) -> None:
         f"  data service    http://{settings.store.store_host}:{settings.store.store_port}/job/",
     ]
     if dashboard:
-        lines.append(f"  rq-dashboard    http://127.0.0.1:{settings.local.dashboard_port}/")
-    lines += [f"  queue backend   {settings.queue.queue_backend}", "Ctrl-C stops everything.", ""]
+        lines.append(f"  rq-dashboard    http://127.0.0.1:{settings.local.dashboard_port}/   "
+                     f"(user {settings.local.dashboard_username}, password in "
+                     f"{settings.local.data_dir / 'secrets.json'})")
+    lines.append(f"  queue backend   {settings.queue.queue_backend}")
+    if admin_password:
+        lines += ["", f"  Sign in as {ADMIN} with the password {admin_password}",
+                  "  (shown this once; change it with "
+                  f"`taskbroker users set-password {ADMIN}`)"]
+    else:
+        lines.append(f"  sign in as {ADMIN} (its password was printed at the first start, "
+                     "or is ADMIN_PASSWORD)")
+    lines += ["Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
+
+
+async def ensure_admin(settings: Settings) -> str | None:
+    """Create the user ``admin`` unless it exists; returns its password if it was made
+    here with a random one (to print once), else None."""
+    client = DataServiceClient.from_settings(settings.api)
+    try:
+        if await client.get_user(ADMIN) is not None:
+            return None
+        password = settings.auth.admin_password or secrets.token_urlsafe(12)
+        await client.create_user(NewUser(username=ADMIN, password=password, role=Role.ADMIN))
+        return None if settings.auth.admin_password else password
+    finally:
+        await client.stop()
 
 
 def _announce_when_up(settings: Settings, dashboard: bool) -> None:
@@ -168,7 +243,12 @@ def _announce_when_up(settings: Settings, dashboard: bool) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if all(answers(h, p) for h, p in targets):
-            _banner(settings, dashboard)
+            try:
+                password = asyncio.run(ensure_admin(settings))
+            except TaskbrokerError as exc:
+                print(f"could not check the admin user: {exc}", flush=True)
+                password = None
+            _banner(settings, dashboard, password)
             return
         time.sleep(0.5)
     print("some processes did not come up within 120 s; see the output above", flush=True)
@@ -183,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.workers:
         settings.worker.worker_count = args.workers
+    LocalSecrets(settings.local.data_dir.resolve()).apply(settings)
     if not Path(settings.api.frontend_dist).is_dir():
         print(f"note: no web app build at {settings.api.frontend_dist} "
               "(run `make frontend-build`); the API runs without it")

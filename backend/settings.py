@@ -95,12 +95,23 @@ class ApiSettings(BaseSettings):
     data_service_deadline: float = Field(
         10.0, gt=0, description="Seconds of retrying a data service that does not answer."
     )
+    data_service_token: str = Field(
+        "", description="Shared secret every caller of the data service sends (and the data "
+        "service requires on every route but its probes). Empty: the local run generates one "
+        "under DATA_DIR; any other data service refuses to start without it."
+    )
     frontend_dist: str = Field(
         "frontend/dist/frontend/browser",
         description="Built web app served at / by the kernel (skipped if absent).",
     )
     cors_origins: str = Field(
-        "http://localhost:4200", description="Comma-separated origins allowed by CORS."
+        "", description="Comma-separated origins allowed by CORS; empty: none (the web app is "
+        "served by the kernel itself, same origin)."
+    )
+    trusted_proxies: str = Field(
+        "127.0.0.1", description="Comma-separated addresses or networks (CIDR) of the reverse "
+        "proxies in front of the kernel; their X-Forwarded-For names the client (the sign-in "
+        "limit counts per client). '*' trusts anyone: only where nothing else reaches the kernel."
     )
     sse_poll_interval: float = Field(
         0.5, gt=0, description="Seconds between two looks at the jobs followed by live streams "
@@ -120,6 +131,49 @@ class ApiSettings(BaseSettings):
     submit_batch_max: int = Field(
         100, ge=1, le=1000, description="Most concurrent submits recorded with one data service "
         "call and queued with one send (group commit)."
+    )
+
+
+class AuthSettings(BaseSettings):
+    """Who may use the kernel's /api/v1: sessions, API tokens, OIDC, and the limits per user."""
+
+    model_config = _CONFIG
+
+    auth_secret: str = Field(
+        "", description="Key that signs session cookies and API tokens (HS256). Empty: the "
+        "local run generates one under DATA_DIR; a kernel without it refuses to start."
+    )
+    auth_session_ttl: int = Field(
+        43200, ge=60, description="Seconds a web app sign-in lasts."
+    )
+    auth_cookie_secure: bool = Field(
+        False, description="Send the session cookie over HTTPS only (set true behind TLS)."
+    )
+    auth_oidc_issuer: str = Field(
+        "", description="OIDC issuer URL whose JWTs are accepted as bearer tokens (its JWKS "
+        "is fetched from its discovery document and cached); empty: OIDC off."
+    )
+    auth_oidc_audience: str = Field(
+        "", description="Audience an OIDC JWT must name (required when the issuer is set)."
+    )
+    auth_oidc_user_claim: str = Field(
+        "sub", description="Claim of an OIDC JWT that names the user."
+    )
+    admin_password: str = Field(
+        "", description="Password of the admin user the local run creates at its first start; "
+        "empty: a random one, printed once."
+    )
+    submit_rate_limit: str = Field(
+        "50/second", description="Submits one user may make, as N/second, N/minute or N/hour "
+        "(every kernel replica shares the count in Redis); admins are exempt; empty: no limit."
+    )
+    login_rate_limit: str = Field(
+        "10/minute", description="Sign-in attempts from one address (and for one user name), "
+        "as N/second, N/minute or N/hour."
+    )
+    max_unfinished_jobs_per_user: int = Field(
+        10000, ge=1, description="Unfinished jobs one user may have; beyond it a submit is "
+        "answered 429. Admins are exempt."
     )
 
 
@@ -213,6 +267,13 @@ class LocalSettings(BaseSettings):
 
     data_dir: Path = Field(Path(".data"), description="Folder for local databases and logs.")
     dashboard_port: int = Field(9181, ge=1, le=65535, description="rq-dashboard port.")
+    dashboard_username: str = Field(
+        "admin", description="User name rq-dashboard asks for (HTTP basic auth)."
+    )
+    dashboard_password: str = Field(
+        "", description="Password rq-dashboard asks for; empty: the local run generates one "
+        "under DATA_DIR (printed at start); elsewhere rq-dashboard refuses to start."
+    )
     redis_maxmemory: str = Field(
         "1gb", description="maxmemory of the Redis the local run starts (policy noeviction: "
         "Redis refuses writes when full rather than drop queued work)."
@@ -220,6 +281,10 @@ class LocalSettings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of every process.")
     api_url: str = Field(
         "http://127.0.0.1:8000", description="Kernel API the command-line client talks to."
+    )
+    taskbroker_token: str = Field(
+        "", description="API token the command-line client sends (overrides the one "
+        "`taskbroker login` kept)."
     )
 
 
@@ -232,6 +297,7 @@ class Settings:
         self.queue = QueueSettings()
         self.store = StoreSettings()
         self.api = ApiSettings()
+        self.auth = AuthSettings()
         self.worker = WorkerSettings()
         self.local = LocalSettings()
 
@@ -248,6 +314,7 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     QueueSettings,
     StoreSettings,
     ApiSettings,
+    AuthSettings,
     WorkerSettings,
     LocalSettings,
 )

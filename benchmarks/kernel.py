@@ -16,6 +16,7 @@ from datetime import datetime
 import httpx
 
 from benchmarks.common import percentile
+from tests.services import create_user, sign_in
 
 # Waiting for the last job must not load the system it measures: a count on the list
 # endpoint costs nx-27017 a scan of the jobs (about 0.1 s of CPU per 1000 jobs on 2 cores
@@ -26,6 +27,23 @@ POLL_COUNT = 0.5  # seconds between two counts, once the last submitted job is f
 COUNT_EVERY = 15.0  # seconds between two counts (progress checks) before that
 STALL = 60.0  # seconds without one more job succeeded: the pipeline is stuck
 TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+# Every request is signed in, as a client's must be: the API token of each user the load
+# makes (one per round) is kept here, and sent with every request made as that user.
+_TOKENS: dict[str, dict[str, str]] = {}
+
+
+def sign_up(store_url: str, api_url: str, prefix: str) -> str:
+    """A new (non-admin) user of the system, signed in; its name."""
+    user = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    create_user(store_url, user)
+    _TOKENS[user] = {"Authorization": f"Bearer {sign_in(api_url, user)}"}
+    return user
+
+
+def as_user(user: str) -> dict[str, str]:
+    return _TOKENS[user]
 
 
 @dataclass
@@ -70,8 +88,8 @@ def expect(answer: httpx.Response, status: int = 200) -> httpx.Response:
 
 async def submit(http: httpx.AsyncClient, api_url: str, user: str, i: int) -> str:
     """Submit one ``echo`` job; its id."""
-    answer = await http.post(f"{api_url}/api/v1/job_executor/async", json={
-        "job_name": "echo", "user_id": user, "estimated_time": 1, "params": {"i": i}})
+    answer = await http.post(f"{api_url}/api/v1/job_executor/async", headers=as_user(user),
+                             json={"job_name": "echo", "estimated_time": 1, "params": {"i": i}})
     return str(expect(answer).json()["job_id"])
 
 
@@ -88,8 +106,8 @@ async def submit_burst(http: httpx.AsyncClient, api_url: str, user: str, n: int,
 
 
 async def count(http: httpx.AsyncClient, api_url: str, user: str, status: str) -> int:
-    answer = await http.get(f"{api_url}/api/v1/jobs",
-                            params={"user_id": user, "status": status, "limit": 1})
+    answer = await http.get(f"{api_url}/api/v1/jobs", headers=as_user(user),
+                            params={"status": status, "limit": 1})
     return int(expect(answer).json()["total"])
 
 
@@ -108,7 +126,8 @@ async def wait_succeeded(http: httpx.AsyncClient, api_url: str, user: str, n: in
     while True:
         now = time.monotonic()
         if not last_finished:
-            job = expect(await http.get(f"{api_url}/api/v1/jobs/{last_id}")).json()
+            job = expect(await http.get(f"{api_url}/api/v1/jobs/{last_id}",
+                                        headers=as_user(user))).json()
             if job["status"] in TERMINAL:
                 if job["status"] != "succeeded":
                     raise await stuck(http, api_url, user, f"job {last_id} {job['status']}")
@@ -144,8 +163,9 @@ async def all_jobs(http: httpx.AsyncClient, api_url: str, user: str) -> list[dic
     jobs: list[dict] = []
     cursor = None
     while True:
-        params = {"user_id": user, "limit": 100, **({"cursor": cursor} if cursor else {})}
-        page = expect(await http.get(f"{api_url}/api/v1/jobs", params=params)).json()
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = expect(await http.get(f"{api_url}/api/v1/jobs", params=params,
+                                     headers=as_user(user))).json()
         jobs += page["items"]
         if not (cursor := page.get("next_cursor")):
             return jobs
@@ -173,13 +193,12 @@ class Steady:
         return (len(self.sends) - 1) / (max(self.sends) - min(self.sends))
 
 
-async def steady_rate(api_url: str, rate: float, duration: float) -> Steady:
+async def steady_rate(api_url: str, user: str, rate: float, duration: float) -> Steady:
     """Submit ``echo`` jobs at ``rate`` per second for ``duration`` seconds (open loop:
     job i is sent at t0 + i / rate, not when an answer comes back), wait until all have
     succeeded, and measure each from its scheduled send: latency is never hidden by a
     late send (a slow answer does not delay the next job)."""
     n = max(2, round(rate * duration))
-    user = f"steady-{uuid.uuid4().hex[:6]}"
     result = Steady(rate, duration)
     sent_at: dict[str, float] = {}  # job id -> scheduled send, time.time()
     last: list[str] = []  # job ids in the order of the answers

@@ -75,6 +75,7 @@ from benchmarks.kernel import (
     all_jobs,
     burst,
     expect,
+    sign_up,
     steady_rate,
     submit_burst,
     wait_succeeded,
@@ -160,9 +161,10 @@ class Result:
 
 # -- the system --------------------------------------------------------------------------
 def start_system(backend: str, workers: int, log_dir: Path,
-                 processes: dict[str, ManagedProcess]) -> str:
+                 processes: dict[str, ManagedProcess]) -> tuple[str, str]:
     """Start every process of the system (inside :func:`recording`), each put in
-    ``processes`` under the name the CPU table gives it; the kernel's URL."""
+    ``processes`` under the name the CPU table gives it; the kernel's and the data
+    service's URLs."""
     processes[REDIS], redis_url = start_redis(log_dir)
     processes[MONGO], mongo_url = start_mongo(log_dir)
     env = {
@@ -176,6 +178,10 @@ def start_system(backend: str, workers: int, log_dir: Path,
         "AWS_DEFAULT_REGION": "us-east-1",
         "SQS_ENDPOINT_URL": "",
         "WORKER_COUNT": str(workers),
+        # One user sends every job of a round, faster than a person would: its limits are
+        # raised (not switched off, so that checking them is part of what is measured).
+        "SUBMIT_RATE_LIMIT": "100000/second",
+        "MAX_UNFINISHED_JOBS_PER_USER": "1000000",
     }
     if backend == "sqs":
         processes[MOTO], env["SQS_ENDPOINT_URL"] = start_moto(log_dir)
@@ -199,7 +205,7 @@ def start_system(backend: str, workers: int, log_dir: Path,
             1 for w in RQWorker.all(connection=connection)
             if w.get_state() in ("idle", "started") and w.death_date is None) >= workers,
             STARTUP_TIMEOUT)
-    return api_url
+    return api_url, store_url
 
 
 def redis_url_of(server: ManagedProcess) -> str:
@@ -208,8 +214,8 @@ def redis_url_of(server: ManagedProcess) -> str:
 
 
 # -- load -------------------------------------------------------------------------------
-async def measure(api_url: str, meter: CpuMeter, n: int, concurrency: int, repeat: int,
-                  rounds: list[Round]) -> None:
+async def measure(api_url: str, store_url: str, meter: CpuMeter, n: int, concurrency: int,
+                  repeat: int, rounds: list[Round]) -> None:
     """Warm up, then ``repeat`` rounds of: the healthz baseline, the submits, and the
     wait for the last job to succeed (CPU read before the submits and after the wait);
     each round is appended to ``rounds`` as it ends."""
@@ -220,13 +226,13 @@ async def measure(api_url: str, meter: CpuMeter, n: int, concurrency: int, repea
             expect(await http.get(f"{api_url}/healthz"))
 
         # Warm-up: open the connections, create the queue, route a few jobs all the way.
-        warm = f"warmup-{uuid.uuid4().hex[:6]}"
+        warm = sign_up(store_url, api_url, "warmup")
         await burst(2 * concurrency, concurrency, healthz)
         warm_burst = await submit_burst(http, api_url, warm, concurrency, concurrency)
         await wait_succeeded(http, api_url, warm, concurrency, warm_burst.ids[-1])
         for _ in range(repeat):
             baseline = await burst(n, concurrency, healthz)
-            user = f"bench-{uuid.uuid4().hex[:6]}"
+            user = sign_up(store_url, api_url, "bench")
             before = meter.sample()
             submits = await submit_burst(http, api_url, user, n, concurrency)
             await wait_succeeded(http, api_url, user, n, submits.ids[-1])
@@ -254,13 +260,14 @@ def run_backend(backend: str, args: argparse.Namespace, log_dir: Path,
     try:
         with recording(started):
             try:
-                api_url = start_system(backend, args.workers, log_dir, processes)
+                api_url, store_url = start_system(backend, args.workers, log_dir, processes)
                 meter = CpuMeter({name: proc.pid for name, proc in processes.items()},
                                  this_process=LOAD)
-                asyncio.run(measure(api_url, meter, args.n, args.concurrency, args.repeat,
-                                    result.rounds))
+                asyncio.run(measure(api_url, store_url, meter, args.n, args.concurrency,
+                                    args.repeat, result.rounds))
                 if args.rate > 0:
-                    result.steady = asyncio.run(steady_rate(api_url, args.rate,
+                    steady_user = sign_up(store_url, api_url, "steady")
+                    result.steady = asyncio.run(steady_rate(api_url, steady_user, args.rate,
                                                             args.duration))
             except (Exception, SystemExit) as exc:  # not KeyboardInterrupt
                 result.errors.append(failure(f"pipeline, {backend} backend", exc))

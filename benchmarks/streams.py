@@ -28,7 +28,14 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from backend.embedded import free_port  # noqa: E402
-from tests.services import ManagedProcess, python_module, start_mongo, start_redis  # noqa: E402
+from tests.services import (  # noqa: E402
+    ManagedProcess,
+    create_user,
+    python_module,
+    sign_in,
+    start_mongo,
+    start_redis,
+)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -54,10 +61,11 @@ async def submits(http: httpx.AsyncClient, n: int, concurrency: int) -> list[flo
     return latencies
 
 
-async def open_streams(api: str, job_ids: list[str]) -> tuple[list[asyncio.Task[None]],
-                                                                 httpx.AsyncClient]:
+async def open_streams(api: str, job_ids: list[str],
+                       headers: dict[str, str]) -> tuple[list[asyncio.Task[None]],
+                                                         httpx.AsyncClient]:
     """One live stream per job, each past its first event; returns the tasks holding them."""
-    client = httpx.AsyncClient(base_url=api, timeout=None,
+    client = httpx.AsyncClient(base_url=api, timeout=None, headers=headers,
                                limits=httpx.Limits(max_connections=len(job_ids) + 10))
     ready = asyncio.Semaphore(0)
 
@@ -77,8 +85,10 @@ async def open_streams(api: str, job_ids: list[str]) -> tuple[list[asyncio.Task[
     return tasks, client
 
 
-async def measure(api: str, args: argparse.Namespace) -> dict[str, list[float]]:
-    async with httpx.AsyncClient(base_url=api, timeout=30,
+async def measure(api: str, args: argparse.Namespace,
+                  headers: dict[str, str]) -> dict[str, list[float]]:
+    # An admin submits for 50 users and follows jobs of many: one signed-in caller.
+    async with httpx.AsyncClient(base_url=api, timeout=30, headers=headers,
                                  limits=httpx.Limits(max_connections=64)) as http:
         await submits(http, 50, args.concurrency)  # warm-up
         quiet, busy = [], []
@@ -89,7 +99,7 @@ async def measure(api: str, args: argparse.Namespace) -> dict[str, list[float]]:
             targets.append(answer.json()["job_id"])
         for _ in range(args.repeat):
             quiet.append(percentile(await submits(http, args.n, args.concurrency), 50))
-        tasks, client = await open_streams(api, targets)
+        tasks, client = await open_streams(api, targets, headers)
         try:
             for _ in range(args.repeat):
                 busy.append(percentile(await submits(http, args.n, args.concurrency), 50))
@@ -118,7 +128,9 @@ def main() -> None:
         store_port, api_port = free_port(), free_port()
         env = {"REDIS_URL": redis_url, "MONGODB_URL": mongo_url, "LOG_LEVEL": "WARNING",
                "DATA_SERVICE_URL": f"http://127.0.0.1:{store_port}",
-               "SSE_MAX_STREAMS": str(args.streams + 10), "FRONTEND_DIST": "/nonexistent"}
+               "SSE_MAX_STREAMS": str(args.streams + 10),
+               "SSE_MAX_STREAMS_PER_USER": str(args.streams + 10),
+               "FRONTEND_DIST": "/nonexistent"}
         store = python_module("store", "backend.store", logs, env, "--port", str(store_port))
         started.append(store.start())
         store.wait_http(f"http://127.0.0.1:{store_port}/readyz", 60)
@@ -127,7 +139,10 @@ def main() -> None:
         api.wait_http(f"http://127.0.0.1:{api_port}/readyz", 60)
         started.append(python_module("dispatcher", "backend.workers.dispatcher", logs,
                                      env).start())
-        result = asyncio.run(measure(f"http://127.0.0.1:{api_port}", args))
+        api_url = f"http://127.0.0.1:{api_port}"
+        create_user(f"http://127.0.0.1:{store_port}", "bench-admin", role="admin")
+        token = sign_in(api_url, "bench-admin")
+        result = asyncio.run(measure(api_url, args, {"Authorization": f"Bearer {token}"}))
     finally:
         for proc in reversed(started):
             proc.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -104,16 +105,49 @@ def _ready_or_stopped(proc: ManagedProcess, wait: Callable[[], object]) -> None:
         raise
 
 
-def start_redis(log_dir: Path, port: int | None = None,
-                data_dir: Path | None = None) -> tuple[ManagedProcess, str]:
-    """A redis-server as the project starts it (append-only file, noeviction); give the
-    ``port`` and ``data_dir`` of a stopped one to restart it with its data."""
+# The settings every process of a test system gets besides its addresses: the shared
+# secrets (test values, nothing real) and limits high enough for tests that submit in
+# bursts (the tests of the limits themselves set their own).
+TEST_SECRETS = {
+    "DATA_SERVICE_TOKEN": "test-data-service-token",
+    "AUTH_SECRET": "test-auth-secret-that-signs-sessions-and-tokens",
+    "DASHBOARD_PASSWORD": "test-dashboard-password",
+    "SUBMIT_RATE_LIMIT": "100000/second",
+    "LOGIN_RATE_LIMIT": "100000/second",
+}
+TEST_PASSWORD = "test-password-123"
+SERVICE_HEADERS = {"X-Service-Token": TEST_SECRETS["DATA_SERVICE_TOKEN"]}
+
+
+def start_redis(log_dir: Path, port: int | None = None, data_dir: Path | None = None,
+                password: str | None = None) -> tuple[ManagedProcess, str]:
+    """A redis-server as the project starts it (append-only file, noeviction, a
+    password); give the ``port``, ``data_dir`` and ``password`` of a stopped one to restart
+    it with its data. Returns the process and its URL (password included)."""
     port = port or free_port()
     data_dir = data_dir or log_dir / f"redis-{port}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
-    proc = ManagedProcess(f"redis-{port}", redis_command(port, data_dir), log_dir).start()
+    password = password or secrets.token_hex(8)
+    proc = ManagedProcess(f"redis-{port}", redis_command(port, data_dir, password=password),
+                          log_dir).start()
     _ready_or_stopped(proc, lambda: proc.wait_port(port))
-    return proc, f"redis://127.0.0.1:{port}/0"
+    return proc, f"redis://:{password}@127.0.0.1:{port}/0"
+
+
+def create_user(store_url: str, username: str, password: str = TEST_PASSWORD,
+                role: str = "user") -> None:
+    """A user in the data service at ``store_url`` (as `taskbroker users create` makes)."""
+    answer = httpx.post(f"{store_url}/users", headers=SERVICE_HEADERS, timeout=30,
+                        json={"username": username, "password": password, "role": role})
+    assert answer.status_code in (201, 409), answer.text
+
+
+def sign_in(api_url: str, username: str, password: str = TEST_PASSWORD) -> str:
+    """An API token for ``username`` from the kernel at ``api_url`` (what `login` does)."""
+    answer = httpx.post(f"{api_url}/api/v1/auth/token", timeout=30,
+                        json={"username": username, "password": password, "name": "tests"})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["token"]
 
 
 def start_mongo(log_dir: Path, db_path: Path | str = "memory",
@@ -138,5 +172,7 @@ def start_moto(log_dir: Path) -> tuple[ManagedProcess, str]:
 
 def python_module(name: str, module: str, log_dir: Path, env: dict[str, str],
                   *args: str) -> ManagedProcess:
-    """``python -m module args`` with the given settings, as every deployment starts it."""
-    return ManagedProcess(name, [sys.executable, "-m", module, *args], log_dir, env=env)
+    """``python -m module args`` with the given settings (over :data:`TEST_SECRETS`), as
+    every deployment starts it."""
+    return ManagedProcess(name, [sys.executable, "-m", module, *args], log_dir,
+                          env={**TEST_SECRETS, **env})

@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=level.lower(),
                             log_config=None, access_log=False, loop="uvloop",
-                            http="httptools", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+                            http="httptools", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                            # the client's address behind nginx or an ingress (sign-in limit)
+                            proxy_headers=True,
+                            forwarded_allow_ips=settings.api.trusted_proxies)
     _Server(config, app).run()
 
 

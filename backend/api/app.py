@@ -1,4 +1,4 @@
-"""The kernel API: wiring of routes, dependencies, error handling and lifespan."""
+"""The kernel API: wiring of routes, security, limits, dependencies, errors and lifespan."""
 
 from __future__ import annotations
 
@@ -9,20 +9,39 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import redis.asyncio as aioredis
 from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_404_NOT_FOUND
 
+from backend.api.auth import auth_routes
 from backend.api.catalog import CATALOG_ROUTES
 from backend.api.dependencies import DEPENDENCIES, ensure_queue
 from backend.api.errors import EXCEPTION_HANDLERS
 from backend.api.events import EVENT_ROUTES, JobWatch
 from backend.api.frontend import frontend_router, spa_fallback
+from backend.api.headers import SecurityHeadersMiddleware
 from backend.api.health import HEALTH_ROUTES
-from backend.api.jobs import JOB_ROUTES
+from backend.api.jobs import job_routes
+from backend.api.limits import (
+    STORE,
+    FailOpenRedisStore,
+    UnfinishedJobs,
+    login_rate_limit,
+    submit_rate_limit,
+)
+from backend.api.security import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    BearerAwareCSRFMiddleware,
+    Identities,
+    make_auth,
+)
 from backend.api.submit import Backlog, Submitter
 from backend.client import DataServiceClient
 from backend.queues import make_queue
@@ -34,7 +53,6 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 
-
 @asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state = app.state
@@ -42,15 +60,19 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     api = settings.api
     await state.client.start()
     await state.stream_client.start()
-    state.redis = aioredis.Redis.from_url(settings.redis.redis_url, socket_connect_timeout=2.0,
-                                          socket_timeout=5.0)
     state.submitter = Submitter(state.client, state.queue, state.redis, settings)
     state.backlog = Backlog(state.queue, state.redis, api.max_backlog)
+    state.unfinished = UnfinishedJobs(state.redis, state.client,
+                                      settings.auth.max_unfinished_jobs_per_user)
+    state.identities = Identities(state.client)
     state.watch = JobWatch(state.stream_client, api.sse_poll_interval,
                            max_streams=api.sse_max_streams,
                            max_per_user=api.sse_max_streams_per_user)
     if settings.queue.queue_create:
         await ensure_queue(state)
+    oidc = state.auth.token_cls.oidc
+    if oidc is not None:  # the issuer's keys before the first token (never fatal)
+        await anyio.to_thread.run_sync(oidc.refresh)
     try:
         yield
     finally:
@@ -70,24 +92,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Unknown task modules fail here, at start, rather than on the first submit.
     load_task_modules(settings.worker.task_module_names)
     api = settings.api
+    auth = make_auth(settings.auth)
+    redis = aioredis.Redis.from_url(settings.redis.redis_url, socket_connect_timeout=2.0,
+                                    socket_timeout=5.0)
     state = State({
         "settings": settings,
-        "client": DataServiceClient(api.data_service_url, timeout=api.data_service_timeout,
-                                    deadline=api.data_service_deadline),
+        "auth": auth,
+        "redis": redis,
+        "client": DataServiceClient.from_settings(api),
         # Live streams read through a pool of their own: they never hold up a submit.
-        "stream_client": DataServiceClient(api.data_service_url,
-                                           timeout=api.data_service_timeout,
-                                           deadline=api.data_service_deadline,
-                                           max_connections=4),
+        "stream_client": DataServiceClient.from_settings(api, max_connections=4),
         "queue": make_queue(settings),
         "queue_ensured": False,
         "queue_ensure_tried": float("-inf"),
         # Set when the process is asked to stop: open event streams end at their next poll.
         "stopping": threading.Event(),
     })
+    submit_limit = submit_rate_limit(settings.auth.submit_rate_limit)
+    login_limit = login_rate_limit(settings.auth.login_rate_limit)
 
     handlers: list[Any] = [
-        Router(API_PREFIX, route_handlers=[*JOB_ROUTES, *EVENT_ROUTES, *CATALOG_ROUTES]),
+        Router(API_PREFIX, route_handlers=[
+            *job_routes([submit_limit.middleware] if submit_limit else []),
+            *auth_routes([login_limit.middleware] if login_limit else []),
+            *EVENT_ROUTES, *CATALOG_ROUTES]),
         *HEALTH_ROUTES,
     ]
     exception_handlers = dict(EXCEPTION_HANDLERS)
@@ -98,12 +126,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
     else:
         log.info("no built web app at %s: serving the API only", dist)
 
+    csrf = CSRFConfig(secret=settings.auth.auth_secret, cookie_name=CSRF_COOKIE,
+                      header_name=CSRF_HEADER, cookie_samesite="strict",
+                      cookie_secure=settings.auth.auth_cookie_secure)
     origins = [origin.strip() for origin in api.cors_origins.split(",") if origin.strip()]
     return Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
-        cors_config=CORSConfig(allow_origins=origins) if origins else None,
+        on_app_init=[auth.on_app_init],
+        middleware=[SecurityHeadersMiddleware(),
+                    DefineMiddleware(BearerAwareCSRFMiddleware, config=csrf)],
+        stores={STORE: FailOpenRedisStore(redis, namespace="taskbroker:ratelimit")},
+        cors_config=CORSConfig(allow_origins=origins, allow_credentials=True)
+        if origins else None,
         openapi_config=OpenAPIConfig(
             title="taskbroker kernel API", version="0.1.0", path="/schema",
             description="Submit jobs, follow them to their result.",

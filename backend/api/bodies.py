@@ -21,7 +21,10 @@ class ErrorBody(Struct, kw_only=True):
 
 _MEANINGS = {
     400: "The body, a parameter or the path is malformed; `detail` names the field.",
-    404: "No such job.",
+    401: "Not signed in: send the session cookie or `Authorization: Bearer <API token>` "
+         "(the answer carries `WWW-Authenticate`).",
+    403: "Signed in, but not allowed (another user's jobs, for a non-admin).",
+    404: "No such job (or not yours).",
     409: "The job's status does not allow it (`current_status` says which it is).",
     413: "The body (or the job's queue message) is over the size limit.",
     415: "The body is not `application/json`.",

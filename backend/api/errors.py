@@ -12,6 +12,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -24,7 +25,7 @@ from litestar.types import ExceptionHandlersMap
 
 from backend.api.events import TooManyStreamsError
 from backend.api.submit import OverloadedError, SubmitError
-from backend.client import DataServiceRefusedError
+from backend.client import DataServiceAuthError, DataServiceRefusedError
 from backend.errors import (
     DataServiceError,
     JobNotFoundError,
@@ -76,7 +77,10 @@ def _too_large_body(request: Request, _: Exception) -> Response[dict[str, Any]]:
 
 # What went wrong inside is logged; the answer says which part is down, never where it is.
 def _data_service(_: Request, exc: DataServiceError) -> Response[dict[str, Any]]:
-    log.warning("data service unavailable: %s", exc)
+    if isinstance(exc, DataServiceAuthError):
+        log.error("the data service refused this kernel's DATA_SERVICE_TOKEN: %s", exc)
+    else:
+        log.warning("data service unavailable: %s", exc)
     return error_response(HTTP_503_SERVICE_UNAVAILABLE,
                           "the job store (data service) is unavailable; try again shortly")
 
@@ -90,6 +94,29 @@ def _queue(_: Request, exc: QueueError) -> Response[dict[str, Any]]:
     log.warning("queue or Redis unavailable: %s", exc)
     return error_response(HTTP_503_SERVICE_UNAVAILABLE,
                           "the job queue is unavailable; try again shortly")
+
+
+def _not_signed_in(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    # Whatever was wrong with the credentials, the answer says only that they are needed.
+    detail = exc.detail if exc.detail == "wrong user name or password" else (
+        "sign in first: send a session cookie (POST /api/v1/auth/login) or "
+        "Authorization: Bearer <API token>")
+    response = error_response(HTTP_401_UNAUTHORIZED, detail)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="taskbroker"'
+    return response
+
+
+def _rate_limited(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+    # Litestar's rate limiter says when its window resets; Retry-After says it to everyone.
+    headers = dict(exc.headers or {})
+    reset = headers.get("RateLimit-Reset", "1")
+    retry_after = max(1, int(reset)) if str(reset).isdigit() else 1
+    response = error_response(HTTP_429_TOO_MANY_REQUESTS,
+                              f"too many requests: try again in {retry_after} s",
+                              {"retry_after_seconds": retry_after})
+    response.headers.update(headers)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _too_many(_: Request, exc: OverloadedError | TooManyStreamsError) -> Response[dict[str, Any]]:
@@ -146,6 +173,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DataServiceError: _data_service,
     SubmitError: _submit_failed,
     OverloadedError: _too_many,
+    HTTP_401_UNAUTHORIZED: _not_signed_in,
+    HTTP_429_TOO_MANY_REQUESTS: _rate_limited,
     TooManyStreamsError: _too_many,
     QueueError: _queue,
     MessageTooLargeError: _message_too_large,

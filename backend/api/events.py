@@ -24,12 +24,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.datastructures import State
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client, JobIdParam
+from backend.api.jobs import visible_job
 from backend.client import DataServiceClient
 from backend.errors import TaskbrokerError
 from backend.jobs import Job
@@ -204,16 +205,17 @@ async def job_changes(watch: JobWatch, first: Job, *, keepalive: float = KEEPALI
 
 
 @get("/jobs/{job_id:str}/events", summary="Follow a job live", tags=["jobs"],
-     responses=responses(404, 429, 503))
-async def job_events(job_id: JobIdParam, client: Client, settings: AppSettings,
-                     state: State) -> ServerSentEvent:
+     responses=responses(401, 404, 429, 503))
+async def job_events(request: Request[Any, Any, Any], job_id: JobIdParam, client: Client,
+                     settings: AppSettings, state: State) -> ServerSentEvent:
     """``text/event-stream`` of ``event: job`` (data: the job as JSON) on every change.
 
     The first event comes at once; the stream ends after the job finishes. A 404
     (before any event) means there is no such job; a 429 that this server or this user
     holds as many streams as allowed.
     """
-    first = await client.get_job(job_id)  # unknown job: a plain 404, not an empty stream
+    # An unknown job (or another user's): a plain 404, not an empty stream.
+    first = await visible_job(client, job_id, request.user)
     watch: JobWatch = state.watch
     if not first.finished:
         # Refuse now, with a status code, rather than inside a stream already begun.

@@ -26,6 +26,8 @@ from litestar.router import Router
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.headers import SECURITY_HEADERS
+
 # Paths the SPA never owns: the API, the probes and the OpenAPI documents.
 _NOT_SPA = ("/api", "/schema", "/healthz", "/readyz")
 
@@ -68,9 +70,11 @@ def _cache_control(app: ASGIApp) -> ASGIApp:
 
 
 def frontend_router(dist: Path) -> Router:
+    # The app's files are public: the app asks /api/v1/auth/me who is signed in.
     return create_static_files_router(path="/", directories=[dist], html_mode=True,
                                       name="frontend", include_in_schema=False,
-                                      middleware=[_cache_control])
+                                      middleware=[_cache_control],
+                                      opt={"exclude_from_auth": True})
 
 
 def spa_fallback(dist: Path) -> Any:
@@ -83,9 +87,11 @@ def spa_fallback(dist: Path) -> Any:
         # A path with a file extension is a missing asset, not an app route.
         if (request.method in ("GET", "HEAD") and index.is_file() and "." not in last
                 and not path.startswith(_NOT_SPA)):
+            # No route matched, so no middleware ran: the security headers are added here.
             return File(index, media_type=MediaType.HTML, content_disposition_type="inline",
-                        headers={"cache-control": CACHE_REVALIDATE})
+                        headers={"cache-control": CACHE_REVALIDATE, **SECURITY_HEADERS})
         return Response({"status_code": exc.status_code, "detail": exc.detail},
-                        status_code=exc.status_code, media_type=MediaType.JSON)
+                        status_code=exc.status_code, media_type=MediaType.JSON,
+                        headers=SECURITY_HEADERS)
 
     return handle

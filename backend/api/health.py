@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 PING_TIMEOUT = 3.0
 
 
-@get("/healthz", summary="Liveness", tags=["health"])
+@get("/healthz", summary="Liveness", tags=["health"], exclude_from_auth=True)
 async def healthz() -> dict[str, str]:
     """The process is up (it checks nothing else, so it never restarts a healthy pod)."""
     return {"status": "ok"}
@@ -42,7 +42,7 @@ async def _store_check(client: DataServiceClient) -> str:
     return "ok" if await client.ready() else "not ready or unreachable"
 
 
-@get("/readyz", summary="Readiness", tags=["health"])
+@get("/readyz", summary="Readiness", tags=["health"], exclude_from_auth=True)
 async def readyz(state: State, client: Client) -> Response[dict[str, Any]]:
     """200 when the data service and the STANDARD queue both answer, else 503 naming which."""
     checks: dict[str, str] = {}

@@ -33,14 +33,14 @@ def default_executor(settings: Settings) -> str:
     return DEFAULT_EXECUTOR if DEFAULT_EXECUTOR in names or not names else names[0]
 
 
-async def cancel_job(client: DataServiceClient, connection: aioredis.Redis, job_id: str,
+async def cancel_job(client: DataServiceClient, connection: aioredis.Redis, current: Job,
                      ttl: int) -> Job:
-    """Cancel a job that has not finished.
+    """Cancel a job (as just read) that has not finished.
 
     Raises :class:`TransitionError` (with the current status) if it has, and
     :class:`QueueError` if Redis cannot be told (nothing was changed then).
     """
-    current = await client.get_job(job_id)
+    job_id = current.id
     if current.finished:
         raise TransitionError(f"job {job_id} has already finished ({current.status})",
                               current.status)
@@ -70,9 +70,9 @@ async def stop_running_job(connection: aioredis.Redis, job_id: str) -> None:
         log.info("could not send a stop command for job %s: %s", job_id, exc)
 
 
-async def delete_job(client: DataServiceClient, job_id: str) -> None:
-    """Delete a finished job; raises :class:`TransitionError` if it has not finished."""
-    current = await client.get_job(job_id)
+async def delete_job(client: DataServiceClient, current: Job) -> None:
+    """Delete a finished job (as just read); raises :class:`TransitionError` if it has not."""
+    job_id = current.id
     if not current.finished:
         raise TransitionError(
             f"job {job_id} is {current.status}; cancel it before deleting it", current.status

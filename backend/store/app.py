@@ -13,11 +13,14 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from backend.settings import Settings, get_settings
+from backend.store.accounts import AccountController, ApiTokenDocument, UserDocument
 from backend.store.batches import BatchController
 from backend.store.documents import JobDocument, bind_collection
 from backend.store.exception_handlers import EXCEPTION_HANDLERS
+from backend.store.guards import service_token_guard
 from backend.store.routes import (
     JobController,
+    count_unfinished,
     delete_job_seed_path,
     healthz,
     list_user_jobs,
@@ -37,6 +40,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or get_settings()
     mongo = settings.mongo
+    token = settings.api.data_service_token
+    if not token:
+        raise SystemExit("the data service needs DATA_SERVICE_TOKEN (a shared secret its "
+                         "callers send); the local run generates one under DATA_DIR")
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -49,7 +56,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             bind_collection(mongo.collection_name)
             try:
                 await init_beanie(database=client[mongo.database_name],
-                                  document_models=[JobDocument])
+                                  document_models=[JobDocument, UserDocument, ApiTokenDocument])
             except PyMongoError as exc:
                 log.error("cannot start: MongoDB (MONGODB_URL) did not answer: %s", exc)
                 raise
@@ -59,8 +66,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await client.close()
 
     return Litestar(
-        route_handlers=[JobController, BatchController, list_user_jobs, delete_job_seed_path,
-                        healthz, readyz],
+        route_handlers=[JobController, BatchController, AccountController, list_user_jobs,
+                        count_unfinished, delete_job_seed_path, healthz, readyz],
+        guards=[service_token_guard(token)],
         # Logging is set up once by the process (backend.logs), honouring LOG_LEVEL.
         logging_config=None,
         before_request=require_json,

@@ -72,13 +72,14 @@ async def get_job(job_id: str) -> Job:
     return to_job(doc)
 
 
-async def list_jobs(user_id: str, *, status: JobStatus | None = None, limit: int = 20,
+async def list_jobs(user_id: str | None, *, status: JobStatus | None = None, limit: int = 20,
                     cursor: str | None = None, offset: int | None = None) -> JobPage:
-    """One page of ``user_id``'s jobs, newest first, after ``cursor`` or from ``offset``.
+    """One page of ``user_id``'s jobs (every user's when None), newest first, after
+    ``cursor`` or from ``offset``.
 
     Raises :class:`~backend.store.pagination.InvalidCursorError` for a bad cursor.
     """
-    scope: dict[str, Any] = {"user_id": user_id}
+    scope: dict[str, Any] = {"user_id": user_id} if user_id is not None else {}
     if status is not None:
         scope["status"] = str(status)
     query = dict(scope)
@@ -103,6 +104,12 @@ async def list_jobs(user_id: str, *, status: JobStatus | None = None, limit: int
     return JobPage(items=items, total=total, limit=limit,
                    offset=None if cursor is not None else (offset or 0),
                    next_cursor=next_cursor)
+
+
+async def count_unfinished(user_id: str) -> int:
+    """How many of ``user_id``'s jobs have not finished (finished jobs have finished_at)."""
+    return await JobDocument.get_pymongo_collection().count_documents(
+        {"user_id": user_id, "finished_at": None})
 
 
 async def stale_jobs(status: JobStatus, *, older_than: float, limit: int) -> list[Job]:

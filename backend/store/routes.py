@@ -14,7 +14,7 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
-from msgspec import UNSET, Meta
+from msgspec import UNSET, Meta, Struct
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -35,6 +35,7 @@ from backend.jobs import (
 from backend.storable import check_storable
 from backend.store import collection, repository
 from backend.store.exception_handlers import invalid
+from backend.store.guards import PUBLIC
 
 
 def _path_parameter(annotated: Any) -> Any:
@@ -133,10 +134,11 @@ class JobController(Controller):
         return Deleted(message=f"Job {job_id} deleted.")
 
 
-@get("/jobs", tags=["jobs"], summary="A user's jobs, newest first")
+@get("/jobs", tags=["jobs"], summary="A user's jobs (or every user's), newest first")
 async def list_user_jobs(
-    user_id: Annotated[str, Parameter(
-        min_length=1, max_length=128, description="Owner of the jobs.")],
+    user_id: Annotated[str | None, Parameter(
+        min_length=1, max_length=128,
+        description="Owner of the jobs; absent: every user's jobs.")] = None,
     limit: LimitParam = 20,
     cursor: CursorParam = None,
     offset: OffsetParam = None,
@@ -147,7 +149,19 @@ async def list_user_jobs(
     return await _page(user_id, limit, cursor, offset, status)
 
 
-async def _page(user_id: str, limit: int, cursor: str | None, offset: int | None,
+class UnfinishedCount(Struct):
+    count: int
+
+
+@get("/jobs/unfinished/count", tags=["jobs"], summary="How many jobs of a user are unfinished")
+async def count_unfinished(
+    user_id: Annotated[str, Parameter(min_length=1, max_length=128)],
+) -> UnfinishedCount:
+    """For the kernel's MAX_UNFINISHED_JOBS_PER_USER."""
+    return UnfinishedCount(count=await repository.count_unfinished(user_id))
+
+
+async def _page(user_id: str | None, limit: int, cursor: str | None, offset: int | None,
                 status: str | None) -> JobPage:
     if status is not None and status not in _STATUSES:
         raise invalid("status", f"unknown status {status[:50]!r}; valid: "
@@ -167,12 +181,12 @@ async def delete_job_seed_path(job_id: JobIdParam) -> Deleted:
     return Deleted(message=f"Job {job_id} deleted.")
 
 
-@get("/healthz", tags=["health"], summary="The process is up")
+@get("/healthz", tags=["health"], summary="The process is up", opt={PUBLIC: True})
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", tags=["health"], summary="MongoDB answers a ping")
+@get("/readyz", tags=["health"], summary="MongoDB answers a ping", opt={PUBLIC: True})
 async def readyz(request: Request) -> Response[dict[str, str]]:
     client: AsyncMongoClient = request.app.state.mongo_client
     try:

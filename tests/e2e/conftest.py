@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,9 +26,21 @@ from backend.embedded import free_port
 from backend.jobs import QueueMessage
 from backend.queues import StandardQueue, make_queue
 from backend.settings import QueueSettings, RedisSettings, Settings
-from tests.services import ROOT, ManagedProcess, python_module, start_mongo, start_moto, start_redis
+from tests.services import (
+    ROOT,
+    SERVICE_HEADERS,
+    TEST_SECRETS,
+    ManagedProcess,
+    create_user,
+    python_module,
+    sign_in,
+    start_mongo,
+    start_moto,
+    start_redis,
+)
 
 FINAL = {"succeeded", "failed", "cancelled"}
+E2E_USER = "e2e"
 WORKERS = 2
 
 # Short timings so failures, retries, redeliveries and timeouts happen within seconds.
@@ -77,6 +90,7 @@ class System:
     log_dir: Path
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
+    token: str = ""
 
     def __getattr__(self, name: str) -> ManagedProcess:
         try:
@@ -135,8 +149,9 @@ class System:
         data_dir = self.log_dir / f"redis-{port}-data"
         if not keep_data:
             data_dir = self.log_dir / f"redis-{port}-empty-{uuid.uuid4().hex[:6]}"
+        password = urlsplit(self.redis_url).password
         self.processes["redis-server"], _ = start_redis(self.log_dir, port=port,
-                                                        data_dir=data_dir)
+                                                        data_dir=data_dir, password=password)
 
     def worker_pids(self) -> list[int]:
         """PIDs of the RQ worker processes alive now."""
@@ -183,7 +198,7 @@ class System:
 
     def create_job(self, name: str, params: dict[str, Any] | None = None) -> str:
         """A job recorded in the data service only (``created``), as the kernel's first step."""
-        answer = self.http.post(f"{self.store_url}/job/",
+        answer = self.http.post(f"{self.store_url}/job/", headers=SERVICE_HEADERS,
                                 json={"name": name, "user_id": "e2e", "params": params or {},
                                       "estimated_time": 1})
         assert answer.status_code == 201, answer.text
@@ -228,6 +243,7 @@ def _start_system(backend: str, log_dir: Path, extra: dict[str, str] | None = No
         servers["redis-server"], redis_url = start_redis(log_dir)
         servers["mongo-server"], mongo_url = start_mongo(log_dir)
         env = {
+            **TEST_SECRETS,
             **TEST_SETTINGS,
             "REDIS_URL": redis_url,
             "MONGODB_URL": mongo_url,
@@ -259,6 +275,11 @@ def _start_system(backend: str, log_dir: Path, extra: dict[str, str] | None = No
             f"{store_url}/readyz", 60)
         system.start("api", "backend.api", "--port", str(api_port)).wait_http(
             f"{system.api_url}/readyz", 60)
+        # Tests act as an admin (they submit for several users, and are exempt from the
+        # limits per user); who may do what is tested in tests/integration/api/test_auth.py.
+        create_user(store_url, E2E_USER, role="admin")
+        system.token = sign_in(system.api_url, E2E_USER)
+        system.http.headers["Authorization"] = f"Bearer {system.token}"
         system.start_dispatcher()
         system.start_workers(workers)
     except BaseException:

@@ -50,7 +50,7 @@ class Load:
                          for n in range(2)]
 
     def _run(self, seed: int) -> None:
-        with httpx.Client(timeout=10) as http:
+        with httpx.Client(timeout=10, headers=self.system.http.headers) as http:
             n = seed
             while not self._stop.is_set():
                 n += 2

@@ -6,18 +6,23 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import System
+from tests.services import TEST_PASSWORD, create_user, sign_in
 
 pytestmark = pytest.mark.e2e
 
 
 def cli(system: System, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "backend", *args, "--api-url", system.api_url],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**system.env, "COLUMNS": "200", "NO_COLOR": "1"})
+    # Global options come first, as the README shows them.
+    return subprocess.run([sys.executable, "-m", "backend", "--api-url", system.api_url,
+                           *args], capture_output=True, text=True, timeout=timeout,
+                          env={**system.env, "COLUMNS": "200", "NO_COLOR": "1",
+                               "TASKBROKER_TOKEN": system.token})
 
 
 def test_submit_and_watch_prints_the_result(system: System):
@@ -64,6 +69,64 @@ def test_cancel_a_running_job(system: System):
 
 
 def test_kernel_down_is_a_clear_error():
-    run = subprocess.run([sys.executable, "-m", "backend", "tasks", "--api-url",
-                          "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([sys.executable, "-m", "backend", "--api-url", "http://127.0.0.1:9",
+                          "tasks"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 3 and "cannot reach the kernel API" in run.stderr
+
+
+def test_login_keeps_a_token_whoami_and_logout_revokes_it(system: System, tmp_path):
+    user = f"cli-{uuid.uuid4().hex[:6]}"
+    create_user(system.store_url, user)
+    home = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def run(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "backend", "--api-url", system.api_url,
+                               *args], capture_output=True, text=True, timeout=60,
+                              env={**system.env, **home, "TASKBROKER_TOKEN": token,
+                                   "COLUMNS": "200", "NO_COLOR": "1"})
+
+    refused = run("whoami")
+    assert refused.returncode == 4 and "taskbroker login" in refused.stderr
+    wrong = run("login", "-u", user, "--password", "not it")
+    assert wrong.returncode == 4 and "wrong user name or password" in wrong.stderr
+    signed_in = run("login", "-u", user, "--password", TEST_PASSWORD)
+    assert signed_in.returncode == 0, signed_in.stderr
+    kept = next((tmp_path / "config").rglob("credentials.json"))
+    assert kept.stat().st_mode & 0o777 == 0o600  # only its owner reads the token
+    assert run("whoami").stdout.startswith(f"{user} (user, by token)")
+    job_id = run("submit", "echo", "-p", "x=1").stdout.strip()
+    assert system.wait_final(job_id)["user_id"] == user
+    # The listing shows whole ids (they are what `show` takes), even on a narrow terminal.
+    narrow = subprocess.run([sys.executable, "-m", "backend", "--api-url", system.api_url,
+                             "list"], capture_output=True, text=True, timeout=60,
+                            env={**system.env, **home, "COLUMNS": "60", "NO_COLOR": "1"})
+    assert job_id in narrow.stdout, narrow.stdout
+    token = json.loads(kept.read_text())[system.api_url]["token"]
+    assert run("logout").returncode == 0
+    after = run("whoami", token=token)  # the kept token was revoked, not just forgotten
+    assert after.returncode == 4
+
+
+def test_an_operator_manages_users_with_the_data_service_token(system: System, tmp_path: Path):
+    user = f"op-{uuid.uuid4().hex[:6]}"
+
+    def users(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "backend", "users", *args],
+                              capture_output=True, text=True, timeout=60,
+                              env={**system.env, "COLUMNS": "200", "NO_COLOR": "1"})
+
+    assert users("create", user, "--password", TEST_PASSWORD).returncode == 0
+    assert user in users("list").stdout
+    assert sign_in(system.api_url, user)
+    assert users("disable", user).returncode == 0
+    refused = httpx.post(f"{system.api_url}/api/v1/auth/token", json={
+        "username": user, "password": TEST_PASSWORD, "name": "x"}, timeout=30)
+    assert refused.status_code == 401
+    assert users("enable", user).returncode == 0
+    assert users("set-password", user, "--password", "another-one-42").returncode == 0
+    assert sign_in(system.api_url, user, "another-one-42")
+    no_token = subprocess.run([sys.executable, "-m", "backend", "users", "list"],
+                              capture_output=True, text=True, timeout=60,
+                              env={**system.env, "DATA_SERVICE_TOKEN": "",
+                                   "DATA_DIR": str(tmp_path)})  # no local run's token here
+    assert no_token.returncode == 2 and "DATA_SERVICE_TOKEN" in no_token.stderr

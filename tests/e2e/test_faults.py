@@ -110,7 +110,8 @@ class HangingProxy:
             body = await request.read()
             async with ClientSession() as session, session.request(
                     request.method, self.target + request.path_qs, data=body,
-                    headers={"content-type": request.content_type}) as answer:
+                    headers={key: value for key, value in request.headers.items()
+                             if key.lower() in ("content-type", "x-service-token")}) as answer:
                 content = await answer.read()
                 status = answer.status
             if request.path == "/jobs/bulk":
@@ -134,6 +135,7 @@ def test_a_hung_data_service_answers_503_naming_a_job_that_never_runs(system: Sy
                                "DATA_SERVICE_DEADLINE": "1"})
     kernel.wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200)
     answer = httpx.post(f"http://127.0.0.1:{port}/api/v1/job_executor/async", timeout=30,
+                        headers=system.http.headers,
                         json={"job_name": "count", "user_id": "e2e", "estimated_time": 1})
     assert answer.status_code == 503, answer.text
     job_id = answer.json()["job_id"]
@@ -153,9 +155,11 @@ def test_too_much_waiting_work_is_a_429_with_retry_after(system: System):
     port = free_port()
     kernel = system.start("api-small", "backend.api", "--port", str(port),
                           env={"MAX_BACKLOG": "3"})
+    # (The test's user is an admin, exempt from the limits per user: only the backlog counts.)
     kernel.wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200)
     accepted, refused = [], []
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                      headers=system.http.headers) as http:
         for _ in range(12):
             answer = http.post("/api/v1/job_executor/async", json={
                 "job_name": "count", "user_id": "e2e", "estimated_time": 1})

@@ -71,7 +71,7 @@ def test_the_other_host_finishes_every_accepted_job(two_hosts):
     wait_for(lambda: system.idle_workers() >= 4, 60, "both hosts' workers")
     kernels = [system.api_url, other.api_url]
     accepted: list[str] = []
-    with httpx.Client(timeout=10) as http:
+    with httpx.Client(timeout=10, headers=system.http.headers) as http:
         for n in range(16):
             name, params = (("fail", {"succeed_on_attempt": 2}) if n % 4 == 0
                             else ("count", {"seconds": 1.5}))
@@ -86,13 +86,13 @@ def test_the_other_host_finishes_every_accepted_job(two_hosts):
     killed_at = time.monotonic()
 
     def all_final() -> bool:
-        with httpx.Client(timeout=10) as http:
+        with httpx.Client(timeout=10, headers=system.http.headers) as http:
             return all(http.get(f"{other.api_url}/api/v1/jobs/{job_id}").json()["status"]
                        in FINAL for job_id in accepted)
 
     wait_for(all_final, 60, "the other host to finish every job", interval=0.5)
     took = time.monotonic() - killed_at
-    with httpx.Client(timeout=10) as http:
+    with httpx.Client(timeout=10, headers=system.http.headers) as http:
         jobs = [http.get(f"{other.api_url}/api/v1/jobs/{job_id}").json() for job_id in accepted]
     assert {job["status"] for job in jobs} == {"succeeded"}, jobs
     # Recovery took a few heartbeats and retry backoffs, not RQ's minute-long lock.

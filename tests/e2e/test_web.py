@@ -17,7 +17,8 @@ import subprocess
 import httpx
 import pytest
 
-from tests.services import ROOT
+from tests.e2e.conftest import E2E_USER
+from tests.services import ROOT, TEST_PASSWORD
 
 FRONTEND = ROOT / "frontend"
 DIST = FRONTEND / "dist" / "frontend" / "browser"
@@ -59,6 +60,9 @@ def test_web_app_submits_follows_fails_and_cancels_jobs(system) -> None:
         "BASE_URL": system.api_url,
         "ARTIFACTS_DIR": str(ARTIFACTS),
         "CHROMIUM_PATH": CHROMIUM,
+        # The browser signs in as the system's test user (conftest.E2E_USER).
+        "E2E_USERNAME": E2E_USER,
+        "E2E_PASSWORD": TEST_PASSWORD,
     }
     run = subprocess.run([node, str(SCRIPT)], cwd=FRONTEND, env=env, capture_output=True,
                          text=True, timeout=540, check=False)

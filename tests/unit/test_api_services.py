@@ -160,7 +160,7 @@ async def test_a_refused_send_makes_the_job_void_and_marks_it_failed(redis, erro
 @pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
 async def test_cancel_of_a_finished_job_is_a_conflict(redis, status: JobStatus) -> None:
     with pytest.raises(TransitionError) as raised:
-        await cancel_job(FakeClient(status), redis, JOB_ID, 60)  # type: ignore[arg-type]
+        await cancel_job(FakeClient(status), redis, make_job(status), 60)  # type: ignore[arg-type]
     assert raised.value.current == status
     assert not await redis.exists(control.stop_key(JOB_ID))
 
@@ -168,7 +168,7 @@ async def test_cancel_of_a_finished_job_is_a_conflict(redis, status: JobStatus) 
 async def test_cancel_sets_the_stop_marker_before_it_records_the_cancel(redis) -> None:
     client = FakeClient(JobStatus.QUEUED)
     client.redis = redis
-    job = await cancel_job(client, redis, JOB_ID, 60)  # type: ignore[arg-type]
+    job = await cancel_job(client, redis, make_job(JobStatus.QUEUED), 60)  # type: ignore[arg-type]
     assert job.status == JobStatus.CANCELLED
     assert client.seen_stop_marker is True
     assert await redis.get(control.stop_key(JOB_ID)) == control.CANCELLED.encode()
@@ -180,7 +180,8 @@ async def test_cancel_sends_rqs_stop_command_to_the_worker_running_the_job(redis
     pubsub = redis.pubsub()
     await pubsub.subscribe("rq:pubsub:w1")
     await pubsub.get_message(timeout=1)  # the subscription confirmation
-    await cancel_job(FakeClient(JobStatus.RUNNING), redis, JOB_ID, 60)  # type: ignore[arg-type]
+    running = make_job(JobStatus.RUNNING)
+    await cancel_job(FakeClient(JobStatus.RUNNING), redis, running, 60)  # type: ignore[arg-type]
     message = await pubsub.get_message(timeout=1)
     assert message is not None and b'"stop-job"' in message["data"]
 
@@ -194,15 +195,15 @@ async def test_without_redis_there_is_no_cancel(monkeypatch) -> None:
     monkeypatch.setattr(redis, "set", down)
     client = FakeClient(JobStatus.QUEUED)
     with pytest.raises(QueueError):
-        await cancel_job(client, redis, JOB_ID, 60)  # type: ignore[arg-type]
-    assert [name for name, _ in client.calls] == ["get"]  # nothing recorded
+        await cancel_job(client, redis, make_job(JobStatus.QUEUED), 60)  # type: ignore[arg-type]
+    assert client.calls == []  # nothing recorded
 
 
 async def test_delete_needs_a_finished_job() -> None:
     client = FakeClient(JobStatus.RUNNING)
     with pytest.raises(TransitionError, match="cancel it before deleting"):
-        await delete_job(client, JOB_ID)  # type: ignore[arg-type]
+        await delete_job(client, make_job(JobStatus.RUNNING))  # type: ignore[arg-type]
     assert ("delete", JOB_ID) not in client.calls
     done = FakeClient(JobStatus.SUCCEEDED)
-    await delete_job(done, JOB_ID)  # type: ignore[arg-type]
+    await delete_job(done, make_job(JobStatus.SUCCEEDED))  # type: ignore[arg-type]
     assert ("delete", JOB_ID) in done.calls

@@ -29,8 +29,7 @@ async def serve(settings: Settings) -> None:
     api = settings.api
     url = settings.redis.redis_url
     queue = make_queue(settings)
-    client = DataServiceClient(api.data_service_url, timeout=api.data_service_timeout,
-                               deadline=api.data_service_deadline)
+    client = DataServiceClient.from_settings(api)
     connection = redis.Redis.from_url(url)
     streams = aioredis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=10.0)
     name = consumer_name()

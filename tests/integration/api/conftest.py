@@ -23,7 +23,14 @@ from backend.api import create_app
 from backend.embedded import free_port
 from backend.queues import StandardQueue, make_queue
 from backend.settings import Settings
-from tests.services import ManagedProcess, python_module
+from tests.services import (
+    SERVICE_HEADERS,
+    TEST_PASSWORD,
+    TEST_SECRETS,
+    ManagedProcess,
+    create_user,
+    python_module,
+)
 
 BACKENDS = ["redis", "sqs"]
 
@@ -55,7 +62,8 @@ def data_service(mongo_url: str, data_service_database: str, log_dir: Path) -> I
 @pytest.fixture
 async def store(data_service: str) -> AsyncIterator[httpx.AsyncClient]:
     """A plain HTTP client of the data service, to check what the kernel recorded."""
-    async with httpx.AsyncClient(base_url=data_service, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=data_service, timeout=10,
+                                 headers=SERVICE_HEADERS) as client:
         yield client
 
 
@@ -76,13 +84,15 @@ def kernel_env(backend: str, data_service: str, request: pytest.FixtureRequest,
     """The environment of a kernel on working parts, as a deployment would set it."""
     server = request.getfixturevalue(f"{backend}_url")
     return {
+        **TEST_SECRETS,
         "DATA_SERVICE_URL": data_service,
         "DATA_SERVICE_DEADLINE": "3",
         "QUEUE_BACKEND": backend,
         "STANDARD_QUEUE_NAME": f"api-{uuid.uuid4().hex[:12]}",
         "QUEUE_WAIT_SECONDS": "1",
         "QUEUE_CREATE": "true",
-        "REDIS_URL": server if backend == "redis" else closed_url("redis"),
+        # Redis holds the stop markers and the limits with either queue backend.
+        "REDIS_URL": server if backend == "redis" else request.getfixturevalue("redis_url"),
         "SQS_ENDPOINT_URL": server if backend == "sqs" else "",
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
@@ -90,23 +100,52 @@ def kernel_env(backend: str, data_service: str, request: pytest.FixtureRequest,
         "EXECUTORS": "standard,priority",
         "FRONTEND_DIST": str(tmp_path / "no-web-app"),
         "SSE_POLL_INTERVAL": "0.1",
-        # The sweep of jobs left created spans every user of the shared data service, so
-        # it could queue another test's jobs: only the sweep tests turn it on.
-        "STALE_SWEEP_INTERVAL": "0",
     }
 
 
 @dataclass
 class Kernel:
+    """A kernel app in this process; ``http`` is signed in as the test's user."""
+
     http: httpx.AsyncClient
     settings: Settings
     env: dict[str, str]
+    app: Litestar
+    stack: AsyncExitStack
 
     async def submit(self, user: str, name: str = "echo", executor: str | None = None,
                      **fields: object) -> httpx.Response:
         body = {"job_name": name, "user_id": user, "estimated_time": 1, **fields}
         params = {"executor": executor} if executor else {}
         return await self.http.post("/api/v1/job_executor/async", json=body, params=params)
+
+    def break_data_service(self) -> str:
+        """From now on this kernel finds its data service down (nothing listens where it
+        calls); returns that address. (Who is signed in was looked up when the kernel was
+        opened: during the outage it still counts.)"""
+        down = closed_url()
+        for client in (self.app.state.client, self.app.state.stream_client):
+            client.base_url = down
+        return down
+
+    async def client(self, token: str | None = None, address: str = "127.0.0.1",
+                     **headers: str) -> httpx.AsyncClient:
+        """Another client of this kernel (from ``address``): with ``token`` as a bearer, or
+        anonymous."""
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        transport = httpx.ASGITransport(app=self.app, client=(address, 4321))
+        return await self.stack.enter_async_context(httpx.AsyncClient(
+            transport=transport, base_url="http://kernel", timeout=60, headers=headers))
+
+    async def sign_in(self, username: str, role: str = "user") -> httpx.AsyncClient:
+        """A client signed in (API token) as ``username``, made a user first."""
+        create_user(self.env["DATA_SERVICE_URL"], username, role=role)
+        anonymous = await self.client()
+        answer = await anonymous.post("/api/v1/auth/token", json={
+            "username": username, "password": TEST_PASSWORD, "name": "tests"})
+        assert answer.status_code == 201, answer.text
+        return await self.client(answer.json()["token"])
 
 
 OpenKernel = Callable[..., Awaitable[Kernel]]
@@ -140,21 +179,24 @@ async def lifespan_in_task(app: Litestar) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def open_kernel(kernel_env: dict[str, str],
+async def open_kernel(kernel_env: dict[str, str], user: str,
                       monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[OpenKernel]:
-    """Opens kernels (``kernel_env`` plus overrides), each running its lifespan till the end."""
+    """Opens kernels (``kernel_env`` plus overrides), each running its lifespan till the end,
+    each with a client signed in as the test's ``user``."""
     async with AsyncExitStack() as stack:
 
-        async def open_(**overrides: str) -> Kernel:
+        async def open_(signed_in: bool = True, **overrides: str) -> Kernel:
             env = kernel_env | overrides
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
             settings = Settings()  # read from the environment, as the process does
             app = create_app(settings)
             await stack.enter_async_context(lifespan_in_task(app))
-            http = await stack.enter_async_context(httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://kernel", timeout=60))
-            return Kernel(http, settings, env)
+            kernel = Kernel(httpx.AsyncClient(), settings, env, app, stack)
+            kernel.http = await (kernel.sign_in(user) if signed_in else kernel.client())
+            if signed_in:
+                assert (await kernel.http.get("/api/v1/auth/me")).status_code == 200
+            return kernel
 
         yield open_
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from tests.services import ManagedProcess
+from tests.services import ManagedProcess, create_user, sign_in
 
 pytestmark = pytest.mark.parametrize("backend", ["redis"])
 
@@ -31,10 +31,17 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str | None
             data.append(line[5:].removeprefix(" "))
 
 
+def signed_in(url: str, data_service: str, user: str) -> dict[str, str]:
+    create_user(data_service, user)
+    return {"Authorization": f"Bearer {sign_in(url, user)}"}
+
+
 async def test_stream_follows_a_job_until_it_finishes(
-        kernel_process: StartKernel, store: httpx.AsyncClient, user: str) -> None:
+        kernel_process: StartKernel, store: httpx.AsyncClient, user: str,
+        data_service: str) -> None:
     url, proc = kernel_process()
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30,
+                                 headers=signed_in(url, data_service, user)) as http:
         answer = await http.post("/api/v1/job_executor/async", json={
             "job_name": "simulate", "user_id": user, "estimated_time": 2})
         assert answer.status_code == 200, answer.text
@@ -67,9 +74,10 @@ async def test_stream_follows_a_job_until_it_finishes(
 
 
 async def test_sigterm_ends_open_streams_and_exits_cleanly(
-        kernel_process: StartKernel, user: str) -> None:
+        kernel_process: StartKernel, user: str, data_service: str) -> None:
     url, proc = kernel_process()
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30,
+                                 headers=signed_in(url, data_service, user)) as http:
         job_id = (await http.post("/api/v1/job_executor/async", json={
             "job_name": "echo", "user_id": user, "estimated_time": 1})).json()["job_id"]
         events = []

@@ -24,7 +24,8 @@ async def test_ready_when_store_and_queue_answer(kernel: Kernel) -> None:
 ])
 async def test_not_ready_names_what_is_down(open_kernel: OpenKernel, down: str,
                                             failed: str) -> None:
-    kernel = await open_kernel(**{down: closed_url("redis" if down == "REDIS_URL" else "http")})
+    kernel = await open_kernel(signed_in=False,
+                               **{down: closed_url("redis" if down == "REDIS_URL" else "http")})
     assert (await kernel.http.get("/healthz")).status_code == 200  # alive, just not ready
     ready = await kernel.http.get("/readyz")
     assert ready.status_code == 503
@@ -34,12 +35,17 @@ async def test_not_ready_names_what_is_down(open_kernel: OpenKernel, down: str,
     assert [name for name, result in body["extra"].items() if result != "ok"] == [failed]
 
 
-async def test_openapi_and_cors(kernel: Kernel) -> None:
-    schema = (await kernel.http.get("/schema/openapi.json")).json()
+async def test_openapi_and_cors(open_kernel: OpenKernel) -> None:
+    closed = await open_kernel()
+    schema = (await closed.http.get("/schema/openapi.json")).json()
     assert {"/api/v1/job_executor/async", "/api/v1/jobs", "/api/v1/jobs/{job_id}",
             "/api/v1/jobs/{job_id}/events", "/api/v1/tasks"} <= schema["paths"].keys()
-    preflight = await kernel.http.options("/api/v1/tasks", headers={
-        "origin": "http://localhost:4200", "access-control-request-method": "GET"})
+    ask = {"origin": "http://localhost:4200", "access-control-request-method": "GET"}
+    # No CORS_ORIGINS: no other origin may call the kernel from a browser.
+    refused = await closed.http.options("/api/v1/tasks", headers=ask)
+    assert "access-control-allow-origin" not in refused.headers
+    opened = await open_kernel(CORS_ORIGINS="http://localhost:4200")
+    preflight = await opened.http.options("/api/v1/tasks", headers=ask)
     assert preflight.headers["access-control-allow-origin"] == "http://localhost:4200"
 
 
@@ -55,6 +61,9 @@ async def test_serves_the_web_app_with_route_fallback(open_kernel: OpenKernel,
         page = await kernel.http.get(path)
         assert page.status_code == 200, path
         assert "<app-root>" in page.text and page.headers["content-type"].startswith("text/html")
+        # Every page carries the security headers, the app routes' fallback included.
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"], path
+        assert page.headers["x-content-type-options"] == "nosniff"
     assert (await kernel.http.get("/main-ABC.js")).text == "console.log(1)"
     assert (await kernel.http.get("/missing-XYZ.js")).status_code == 404
     for path in ("/api/v1/nothing", "/api/nothing"):

@@ -67,7 +67,7 @@ async def test_unknown_task_or_executor_is_a_422_listing_valid_ones(
 
 def body(**fields: object) -> str:
     """A submit body: the good fields, with ``fields`` changed (None drops one)."""
-    good: dict[str, object] = {"job_name": "echo", "user_id": "u-1", "estimated_time": 1}
+    good: dict[str, object] = {"job_name": "echo", "estimated_time": 1}
     merged = {k: v for k, v in (good | fields).items() if v is not None}
     return json.dumps(merged)
 
@@ -117,8 +117,8 @@ async def test_a_body_that_is_not_declared_json_is_a_415(
 
 async def test_error_answers_name_no_internal_address(open_kernel: OpenKernel,
                                                       user: str) -> None:
-    down = closed_url()
-    kernel = await open_kernel(DATA_SERVICE_URL=down, DATA_SERVICE_DEADLINE="0.5")
+    kernel = await open_kernel(DATA_SERVICE_DEADLINE="0.5")
+    down = kernel.break_data_service()
     for answer in (await kernel.submit(user),
                    await kernel.http.get("/api/v1/jobs/0123456789abcdef01234567"),
                    await kernel.http.get("/readyz")):
@@ -128,10 +128,12 @@ async def test_error_answers_name_no_internal_address(open_kernel: OpenKernel,
 
 async def test_data_service_down_is_a_503_and_nothing_is_queued(
         open_kernel: OpenKernel, user: str) -> None:
-    kernel = await open_kernel(DATA_SERVICE_URL=closed_url(), DATA_SERVICE_DEADLINE="0.5")
+    kernel = await open_kernel(DATA_SERVICE_DEADLINE="0.5")
+    kernel.break_data_service()  # after sign-in: the kernel still knows who asks
     answer = await kernel.submit(user)
     assert answer.status_code == 503, answer.text
     assert "data service" in answer.json()["detail"]
+    assert answer.json()["job_id"] in answer.json()["detail"]  # and it will never run
     async with queue_of(kernel.settings) as queue:
         assert await queue.receive(wait_seconds=1) == []
         assert await queue.depth() == 0

@@ -18,6 +18,7 @@ import pytest
 from backend.jobs import JobStatus
 from backend.settings import MongoSettings, Settings, StoreSettings
 from backend.store import create_app
+from tests.services import SERVICE_HEADERS, TEST_SECRETS
 
 # How to bring a fresh job to each status with legal moves only.
 PATHS: dict[JobStatus, list[JobStatus]] = {
@@ -38,6 +39,7 @@ def store_settings(mongo_url: str, database: str, **store: Any) -> Settings:
     settings = Settings()
     settings.mongo = MongoSettings(mongodb_url=mongo_url, database_name=database,
                                    mongodb_timeout_ms=2000)
+    settings.api.data_service_token = TEST_SECRETS["DATA_SERVICE_TOKEN"]
     if store:
         settings.store = StoreSettings(**store)
     return settings
@@ -61,7 +63,8 @@ async def store(mongo_url: str) -> AsyncIterator[httpx.AsyncClient]:
     if server.done():
         server.result()  # startup failed: raise its error here
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://store") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://store",
+                                 headers=SERVICE_HEADERS) as client:
         yield client
     stop.set()
     await server

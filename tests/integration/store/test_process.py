@@ -15,7 +15,7 @@ from backend.client import DataServiceClient
 from backend.embedded import free_port
 from backend.errors import JobNotFoundError, TransitionError
 from backend.jobs import CreateJob, JobStatus, UpdateJob
-from tests.services import ManagedProcess, python_module, start_mongo
+from tests.services import SERVICE_HEADERS, TEST_SECRETS, ManagedProcess, python_module, start_mongo
 
 
 def start_store(log_dir: Path, mongo_url: str, database: str, **env: str) -> tuple[
@@ -44,7 +44,7 @@ def _new_running_job(http: httpx.Client, user: str) -> str:
 
 
 async def test_the_data_service_client_against_the_process(store_url: str) -> None:
-    client = DataServiceClient(store_url, deadline=5)
+    client = DataServiceClient(store_url, token=TEST_SECRETS['DATA_SERVICE_TOKEN'], deadline=5)
     try:
         job_id = await client.create_empty_job(CreateJob(name="echo", user_id="proc-user",
                                                           params={"n": 1}))
@@ -68,7 +68,7 @@ async def test_the_data_service_client_against_the_process(store_url: str) -> No
 
 
 def test_routes_and_limits_over_http(store_url: str) -> None:
-    with httpx.Client(base_url=store_url) as http:
+    with httpx.Client(base_url=store_url, headers=SERVICE_HEADERS) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         assert http.get("/readyz").status_code == 200
         schema = http.get("/schema/openapi.json").json()
@@ -83,7 +83,7 @@ def test_routes_and_limits_over_http(store_url: str) -> None:
 
 
 async def test_racing_writers_over_http_exactly_one_wins(store_url: str) -> None:
-    async with httpx.AsyncClient(base_url=store_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=store_url, timeout=30, headers=SERVICE_HEADERS) as http:
         for _ in range(15):
             created = await http.post("/job/", json={"name": "echo", "user_id": "racer"})
             job_id = created.json()["id"]
@@ -101,7 +101,8 @@ async def test_racing_writers_over_http_exactly_one_wins(store_url: str) -> None
 def test_racing_threads_exactly_one_wins(store_url: str) -> None:
     """Separate connections from separate threads, released together by a barrier."""
     targets = ["succeeded", "cancelled", "failed", "succeeded", "cancelled", "failed"]
-    clients = [httpx.Client(base_url=store_url, timeout=30) for _ in targets]
+    clients = [httpx.Client(base_url=store_url, timeout=30, headers=SERVICE_HEADERS)
+               for _ in targets]
     try:
         with ThreadPoolExecutor(len(targets)) as pool:
             for _ in range(10):
@@ -139,7 +140,7 @@ def test_jobs_survive_a_restart_with_a_file_database(log_dir: Path, tmp_path: Pa
     processes.append(mongo)
     store, url = start_store(log_dir, mongo_url, "store_restart")
     processes.append(store)
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, headers=SERVICE_HEADERS) as http:
         job_id = http.post("/job/", json={"name": "echo", "user_id": "keeper",
                                           "params": {"keep": True}}).json()["id"]
         before = http.put(f"/job/{job_id}", json={"status": "running", "progress": 40}).json()
@@ -150,7 +151,7 @@ def test_jobs_survive_a_restart_with_a_file_database(log_dir: Path, tmp_path: Pa
     processes.append(mongo)
     store, url = start_store(log_dir, mongo_url, "store_restart")
     processes.append(store)
-    with httpx.Client(base_url=url) as http:
+    with httpx.Client(base_url=url, headers=SERVICE_HEADERS) as http:
         assert http.get(f"/job/{job_id}").json() == before
         listed = http.get("/job/user/keeper").json()
         assert [job["id"] for job in listed["items"]] == [job_id]
@@ -165,7 +166,7 @@ def test_database_outage_is_503_not_500(log_dir: Path,
     store, url = start_store(log_dir, mongo_url, "store_outage", MONGODB_TIMEOUT_MS="500")
     processes.append(store)
     missing = "0123456789abcdef01234567"
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30, headers=SERVICE_HEADERS) as http:
         assert http.get("/readyz").status_code == 200
         mongo.stop()
         assert http.get("/healthz").status_code == 200

@@ -22,6 +22,7 @@ from backend.workers.dispatcher.reconciler import Reconciler
 from backend.workers.enqueue import enqueue
 from tests.integration.workers.conftest import reports, worker_settings
 from tests.integration.workers.test_recorder import data_service  # noqa: F401 - fixture
+from tests.services import TEST_SECRETS
 
 AFTER = 1.0  # RECONCILE_AFTER of these tests
 # nx-27017 compares timestamps to the whole second: age jobs a second more than needed.
@@ -33,7 +34,8 @@ async def parts(rq_redis, rq_redis_url, data_service):  # noqa: F811
     settings = worker_settings(rq_redis_url, reconcile_after=AFTER, reconcile_interval=0.2)
     settings.queue = QueueSettings(standard_queue_name=f"rc-{ObjectId()}")
     streams = aioredis.Redis.from_url(rq_redis_url)
-    client = DataServiceClient(data_service, timeout=2, deadline=1)
+    client = DataServiceClient(data_service, token=TEST_SECRETS["DATA_SERVICE_TOKEN"],
+                               timeout=2, deadline=1)
     queue = RedisStreamQueue(rq_redis_url, settings.queue.standard_queue_name, "rc-dlq",
                              visibility_timeout=5, max_receives=5, wait_seconds=0)
     await queue.ensure()

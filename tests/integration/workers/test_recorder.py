@@ -19,7 +19,7 @@ from backend.queues.redis_stream import RedisStreamQueue
 from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, Report, encode_report
 from backend.workers.dispatcher.recorder import Recorder
 from tests.integration.api.conftest import closed_url
-from tests.services import python_module
+from tests.services import SERVICE_HEADERS, TEST_SECRETS, python_module
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,8 @@ def data_service(mongo_url: str, log_dir: Path):
 @pytest.fixture
 async def parts(rq_redis, rq_redis_url, data_service):
     streams = aioredis.Redis.from_url(rq_redis_url)
-    client = DataServiceClient(data_service, timeout=2, deadline=1)
+    client = DataServiceClient(data_service, token=TEST_SECRETS["DATA_SERVICE_TOKEN"],
+                               timeout=2, deadline=1)
     queue = RedisStreamQueue(rq_redis_url, "rec", "rec-dlq", visibility_timeout=5,
                              max_receives=5, wait_seconds=0)
     yield streams, client, queue
@@ -153,5 +154,5 @@ async def test_the_store_answers_what_it_recorded(data_service, parts):
     [job_id] = await new_jobs(client, 1)
     await append(streams, *ran(job_id))
     await Recorder(streams, client, queue).record_once()
-    async with httpx.AsyncClient(base_url=data_service) as http:
+    async with httpx.AsyncClient(base_url=data_service, headers=SERVICE_HEADERS) as http:
         assert (await http.get(f"/job/{job_id}")).json()["status"] == "succeeded"

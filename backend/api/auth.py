@@ -1,0 +1,118 @@
+"""Signing in and API tokens: ``/api/v1/auth/...`` and ``/api/v1/tokens``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.datastructures import Cookie, State
+from litestar.exceptions import NotAuthorizedException, NotFoundException
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody, PathParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from msgspec import Struct
+
+from backend.accounts import (
+    ApiToken,
+    Credentials,
+    IssuedToken,
+    Role,
+    StoredToken,
+    TokenForUser,
+    TokenRequest,
+    token_hash,
+)
+from backend.api.bodies import responses
+from backend.api.dependencies import Client
+from backend.api.security import SESSION_COOKIE, Principal, api_token, session_cookie
+from backend.jobs import Deleted
+
+WRONG = "wrong user name or password"
+
+
+class Me(Struct, kw_only=True):
+    """Who is signed in."""
+
+    username: str
+    role: Role
+    via: str = "session"
+
+
+async def _issue(request: Request[Any, Any, Any], client: Any, username: str,
+                 name: str) -> IssuedToken:
+    auth = request.app.state.auth
+    token_id, secret = api_token(auth, username)
+    record = await client.create_token(StoredToken(id=token_id, username=username, name=name,
+                                                   token_hash=token_hash(secret)))
+    return IssuedToken(id=record.id, name=record.name, created_at=record.created_at
+                       or datetime.now(UTC), token=secret)
+
+
+def auth_routes(login_middleware: list[Any]) -> list[HTTPRouteHandler]:
+    """Sign-in routes (rate-limited by ``login_middleware``) and API token routes."""
+
+    @post("/auth/login", status_code=HTTP_200_OK, summary="Sign in (the web app)",
+          tags=["auth"], exclude_from_auth=True, exclude_from_csrf=True,
+          middleware=login_middleware, responses=responses(401, 429))
+    async def login(request: Request[Any, Any, Any], data: JSONBody[Credentials],
+                    client: Client) -> Response[Me]:
+        """Check the password; on success set the session cookie (HttpOnly,
+        ``SameSite=Strict``). 401 says only that the name or the password is wrong."""
+        user = await client.check_password(data.username, data.password)
+        if user is None:
+            raise NotAuthorizedException(WRONG)
+        cookie = session_cookie(request.app.state.auth, user.username, user.role)
+        return Response(Me(username=user.username, role=user.role), cookies=[cookie])
+
+    @post("/auth/token", status_code=HTTP_201_CREATED, summary="Sign in for an API token",
+          tags=["auth"], exclude_from_auth=True, exclude_from_csrf=True,
+          middleware=login_middleware, responses=responses(401, 429))
+    async def token_for_credentials(request: Request[Any, Any, Any],
+                                    data: JSONBody[TokenForUser], client: Client) -> IssuedToken:
+        """What ``taskbroker login`` calls: a new API token (shown once) for the user whose
+        password this is."""
+        user = await client.check_password(data.username, data.password)
+        if user is None:
+            raise NotAuthorizedException(WRONG)
+        return await _issue(request, client, user.username, data.name)
+
+    @post("/auth/logout", status_code=HTTP_200_OK, summary="Sign out", tags=["auth"],
+          responses=responses(401))
+    async def logout() -> Response[Deleted]:
+        gone = Cookie(key=SESSION_COOKIE, value="", path="/", httponly=True, samesite="strict",
+                      max_age=0, expires=0)
+        return Response(Deleted(message="signed out"), cookies=[gone])
+
+    @get("/auth/me", summary="Who is signed in", tags=["auth"], responses=responses(401))
+    async def me(request: Request[Principal, Any, Any]) -> Me:
+        caller = request.user
+        return Me(username=caller.username, role=caller.role, via=caller.via)
+
+    @get("/tokens", summary="Your API tokens", tags=["tokens"], responses=responses(401))
+    async def list_tokens(request: Request[Principal, Any, Any],
+                          client: Client) -> list[ApiToken]:
+        records = await client.list_tokens(request.user.username)
+        return [ApiToken(id=r.id, name=r.name, created_at=r.created_at or datetime.now(UTC),
+                         last_used_at=r.last_used_at) for r in records]
+
+    @post("/tokens", status_code=HTTP_201_CREATED, summary="Create an API token (shown once)",
+          tags=["tokens"], responses=responses(401))
+    async def create_token(request: Request[Principal, Any, Any], data: JSONBody[TokenRequest],
+                           client: Client) -> IssuedToken:
+        """The answer holds the token's secret: it is not kept, and not shown again."""
+        return await _issue(request, client, request.user.username, data.name)
+
+    @delete("/tokens/{token_id:str}", status_code=HTTP_200_OK, summary="Revoke an API token",
+            tags=["tokens"], responses=responses(401, 404))
+    async def revoke_token(request: Request[Principal, Any, Any],
+                           token_id: Annotated[str, PathParameter(max_length=64)],
+                           client: Client, state: State) -> Deleted:
+        record = await client.get_token(token_id) if len(token_id) == 32 else None
+        if record is None or record.username != request.user.username:
+            raise NotFoundException(f"you have no token {token_id[:40]}")
+        await client.revoke_token(token_id)
+        state.identities.forget_token(token_id)
+        return Deleted(message=f"token {record.name!r} revoked")
+
+    return [login, token_for_credentials, logout, me, list_tokens, create_token, revoke_token]
