@@ -210,7 +210,11 @@ def start_system(backend: str, workers: int, log_dir: Path,
 
 def redis_url_of(server: ManagedProcess) -> str:
     """The URL of a redis-server started by ``start_redis`` (from its command line)."""
-    return f"redis://127.0.0.1:{server.command[server.command.index('--port') + 1]}/0"
+    command = server.command
+    port = command[command.index("--port") + 1]
+    password = command[command.index("--requirepass") + 1] if "--requirepass" in command else ""
+    return f"redis://:{password}@127.0.0.1:{port}/0" if password else \
+        f"redis://127.0.0.1:{port}/0"
 
 
 # -- load -------------------------------------------------------------------------------

@@ -126,14 +126,16 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
         message = queue_message(job_id, data, executor, trace_id)
         check_message_size(message)
         await state.backlog.admit(executor)
-        if not caller.admin:
-            await state.unfinished.admit(owner)
-        await state.submitter.submit(NewJob(
-            id=job_id, name=data.job_name, user_id=owner, status=JobStatus.QUEUED,
-            description=data.description, estimated_time=data.estimated_time,
-            params=data.params, executor=executor), message)
-        if not caller.admin:
-            await state.unfinished.accepted(owner)
+        counted = not caller.admin and await state.unfinished.reserve(owner)
+        try:
+            await state.submitter.submit(NewJob(
+                id=job_id, name=data.job_name, user_id=owner, status=JobStatus.QUEUED,
+                description=data.description, estimated_time=data.estimated_time,
+                params=data.params, executor=executor), message)
+        except BaseException:
+            if counted:
+                await state.unfinished.release(owner)
+            raise
         return SubmitResponse(job_id=job_id)
 
     @get("/jobs/{job_id:str}", summary="Get a job", tags=["jobs"],

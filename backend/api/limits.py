@@ -11,15 +11,26 @@ Admins are exempt from the submit limits. A limit reached is a 429 with ``Retry-
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
 from litestar import Request
-from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware.rate_limit import (
+    DURATION_VALUES,
+    RateLimitConfig,
+    RateLimitMiddleware,
+    get_remote_address,
+)
 from litestar.stores.redis import RedisStore
+from litestar.types import Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from backend.api.submit import OverloadedError
@@ -29,8 +40,20 @@ from backend.errors import DataServiceError
 log = logging.getLogger(__name__)
 
 STORE = "rate_limit"  # the app's store (Redis) the rate limits keep their counts in
-COUNT_TTL = 2  # seconds a user's unfinished count is trusted
+COUNT_TTL = 10  # seconds a user's unfinished count (plus the submits since) is trusted
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_HIT = ("local hits = redis.call('incr', KEYS[1]) "
+        "if hits == 1 then redis.call('pexpire', KEYS[1], ARGV[1]) end "
+        "local ttl = redis.call('pttl', KEYS[1]) "
+        "if ttl < 0 then redis.call('pexpire', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end "
+        "return {hits, ttl}")
+RESERVED, UNCOUNTED = -1, -2
+_RESERVE = ("local v = redis.call('get', KEYS[1]) "
+            "if not v then return -2 end "
+            "if tonumber(v) >= tonumber(ARGV[1]) then return tonumber(v) end "
+            "redis.call('incr', KEYS[1]) return -1")
+_RELEASE = ("if redis.call('exists', KEYS[1]) == 1 then "
+            "return redis.call('decr', KEYS[1]) end return 0")
 _ADD_IF_COUNTED = ("if redis.call('exists', KEYS[1]) == 1 then "
                    "return redis.call('incr', KEYS[1]) end return 0")
 
@@ -57,13 +80,63 @@ async def _not_admin(request: Request[Any, Any, Any]) -> bool:
     return not request.user.admin
 
 
+@dataclass(slots=True)
+class _Window:
+    """One rate-limit window as Redis counted it: hits so far (this one included), and
+    the time (epoch seconds) it ends."""
+
+    hits: int
+    reset: int
+
+
+class AtomicRateLimitMiddleware(RateLimitMiddleware):
+    """Litestar's rate limit middleware (its config, keys, exemptions, headers and 429),
+    counting each request with one atomic Redis call (:meth:`FailOpenRedisStore.hit`: a
+    fixed window) instead of a read and a write under a lock of this process: one round
+    trip per submit, and replicas counting at once never lose a hit."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope["litestar_app"]
+        request: Request[Any, Any, Any] = app.request_class(scope)
+        if await self.should_check_request(request=request):
+            store = self.config.get_store_from_app(app)
+            assert isinstance(store, FailOpenRedisStore)
+            window = await store.hit(self.cache_key_from_request(request),
+                                     DURATION_VALUES[self.unit])
+            if window.hits > self.max_requests:
+                raise TooManyRequestsException(headers=self._headers(window))
+            if self.config.set_rate_limit_headers:
+                send = self._with_headers(send, self._headers(window))
+        await self.app(scope, receive, send)
+
+    def _headers(self, window: _Window) -> dict[str, str]:
+        config = self.config
+        return {
+            config.rate_limit_policy_header_key:
+                f"{self.max_requests}; w={DURATION_VALUES[self.unit]}",
+            config.rate_limit_limit_header_key: str(self.max_requests),
+            config.rate_limit_remaining_header_key: str(max(0, self.max_requests - window.hits)),
+            config.rate_limit_reset_header_key: str(max(0, window.reset - int(time.time()))),
+        }
+
+    @staticmethod
+    def _with_headers(send: Send, headers: dict[str, str]) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                MutableScopeHeaders(message).update(headers)
+            await send(message)
+        return wrapped
+
+
 def submit_rate_limit(value: str) -> RateLimitConfig | None:
     rate = parse_rate(value, "SUBMIT_RATE_LIMIT")
     if rate is None:
         return None
     return RateLimitConfig(rate_limit=rate, store=STORE,  # type: ignore[arg-type]
                            identifier_for_request=_submitter,
-                           check_throttle_handler=_not_admin)
+                           check_throttle_handler=_not_admin,
+                           middleware_class=AtomicRateLimitMiddleware)
 
 
 def login_rate_limit(value: str) -> RateLimitConfig | None:
@@ -71,12 +144,28 @@ def login_rate_limit(value: str) -> RateLimitConfig | None:
     if rate is None:
         return None
     return RateLimitConfig(rate_limit=rate, store=STORE,  # type: ignore[arg-type]
-                           identifier_for_request=_address)
+                           identifier_for_request=_address,
+                           middleware_class=AtomicRateLimitMiddleware)
 
 
 class FailOpenRedisStore(RedisStore):
     """Litestar's Redis store for the rate limits; a Redis that does not answer counts
     nothing rather than refuse every request (the queue's own checks still answer)."""
+
+    def __init__(self, redis: aioredis.Redis, namespace: str) -> None:
+        super().__init__(redis, namespace=namespace)
+        self._hit_script = redis.register_script(_HIT)
+
+    async def hit(self, key: str, window_seconds: int) -> _Window:
+        """Count one request in ``key``'s current window (created, with its expiry, by the
+        window's first hit), in one atomic call."""
+        try:
+            hits, ttl_ms = await self._hit_script(keys=[self._make_key(key)],
+                                                  args=[window_seconds * 1000])
+        except RedisError as exc:
+            log.warning("rate limits not counted: Redis: %s", exc)
+            return _Window(0, int(time.time()) + window_seconds)
+        return _Window(int(hits), int(time.time() + max(0, int(ttl_ms)) / 1000))
 
     async def get(self, key: str, renew_for: int | timedelta | None = None) -> bytes | None:
         try:
@@ -101,28 +190,65 @@ class UnfinishedJobs:
         self.client = client
         self.limit = limit
         self._add = connection.register_script(_ADD_IF_COUNTED)
+        self._reserve = connection.register_script(_RESERVE)
+        self._release = connection.register_script(_RELEASE)
+        # One count at a time per user in this process: when the kept count expires, the
+        # submits in flight wait for that one count instead of each asking the store.
+        self._counting: dict[str, asyncio.Future[int]] = {}
 
     @staticmethod
     def key(user: str) -> str:
         return f"taskbroker:user:{user}:unfinished"
 
-    async def admit(self, user: str) -> None:
-        """Raise :class:`OverloadedError` if ``user`` has as many unfinished jobs as allowed.
-        A count that cannot be had admits (the data service's own answer decides)."""
+    async def reserve(self, user: str) -> bool:
+        """Count one more unfinished job of ``user`` (one atomic Redis call), or raise
+        :class:`OverloadedError` if they have as many as allowed. False when nothing was
+        counted (no count could be had: the data service's own answer decides).
+        :meth:`release` gives the place back if the submit then fails."""
         try:
-            value = await self.redis.get(self.key(user))
-            if value is None:
-                value = await self.client.count_unfinished(user)
-                await self.redis.set(self.key(user), value, ex=COUNT_TTL, nx=True)
+            answer = int(await self._reserve(keys=[self.key(user)], args=[self.limit]))
+            if answer == RESERVED:
+                return True
+            if answer == UNCOUNTED:  # first submit in COUNT_TTL: ask the store once
+                answer = await self._count(user)
+                if answer < self.limit:
+                    await self._add(keys=[self.key(user)])
+                    return True
         except (RedisError, DataServiceError):
-            return
-        if int(value) >= self.limit:
-            raise OverloadedError(
-                f"user {user} has {int(value)} unfinished jobs, the limit "
-                f"(MAX_UNFINISHED_JOBS_PER_USER={self.limit}); wait for some to finish", 5)
+            return False
+        raise OverloadedError(
+            f"user {user} has {answer} unfinished jobs, the limit "
+            f"(MAX_UNFINISHED_JOBS_PER_USER={self.limit}); wait for some to finish", 5)
 
-    async def accepted(self, user: str) -> None:
+    async def release(self, user: str) -> None:
         try:
-            await self._add(keys=[self.key(user)])
+            await self._release(keys=[self.key(user)])
         except RedisError:
             pass  # the count is read again from the store within COUNT_TTL
+
+    async def _count(self, user: str) -> int:
+        counting = self._counting.get(user)
+        if counting is not None:
+            try:
+                return await asyncio.shield(counting)
+            except asyncio.CancelledError:
+                if not counting.cancelled():
+                    raise  # this request was cancelled
+                return await self._count(user)  # the one counting was: count here
+        counting = asyncio.get_running_loop().create_future()
+        self._counting[user] = counting
+        try:
+            value = await self.client.count_unfinished(user)
+            await self.redis.set(self.key(user), value, ex=COUNT_TTL, nx=True)
+        except asyncio.CancelledError:
+            counting.cancel()
+            raise
+        except Exception as exc:
+            counting.set_exception(exc)
+            counting.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            counting.set_result(value)
+            return value
+        finally:
+            del self._counting[user]

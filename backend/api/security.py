@@ -52,6 +52,7 @@ CACHE_SECONDS = 5.0  # a user or token record is looked up again after this long
 STALE_SECONDS = 600.0  # ...but while the data service is away, it is trusted this long
 LAST_USED_EVERY = 60.0  # seconds between two notes of a token's last use
 JWKS_CACHE_SECONDS = 3600
+VERIFIED_CACHE_SIZE = 10_000  # tokens whose signature was checked, kept until they expire
 JWKS_RETRY_SECONDS = 60.0  # at most one fetch this often for keys not known yet
 OIDC_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
@@ -135,12 +136,28 @@ class KernelToken(Token):
 
     oidc: _Oidc | None = None
     user_claim = "sub"
+    # Tokens (exactly as sent) whose signature and claims passed, with their payloads: a
+    # client sends the same token on every request, and checking it again costs more than
+    # the rest of a small request. Only the expiry is checked again; who it names (the
+    # user enabled, the API token not revoked) is still checked on every request.
+    verified: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def decode_payload(cls, encoded_token: str, secret: str, algorithms: list[str],
                        issuer: str | Sequence[str] | None = None,
                        audience: str | Sequence[str] | None = None,
                        options: Any = None) -> Any:
+        verified = cls.verified.get(encoded_token)
+        if verified is not None and verified["exp"] > time.time():
+            return dict(verified)  # checked before, not expired: the signature holds
+        payload = cls._verify(encoded_token, secret)
+        if len(cls.verified) >= VERIFIED_CACHE_SIZE:
+            cls.verified.clear()
+        cls.verified[encoded_token] = payload
+        return dict(payload)
+
+    @classmethod
+    def _verify(cls, encoded_token: str, secret: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(encoded_token)
         except jwt.PyJWTError as exc:
@@ -165,7 +182,7 @@ def _token_class(settings: AuthSettings) -> type[KernelToken]:
     oidc = (_Oidc(settings.auth_oidc_issuer, settings.auth_oidc_audience)
             if settings.auth_oidc_issuer else None)
     return type("BoundKernelToken", (KernelToken,),
-                {"oidc": oidc, "user_claim": settings.auth_oidc_user_claim})
+                {"oidc": oidc, "user_claim": settings.auth_oidc_user_claim, "verified": {}})
 
 
 class Identities:
