@@ -2,6 +2,8 @@
 
     taskbroker login                       # asks your password, keeps an API token
     taskbroker submit simulate -t 5 --watch
+    taskbroker submit-many jobs.jsonl      # one JobExecutionRequest per line, in batches
+    taskbroker rerun <job-id> --watch
     taskbroker watch <job-id>
     taskbroker list --status running
     taskbroker cancel <job-id>
@@ -29,7 +31,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from backend.jobs import TERMINAL_STATUSES, Job, JobPage, JobStatus, SubmitResponse
+from backend.jobs import (
+    MAX_BATCH_JOBS,
+    TERMINAL_STATUSES,
+    BatchResponse,
+    Job,
+    JobStatus,
+    JobSummaryPage,
+    SubmitResponse,
+)
 from backend.settings import get_settings
 
 app = typer.Typer(help="Submit jobs to taskbroker and follow them.", no_args_is_help=True,
@@ -111,16 +121,20 @@ def _message(response: httpx.Response) -> str:
     return message
 
 
+def _exit_if_not_signed_in(response: httpx.Response) -> None:
+    if response.status_code == 401:
+        err.print(f"[red]401: {_message(response)}[/red]\nsign in with `taskbroker login` "
+                  "(or give --token / TASKBROKER_TOKEN)")
+        raise typer.Exit(4)
+
+
 def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
     try:
         response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
         err.print(f"[red]cannot reach the kernel API at {http.base_url}: {exc}[/red]")
         raise typer.Exit(3) from exc
-    if response.status_code == 401:
-        err.print(f"[red]401: {_message(response)}[/red]\nsign in with `taskbroker login` "
-                  "(or give --token / TASKBROKER_TOKEN)")
-        raise typer.Exit(4)
+    _exit_if_not_signed_in(response)
     if response.status_code >= 400:
         err.print(f"[red]{response.status_code}: {_message(response)}[/red]")
         raise typer.Exit(2)
@@ -210,20 +224,31 @@ def submit(
     executor: Annotated[str | None, typer.Option("--executor", "-e")] = None,
     params: Annotated[str | None, typer.Option("--params", help="Params as a JSON object.")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="KEY=VALUE")] = None,
+    run_at: Annotated[str | None, typer.Option(
+        "--run-at", help="Start no earlier than this ISO 8601 time with a zone, e.g. "
+                         "2026-12-01T08:00:00+01:00.")] = None,
+    delay: Annotated[float | None, typer.Option(
+        "--delay", min=0, help="Start no earlier than this many seconds from now.")] = None,
+    callback_url: Annotated[str | None, typer.Option(
+        "--callback-url", help="POST the finished job here (a host the server allows).")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(
+        "--idempotency-key", "-k", help="Submitting again with the same key gives the same "
+                                        "job instead of a new one.")] = None,
     watch_job: Annotated[bool, typer.Option("--watch", "-w", help="Follow it to the end.")] = False,
 ) -> None:
     """Submit a job; prints its id (and follows it with --watch)."""
     body: dict[str, Any] = {"job_name": task, "estimated_time": estimated_time}
-    if user:
-        body["user_id"] = user
-    if description:
-        body["description"] = description
+    optional = {"user_id": user, "description": description, "run_at": run_at, "delay": delay,
+                "callback_url": callback_url}
+    body |= {key: value for key, value in optional.items() if value is not None}
     parsed = _parse_params(params, param or [])
     if parsed is not None:
         body["params"] = parsed
     query = {"executor": executor} if executor else {}
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     with _client(ctx) as http:
-        response = _call(http, "POST", "/api/v1/job_executor/async", json=body, params=query)
+        response = _call(http, "POST", "/api/v1/job_executor/async", json=body, params=query,
+                         headers=headers)
         job_id = msgspec.json.decode(response.content, type=SubmitResponse).job_id
         console.print(job_id)
         if watch_job:
@@ -285,7 +310,7 @@ def list_jobs(
         query["status"] = status.value
     with _client(ctx) as http:
         page = msgspec.json.decode(_call(http, "GET", "/api/v1/jobs", params=query).content,
-                                   type=JobPage)
+                                   type=JobSummaryPage)
     whose = "every user" if all_users else (user or "you")
     table = Table(title=f"{whose}: {len(page.items)} of {page.total} jobs")
     # The id is what `show`, `watch` and `cancel` take: never cut, never wrapped.
@@ -301,6 +326,92 @@ def list_jobs(
             row.append(job.user_id)
         table.add_row(*row)
     console.print(table)
+
+
+@app.command()
+def rerun(
+    ctx: typer.Context,
+    job_id: str,
+    watch_job: Annotated[bool, typer.Option("--watch", "-w", help="Follow it to the end.")] = False,
+) -> None:
+    """Submit a finished job again (same task, executor, params); prints the new job's id."""
+    with _client(ctx) as http:
+        response = _call(http, "POST", f"/api/v1/jobs/{job_id}/rerun")
+        new_id = msgspec.json.decode(response.content, type=SubmitResponse).job_id
+        console.print(new_id)
+        if watch_job:
+            raise typer.Exit(_watch(http, new_id))
+
+
+def _read_jobs(source: typer.FileText) -> tuple[list[tuple[int, Any]], list[str]]:
+    """(line number, JSON object) of each job line, and the lines that are not one."""
+    jobs: list[tuple[int, Any]] = []
+    problems: list[str] = []
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {number}: not sent: not JSON ({exc})")
+            continue
+        if not isinstance(item, dict):
+            problems.append(f"line {number}: not sent: a job is a JSON object")
+            continue
+        jobs.append((number, item))
+    return jobs, problems
+
+
+def _batch_outcome(response: httpx.Response, lines: list[int]) -> tuple[list[str], int]:
+    """One printed line per job of a batch, and how many were accepted."""
+    if response.status_code >= 400 and response.status_code != 207:
+        why = f"refused ({response.status_code}): {_message(response)}"
+        return [f"line {line}: {why}" for line in lines], 0
+    answer = msgspec.json.decode(response.content, type=BatchResponse)
+    printed = []
+    for result in answer.results:
+        line = lines[result.index]
+        if result.job_id is not None:
+            printed.append(f"line {line}: {result.job_id}")
+        else:
+            printed.append(f"line {line}: refused ({result.status_code}): {result.detail}")
+    return printed, answer.accepted
+
+
+@app.command("submit-many")
+def submit_many(
+    ctx: typer.Context,
+    source: Annotated[typer.FileText, typer.Argument(
+        help="JSON lines: one job per line as the submit's body (job_name, estimated_time, "
+             "params, ...; optionally executor). '-' reads standard input.")],
+    executor: Annotated[str | None, typer.Option(
+        "--executor", "-e", help="Executor of the jobs that name none.")] = None,
+) -> None:
+    """Submit many jobs, in batches of up to 100; prints the job id (or why it was
+    refused) of each line. Exit 0 only if every job was accepted."""
+    jobs, problems = _read_jobs(source)
+    for problem in problems:
+        console.print(problem, highlight=False)
+    accepted = 0
+    query = {"executor": executor} if executor else {}
+    with _client(ctx) as http:
+        for start in range(0, len(jobs), MAX_BATCH_JOBS):
+            chunk = jobs[start:start + MAX_BATCH_JOBS]
+            try:
+                response = http.post("/api/v1/jobs/batch", params=query,
+                                     json={"jobs": [item for _, item in chunk]})
+            except httpx.TransportError as exc:
+                err.print(f"[red]cannot reach the kernel API at {http.base_url}: {exc}[/red]")
+                raise typer.Exit(3) from exc
+            _exit_if_not_signed_in(response)
+            printed, count = _batch_outcome(response, [line for line, _ in chunk])
+            accepted += count
+            for line in printed:
+                console.print(line, highlight=False, soft_wrap=True)
+    total = len(jobs) + len(problems)
+    if accepted < total:
+        err.print(f"{total - accepted} of {total} jobs were not accepted")
+        raise typer.Exit(2)
 
 
 @app.command()

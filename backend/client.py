@@ -21,6 +21,7 @@ import msgspec
 import tenacity
 
 from backend.accounts import Credentials, NewUser, StoredToken, User, UserChange
+from backend.client_trace import data_service_trace, observed
 from backend.errors import (
     DataServiceError,
     JobNotFoundError,
@@ -34,6 +35,7 @@ from backend.jobs import (
     JobCreated,
     JobPage,
     JobStatus,
+    JobSummaryPage,
     NewJob,
     NewJobs,
     NewJobsAnswer,
@@ -52,11 +54,13 @@ _JSON = {"content-type": "application/json"}
 
 
 class DataServiceRefusedError(PermanentError):
-    """The data service refused the request (a 4xx other than 404/409); keeps its status."""
+    """The data service refused the request (a 4xx other than 404/409); keeps its status
+    and its ``extra`` (which field, which limit)."""
 
-    def __init__(self, message: str, status_code: int) -> None:
+    def __init__(self, message: str, status_code: int, extra: Any = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.extra = extra
 
 
 class DataServiceAuthError(DataServiceError):
@@ -85,16 +89,22 @@ def _retrying(deadline: float) -> dict[str, Any]:
     )
 
 
-def _detail(body: bytes) -> str:
+def _error_body(body: bytes) -> tuple[str, Any]:
+    """The detail (a sentence, never a Python repr) and the ``extra`` of an error answer."""
     try:
         decoded = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return body[:500].decode(errors="replace")
-    if isinstance(decoded, dict):
-        detail = decoded.get("detail", decoded)
-        extra = decoded.get("extra")
-        return f"{detail}: {extra}" if extra else str(detail)
-    return str(decoded)
+        return body[:500].decode(errors="replace"), None
+    if not isinstance(decoded, dict):
+        return msgspec.json.encode(decoded)[:500].decode(errors="replace"), None
+    detail = decoded.get("detail")
+    if not isinstance(detail, str):
+        detail = msgspec.json.encode(decoded)[:500].decode(errors="replace")
+    return detail, decoded.get("extra")
+
+
+def _detail(body: bytes) -> str:
+    return _error_body(body)[0]
 
 
 def _conflict(body: bytes) -> TransitionError:
@@ -143,6 +153,8 @@ class DataServiceClient:
                                                keepalive_timeout=30),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 raise_for_status=False, auto_decompress=False,
+                # Latency by route, and client spans when tracing is on.
+                trace_configs=[data_service_trace()] if observed() else [],
             )
 
     async def stop(self) -> None:
@@ -199,7 +211,8 @@ class DataServiceClient:
         if status >= 500:
             raise DataServiceError(f"data service error {status}: {_detail(content)}")
         if status >= 400:
-            raise DataServiceRefusedError(f"data service refused: {_detail(content)}", status)
+            detail, extra = _error_body(content)
+            raise DataServiceRefusedError(detail, status, extra)
         return content
 
     # jobs ------------------------------------------------------------------------------
@@ -237,6 +250,21 @@ class DataServiceClient:
                         limit: int = 20, cursor: str | None = None,
                         offset: int | None = None) -> JobPage:
         """A page of ``user_id``'s jobs (every user's when None), newest first."""
+        params = self._list_params(user_id, status, limit, cursor, offset)
+        return _decode(await self._request("GET", "/jobs", params=params), JobPage)
+
+    async def list_summaries(self, user_id: str | None, *, status: JobStatus | None = None,
+                             limit: int = 20, cursor: str | None = None,
+                             offset: int | None = None) -> JobSummaryPage:
+        """:meth:`list_jobs` as a list shows the jobs: no params, no result (the data
+        service does not even read them), the error cut short."""
+        params = self._list_params(user_id, status, limit, cursor, offset)
+        params["summary"] = "true"
+        return _decode(await self._request("GET", "/jobs", params=params), JobSummaryPage)
+
+    @staticmethod
+    def _list_params(user_id: str | None, status: JobStatus | None, limit: int,
+                     cursor: str | None, offset: int | None) -> dict[str, Any]:
         # The user id travels as a query value, so no id (say "..") can change the path.
         params: dict[str, Any] = {"limit": limit}
         if user_id is not None:
@@ -247,7 +275,7 @@ class DataServiceClient:
             params["cursor"] = cursor
         if offset is not None:
             params["offset"] = offset
-        return _decode(await self._request("GET", "/jobs", params=params), JobPage)
+        return params
 
     async def count_unfinished(self, user_id: str) -> int:
         content = await self._request("GET", "/jobs/unfinished/count",

@@ -22,7 +22,7 @@ from rq_dashboard.cli import make_flask_app
 from rq_dashboard.web import config as dashboard_config
 from rq_dashboard.web import setup_rq_connection
 
-from backend.logs import configure_logging
+from backend.logs import configure_process
 from backend.settings import Settings, get_settings
 
 REALM = 'Basic realm="taskbroker rq-dashboard"'
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bind", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=int, default=settings.local.dashboard_port, help="port")
     args = parser.parse_args(argv)
-    configure_logging(settings.local.log_level)
+    configure_process("dashboard", settings)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     create_app(settings).run(host=args.bind, port=args.port)
 

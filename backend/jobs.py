@@ -30,9 +30,10 @@ ExecutorName = Annotated[
     str,
     Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="Worker pool."),
 ]
+USER_ID_PATTERN = r"^[^\s/?#]+$"
 UserId = Annotated[
     str,
-    Meta(min_length=1, max_length=128, pattern=r"^[^\s/?#]+$", description="Owner of the job."),
+    Meta(min_length=1, max_length=128, pattern=USER_ID_PATTERN, description="Owner of the job."),
 ]
 Description = Annotated[str, Meta(max_length=2000, description="Free text from the client.")]
 EstimatedTime = Annotated[
@@ -42,13 +43,29 @@ Progress = Annotated[float, Meta(ge=0, le=100, description="Percent done, 0 to 1
 ErrorText = Annotated[str, Meta(max_length=20_000, description="Why the job failed.")]
 WorkerId = Annotated[str, Meta(max_length=200, description="Worker that runs the job.")]
 Attempts = Annotated[int, Meta(ge=0, le=1000, description="Attempts started so far.")]
+RunAt = Annotated[datetime, Meta(description="When the job is due: ISO 8601 with a zone "
+                                             "(e.g. 2026-05-01T08:00:00Z).")]
+Delay = Annotated[float, Meta(ge=0, description="Seconds from now until the job is due.")]
+CallbackUrl = Annotated[str, Meta(min_length=1, max_length=2000, description=(
+    "URL the finished job is POSTed to (http or https; its host must be in "
+    "WEBHOOK_ALLOWED_HOSTS)."))]
 
 DEFAULT_EXECUTOR = "standard"
+
+# What each pattern above means, in words: an error names the rule, never a bare regex.
+PATTERN_RULES: dict[str, str] = {
+    OBJECT_ID_PATTERN: "must be a job id: 24 lower-case hex digits",
+    USER_ID_PATTERN: "must be a user id: 1 to 128 characters, none of them a space, '/', '?' "
+                     "or '#'",
+    r"^[A-Za-z0-9_.:-]+$": "must be a task name: 1 to 100 letters, digits, '_', '.', ':' or '-'",
+    r"^[A-Za-z0-9_-]+$": "must be an executor name: 1 to 64 letters, digits, '_' or '-'",
+}
 
 
 class JobStatus(enum.StrEnum):
     CREATED = "created"
     QUEUED = "queued"
+    SCHEDULED = "scheduled"
     RUNNING = "running"
     RETRYING = "retrying"
     SUCCEEDED = "succeeded"
@@ -63,7 +80,9 @@ TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
 # The one place that knows the legal moves. A job may be reported `running` before the
 # kernel has marked it `queued` (the dispatcher can be faster than the kernel's second
 # write), hence created -> running. Staying in a non-terminal status is allowed
-# (progress reports, duplicate deliveries); a terminal status never changes.
+# (progress reports, duplicate deliveries); a terminal status never changes. A job with a
+# ``run_at`` is recorded ``scheduled`` and stays so until a worker starts it (or it is
+# cancelled); nothing else moves a job into ``scheduled``.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.CREATED: frozenset(
         {JobStatus.CREATED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED,
@@ -71,6 +90,10 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     ),
     JobStatus.QUEUED: frozenset(
         {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED}
+    ),
+    JobStatus.SCHEDULED: frozenset(
+        {JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED,
+         JobStatus.CANCELLED}
     ),
     JobStatus.RUNNING: frozenset(
         {JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.SUCCEEDED, JobStatus.FAILED,
@@ -96,6 +119,11 @@ def sources_of(target: JobStatus) -> list[JobStatus]:
     return [status for status, targets in TRANSITIONS.items() if target in targets]
 
 
+def _aware(moment: datetime) -> datetime:
+    """``moment`` with a zone (a time without one is UTC, as everything here stores)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def utcnow() -> datetime:
     """Now, in UTC, at the millisecond precision MongoDB keeps."""
     now = datetime.now(UTC)
@@ -103,7 +131,10 @@ def utcnow() -> datetime:
 
 
 class CreateJob(Struct, forbid_unknown_fields=True, kw_only=True):
-    """Body of the data service's ``POST /job/``; the server sets id, status, timestamps."""
+    """Body of the data service's ``POST /job/``; the server sets id, status, timestamps.
+
+    ``status`` is the seed's Job body shape: it may be sent, and must then be ``created``
+    (a new job is always created; the store refuses any other status with a 400)."""
 
     name: TaskName
     user_id: UserId
@@ -111,12 +142,13 @@ class CreateJob(Struct, forbid_unknown_fields=True, kw_only=True):
     estimated_time: EstimatedTime | None = None
     params: dict[str, Any] | None = None
     executor: ExecutorName = DEFAULT_EXECUTOR
+    status: str | None = None
 
 
-# What a new job may be recorded as: ``created`` (the seed's two-step submit) or
+# What a new job may be recorded as: ``created`` (the seed's two-step submit),
 # ``queued`` (the kernel records it once, then sends its message; the reconciler sends
-# it again if the kernel died in between).
-NEW_JOB_STATUSES = frozenset({JobStatus.CREATED, JobStatus.QUEUED})
+# it again if the kernel died in between) or ``scheduled`` (the same, due at ``run_at``).
+NEW_JOB_STATUSES = frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.SCHEDULED})
 
 
 class NewJob(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -131,6 +163,9 @@ class NewJob(Struct, forbid_unknown_fields=True, kw_only=True):
     estimated_time: EstimatedTime | None = None
     params: dict[str, Any] | None = None
     executor: ExecutorName = DEFAULT_EXECUTOR
+    rerun_of: JobId | None = None
+    run_at: datetime | None = None
+    callback_url: CallbackUrl | None = None
 
 
 class NewJobs(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -169,7 +204,8 @@ class UpdateJob(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=
 class Job(Struct, kw_only=True):
     """A job as every service sees it on the wire.
 
-    Set by the client: name, description, estimated_time, user_id, params, executor.
+    Set by the client: name, description, estimated_time, user_id, params, executor,
+    callback_url, and run_at (from the submit's ``run_at`` or ``delay``).
     Set by the system: id, status, progress (percent, 0 to 100), result, error,
     attempts, worker_id and the UTC timestamps.
     """
@@ -191,6 +227,9 @@ class Job(Struct, kw_only=True):
     updated_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    rerun_of: str | None = None
+    run_at: datetime | None = None
+    callback_url: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -213,16 +252,62 @@ class JobPage(Struct, kw_only=True):
     next_cursor: str | None = None
 
 
+# A list shows the start of an error; the whole of it is on the job itself.
+SUMMARY_ERROR_CHARS = 200
+
+
+class JobSummary(Struct, kw_only=True):
+    """A job as a list shows it (``GET /api/v1/jobs``): no params, no result, and the
+    error cut to :data:`SUMMARY_ERROR_CHARS` characters. ``GET /api/v1/jobs/{id}`` has
+    the whole job."""
+
+    id: JobId
+    name: str
+    user_id: str
+    executor: str = DEFAULT_EXECUTOR
+    status: JobStatus = JobStatus.CREATED
+    progress: float = 0.0
+    attempts: int = 0
+    estimated_time: float | None = None
+    description: str | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    run_at: datetime | None = None
+    rerun_of: str | None = None
+
+
+def short_error(error: str | None) -> str | None:
+    """An error as a list shows it: at most SUMMARY_ERROR_CHARS characters."""
+    if error is None or len(error) <= SUMMARY_ERROR_CHARS:
+        return error
+    return error[:SUMMARY_ERROR_CHARS - 1] + "\u2026"
+
+
+class JobSummaryPage(Struct, kw_only=True):
+    """One page of jobs as a list shows them, newest first."""
+
+    items: list[JobSummary]
+    total: int
+    limit: int
+    offset: int | None = None
+    next_cursor: str | None = None
+
+
 class Deleted(Struct):
     message: str
 
 
 class Conflict(Struct, kw_only=True):
-    """Body of a 409: the move was illegal given the job's current status."""
+    """Body of a 409: the move was illegal given the job's current status (also in
+    ``extra``, where every error answer keeps its structured data)."""
 
     status_code: int = 409
     detail: str
     current_status: JobStatus
+    extra: dict[str, Any] | None = None
 
 
 class QueueMessage(Struct, kw_only=True, forbid_unknown_fields=False):
@@ -235,7 +320,22 @@ class QueueMessage(Struct, kw_only=True, forbid_unknown_fields=False):
     estimated_time: float | None = None
     attempt: int = 1
     submitted_at: datetime = msgspec.field(default_factory=utcnow)
+    # The job's trace: with tracing on, trace_id is the W3C trace id and traceparent the
+    # submit's span context (W3C Trace Context), which the dispatcher and the worker
+    # continue; with tracing off, trace_id is a random id (or the submit's X-Trace-Id).
     trace_id: str = ""
+    traceparent: str = ""
+    # A scheduled job's due time: the dispatcher keeps it in RQ's scheduled registry until then.
+    run_at: datetime | None = None
+
+    @property
+    def ready_at(self) -> datetime:
+        """When the job could first start: its submit, or its ``run_at`` if later (the
+        queue wait counts from here, so a scheduled job's wait is not its delay)."""
+        submitted, due = _aware(self.submitted_at), self.run_at
+        if due is not None and _aware(due) > submitted:
+            return _aware(due)
+        return submitted
 
 
 class JobExecutionRequest(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -247,6 +347,49 @@ class JobExecutionRequest(Struct, forbid_unknown_fields=True, kw_only=True):
     user_id: UserId | None = None
     description: Description | None = None
     params: dict[str, Any] | None = None
+    # Run later: at ``run_at`` (with a zone; in the past means now) or ``delay`` seconds
+    # from now, not both. The job is ``scheduled`` until then.
+    run_at: RunAt | None = None
+    delay: Delay | None = None
+    # POSTed the finished job (see backend/webhooks.py).
+    callback_url: CallbackUrl | None = None
+
+
+class BatchJobRequest(JobExecutionRequest, forbid_unknown_fields=True, kw_only=True):
+    """One item of ``POST /api/v1/jobs/batch``: a submit's body, and (optionally) the
+    executor, which otherwise is the request's ``?executor=`` (default ``standard``)."""
+
+    executor: ExecutorName | None = None
+
+
+MAX_BATCH_JOBS = 100
+
+
+class BatchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Body of ``POST /api/v1/jobs/batch`` (as the OpenAPI schema shows it; the kernel
+    checks every item on its own, so one bad item refuses only that item)."""
+
+    jobs: Annotated[list[BatchJobRequest], Meta(min_length=1, max_length=MAX_BATCH_JOBS)]
+
+
+class BatchItemResult(Struct, kw_only=True, omit_defaults=True):
+    """The outcome of one item of a batch, by its index: the job's id, or why it was
+    refused (``status_code`` 400, 403, 413 or 422, ``detail``, ``extra``)."""
+
+    index: int
+    job_id: str | None = None
+    status_code: int | None = None
+    detail: str | None = None
+    extra: dict[str, Any] | None = None
+
+
+class BatchResponse(Struct, kw_only=True):
+    """Answer of ``POST /api/v1/jobs/batch``: one result per item, in order (HTTP 200 when
+    every item was accepted, 207 otherwise)."""
+
+    results: list[BatchItemResult]
+    accepted: int
+    refused: int
 
 
 class SubmitResponse(Struct, kw_only=True):

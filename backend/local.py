@@ -43,7 +43,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as an environment variable, so each child sees the same values."""
     env: dict[str, str] = {}
     for group in (settings.mongo, settings.redis, settings.queue, settings.store,
-                  settings.api, settings.auth, settings.worker, settings.local):
+                  settings.api, settings.auth, settings.worker, settings.local,
+                  settings.webhooks, settings.observability):
         assert isinstance(group, SETTINGS_CLASSES)
         for name, value in group.model_dump().items():
             env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
@@ -61,10 +62,11 @@ def _wait(host: str, port: int, name: str, timeout: float = 30.0) -> None:
 class LocalSecrets:
     """The secrets of the local run, made at its first start and kept under DATA_DIR
     (``secrets.json``, mode 0600): the embedded Redis's password, the data service token,
-    the key that signs sessions and API tokens, and rq-dashboard's password. A setting
-    given in the environment or ``.env`` wins over the kept one."""
+    the key that signs sessions and API tokens, rq-dashboard's password and the key that
+    signs webhooks. A setting given in the environment or ``.env`` wins over the kept one."""
 
-    NAMES = ("redis_password", "data_service_token", "auth_secret", "dashboard_password")
+    NAMES = ("redis_password", "data_service_token", "auth_secret", "dashboard_password",
+             "webhook_secret")
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / "secrets.json"
@@ -94,6 +96,8 @@ class LocalSecrets:
         api.data_service_token = api.data_service_token or self.values["data_service_token"]
         auth.auth_secret = auth.auth_secret or self.values["auth_secret"]
         local.dashboard_password = local.dashboard_password or self.values["dashboard_password"]
+        webhooks = settings.webhooks
+        webhooks.webhook_secret = webhooks.webhook_secret or self.values["webhook_secret"]
         host, _ = host_port(settings.redis.redis_url, 6379)
         if host in LOCAL_HOSTS:
             settings.redis.redis_url = with_password(settings.redis.redis_url,

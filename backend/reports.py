@@ -18,15 +18,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from backend.jobs import (
     TERMINAL_STATUSES,
     Attempts,
     ErrorText,
+    Job,
     JobId,
     JobStatus,
     Progress,
@@ -68,6 +69,14 @@ class Report(Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=Tru
     started_at: datetime | None = None
     # A failed-for-good job's message, for the dead-letter queue (with ``error`` as reason).
     dead_letter: QueueMessage | None = None
+    # Which job this is, for the statistics and the trail of logs and spans (an end
+    # report carries them; the store keeps none of them): the task, when the job was
+    # submitted or, if scheduled, due (the queue wait counts from it), its trace id and
+    # W3C traceparent.
+    task: Annotated[str, Meta(max_length=100)] | None = None
+    submitted_at: datetime | None = None
+    trace_id: Annotated[str, Meta(max_length=64)] | None = None
+    traceparent: Annotated[str, Meta(max_length=128)] | None = None
 
     @property
     def final(self) -> bool:
@@ -81,11 +90,15 @@ class ReportBatch(Struct, kw_only=True):
 
 
 class ReportsApplied(Struct, kw_only=True):
-    """Answer of ``POST /reports``: how many writes changed a job, of how many made."""
+    """Answer of ``POST /reports``: how many writes changed a job, of how many made; and
+    the jobs with a ``callback_url`` that a final report of the batch was about, as they
+    now are (finished), for their webhooks (a replayed batch names them again: the webhook
+    schedule keeps one delivery per job)."""
 
     applied: int
     writes: int
     refused: list[str] = msgspec.field(default_factory=list)  # why a report was not storable
+    finished: list[Job] = msgspec.field(default_factory=list)
 
 
 class AttemptGuard(enum.Enum):
@@ -127,6 +140,13 @@ def report_rule(status: JobStatus | None) -> ReportRule:
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Report)
+
+
+def about(message: QueueMessage) -> dict[str, Any]:
+    """The fields of an end report that say which job it is (see :class:`Report`)."""
+    return {"task": message.name, "submitted_at": message.ready_at,
+            "trace_id": message.trace_id or None,
+            "traceparent": message.traceparent or None}
 
 
 def encode_report(report: Report) -> bytes:

@@ -77,6 +77,15 @@ class StoreSettings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted by the HTTP services."
     )
+    job_retention_days: float = Field(
+        30.0, ge=0, description="Days a finished job is kept (counted from when it finished) "
+        "before the data service deletes it; fractions allowed; 0 keeps jobs forever. "
+        "Unfinished jobs are never deleted."
+    )
+    retention_sweep_interval: float = Field(
+        3600.0, gt=0, description="Seconds between two sweeps for finished jobs past "
+        "JOB_RETENTION_DAYS (each data service replica sweeps, at jittered times)."
+    )
 
 
 class ApiSettings(BaseSettings):
@@ -128,9 +137,17 @@ class ApiSettings(BaseSettings):
         10000, ge=1, description="Jobs waiting (STANDARD queue plus the executor's RQ queue) "
         "above which a submit is answered 429 with Retry-After."
     )
+    max_schedule_ahead: float = Field(
+        30 * 24 * 3600.0, gt=0, description="Longest a job may be scheduled ahead (run_at or "
+        "delay), in seconds; a submit further ahead is answered 400."
+    )
     submit_batch_max: int = Field(
         100, ge=1, le=1000, description="Most concurrent submits recorded with one data service "
         "call and queued with one send (group commit)."
+    )
+    idempotency_ttl: int = Field(
+        86400, ge=1, description="Seconds an Idempotency-Key of a submit is kept (per user, in "
+        "Redis): the same key again within it answers the first job's id and creates nothing."
     )
 
 
@@ -260,6 +277,81 @@ class WorkerSettings(BaseSettings):
         return [name.strip() for name in self.task_modules.split(",") if name.strip()]
 
 
+class WebhookSettings(BaseSettings):
+    """Webhooks: the finished job POSTed to the submit's callback_url, signed."""
+
+    model_config = _CONFIG
+
+    webhook_allowed_hosts: str = Field(
+        "", description="Comma-separated hosts (host, or host:port) a callback_url may name, "
+        "matched exactly; empty: webhooks are off and a submit with callback_url is answered 422."
+    )
+    webhook_secret: str = Field(
+        "", description="Key of the webhooks' HMAC-SHA256 signature (X-Taskbroker-Signature). "
+        "Empty: the local run generates one under DATA_DIR; a dispatcher without it delivers "
+        "no webhook (they wait in Redis) and says so at start."
+    )
+    webhook_timeout: float = Field(
+        5.0, gt=0, le=60, description="Seconds one webhook delivery may take (connect, send, "
+        "answer); redirects are never followed."
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=100, description="Deliveries of one webhook before it is given up (logged); "
+        "a 2xx answer ends it."
+    )
+    webhook_backoff_base: float = Field(
+        10.0, gt=0, description="Seconds before the first retry of a webhook; each retry waits "
+        "twice as long as the one before, at most WEBHOOK_BACKOFF_MAX."
+    )
+    webhook_backoff_max: float = Field(
+        3600.0, gt=0, description="Longest wait in seconds between two deliveries of a webhook."
+    )
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        return [host.strip().lower() for host in self.webhook_allowed_hosts.split(",")
+                if host.strip()]
+
+
+class ObservabilitySettings(BaseSettings):
+    """Metrics, structured logs and tracing of every process."""
+
+    model_config = _CONFIG
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one readable line per record; json: one JSON object per "
+        "line (timestamp, level, logger, message, role, job_id and trace_id when about a job)."
+    )
+    metrics_enabled: bool = Field(
+        True, description="Count and serve Prometheus metrics in every process; false: no "
+        "/metrics and no counting at all (benchmarks/metrics_cost.py measures the difference)."
+    )
+    metrics_token: str = Field(
+        "", description="Bearer token a scraper must send to every /metrics endpoint; empty: "
+        "/metrics is open (keep it reachable from the monitoring network only)."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the worker executor's and the dispatcher's metrics "
+        "endpoints bind (0.0.0.0 in containers, so Prometheus can scrape them)."
+    )
+    metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the worker executor's /metrics (its worker "
+        "processes' counters); 0: off."
+    )
+    dispatcher_metrics_port: int = Field(
+        9465, ge=0, le=65535, description="Port of the dispatcher's /metrics (queue depths, "
+        "dead letters, report stream); 0: off."
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        "", description="OTLP/HTTP endpoint (e.g. http://otel-collector:4318) every process "
+        "sends its trace spans to; empty: tracing off."
+    )
+    otel_service_name: str = Field(
+        "taskbroker", description="Service name of the traces; each process appends its role "
+        "(taskbroker-api, taskbroker-store, taskbroker-dispatcher, taskbroker-workers)."
+    )
+
+
 class LocalSettings(BaseSettings):
     """The one-command local run."""
 
@@ -300,6 +392,8 @@ class Settings:
         self.auth = AuthSettings()
         self.worker = WorkerSettings()
         self.local = LocalSettings()
+        self.webhooks = WebhookSettings()
+        self.observability = ObservabilitySettings()
 
 
 @lru_cache(maxsize=1)
@@ -317,6 +411,8 @@ SETTINGS_CLASSES: tuple[type[BaseSettings], ...] = (
     AuthSettings,
     WorkerSettings,
     LocalSettings,
+    WebhookSettings,
+    ObservabilitySettings,
 )
 
 

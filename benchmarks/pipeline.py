@@ -161,10 +161,11 @@ class Result:
 
 # -- the system --------------------------------------------------------------------------
 def start_system(backend: str, workers: int, log_dir: Path,
-                 processes: dict[str, ManagedProcess]) -> tuple[str, str]:
+                 processes: dict[str, ManagedProcess],
+                 settings: dict[str, str] | None = None) -> tuple[str, str]:
     """Start every process of the system (inside :func:`recording`), each put in
-    ``processes`` under the name the CPU table gives it; the kernel's and the data
-    service's URLs."""
+    ``processes`` under the name the CPU table gives it, with ``settings`` over the
+    defaults; the kernel's and the data service's URLs."""
     processes[REDIS], redis_url = start_redis(log_dir)
     processes[MONGO], mongo_url = start_mongo(log_dir)
     env = {
@@ -182,6 +183,10 @@ def start_system(backend: str, workers: int, log_dir: Path,
         # raised (not switched off, so that checking them is part of what is measured).
         "SUBMIT_RATE_LIMIT": "100000/second",
         "MAX_UNFINISHED_JOBS_PER_USER": "1000000",
+        # Free ports for the metrics endpoints (the defaults may be taken on this machine).
+        "METRICS_PORT": str(free_port()),
+        "DISPATCHER_METRICS_PORT": str(free_port()),
+        **(settings or {}),
     }
     if backend == "sqs":
         processes[MOTO], env["SQS_ENDPOINT_URL"] = start_moto(log_dir)

@@ -16,8 +16,10 @@ import uvicorn
 from litestar import Litestar
 
 from backend.api.app import create_app
-from backend.logs import configure_logging
+from backend.logs import configure_process
+from backend.metrics import set_enabled as set_metrics_enabled
 from backend.settings import get_settings
+from backend.tracing import configure_tracing, shutdown_tracing
 
 # A request still open after this long is cancelled (event streams end well before).
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -51,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.api.api_port, help="port to bind")
     args = parser.parse_args(argv)
     level = settings.local.log_level.upper()
-    configure_logging(level)
+    configure_process("api", settings)
+    configure_tracing(settings.observability, "api")
+    set_metrics_enabled(settings.observability.metrics_enabled)
     app = create_app(settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=level.lower(),
                             log_config=None, access_log=False, loop="uvloop",
@@ -59,7 +63,10 @@ def main(argv: list[str] | None = None) -> None:
                             # the client's address behind nginx or an ingress (sign-in limit)
                             proxy_headers=True,
                             forwarded_allow_ips=settings.api.trusted_proxies)
-    _Server(config, app).run()
+    try:
+        _Server(config, app).run()
+    finally:
+        shutdown_tracing()
 
 
 if __name__ == "__main__":

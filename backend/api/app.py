@@ -12,13 +12,16 @@ from typing import Any
 import anyio
 import redis.asyncio as aioredis
 from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_404_NOT_FOUND
+from redis import Redis as SyncRedis
 
+from backend import tracing
 from backend.api.auth import auth_routes
 from backend.api.catalog import CATALOG_ROUTES
 from backend.api.dependencies import DEPENDENCIES, ensure_queue
@@ -27,6 +30,7 @@ from backend.api.events import EVENT_ROUTES, JobWatch
 from backend.api.frontend import frontend_router, spa_fallback
 from backend.api.headers import SecurityHeadersMiddleware
 from backend.api.health import HEALTH_ROUTES
+from backend.api.idempotency import IdempotencyKeys
 from backend.api.jobs import job_routes
 from backend.api.limits import (
     STORE,
@@ -42,8 +46,10 @@ from backend.api.security import (
     Identities,
     make_auth,
 )
+from backend.api.stats import STATS_ROUTES
 from backend.api.submit import Backlog, Submitter
 from backend.client import DataServiceClient
+from backend.metrics_http import metrics_middleware, metrics_routes
 from backend.queues import make_queue
 from backend.settings import Settings, get_settings
 from backend.tasks import load_task_modules
@@ -52,6 +58,9 @@ from backend.web import require_json
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+COMPRESS_MIN_BYTES = 1024
+# Paths whose answers are streamed as they happen (Server-Sent Events): never compressed.
+NOT_COMPRESSED = [r"/events$"]
 
 @asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -64,6 +73,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     state.backlog = Backlog(state.queue, state.redis, api.max_backlog)
     state.unfinished = UnfinishedJobs(state.redis, state.client,
                                       settings.auth.max_unfinished_jobs_per_user)
+    state.idempotency = IdempotencyKeys(state.redis, api.idempotency_ttl)
     state.identities = Identities(state.client)
     state.watch = JobWatch(state.stream_client, api.sse_poll_interval,
                            max_streams=api.sse_max_streams,
@@ -81,6 +91,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             await state.submitter.close()
             await state.queue.close()
             await state.redis.aclose()
+            state.rq_redis.close()
         finally:
             await state.client.stop()
             await state.stream_client.stop()
@@ -99,6 +110,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "settings": settings,
         "auth": auth,
         "redis": redis,
+        # RQ's own calls (its cancel) want a synchronous client.
+        "rq_redis": SyncRedis.from_url(settings.redis.redis_url, socket_connect_timeout=2.0,
+                                       socket_timeout=5.0),
         "client": DataServiceClient.from_settings(api),
         # Live streams read through a pool of their own: they never hold up a submit.
         "stream_client": DataServiceClient.from_settings(api, max_connections=4),
@@ -115,8 +129,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         Router(API_PREFIX, route_handlers=[
             *job_routes([submit_limit.middleware] if submit_limit else []),
             *auth_routes([login_limit.middleware] if login_limit else []),
-            *EVENT_ROUTES, *CATALOG_ROUTES]),
+            *EVENT_ROUTES, *CATALOG_ROUTES, *STATS_ROUTES]),
         *HEALTH_ROUTES,
+        *metrics_routes(settings.observability),
     ]
     exception_handlers = dict(EXCEPTION_HANDLERS)
     dist = Path(api.frontend_dist)
@@ -135,7 +150,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
         on_app_init=[auth.on_app_init],
-        middleware=[SecurityHeadersMiddleware(),
+        # gzip for answers of 1 KiB or more (job lists, the web app's files), except live
+        # streams: a compressor holds events back until it has a block to send.
+        compression_config=CompressionConfig(backend="gzip", minimum_size=COMPRESS_MIN_BYTES,
+                                             gzip_compress_level=6,
+                                             exclude=NOT_COMPRESSED),
+        middleware=[*metrics_middleware(settings.observability, "api"), SecurityHeadersMiddleware(),
                     DefineMiddleware(BearerAwareCSRFMiddleware, config=csrf)],
         stores={STORE: FailOpenRedisStore(redis, namespace="taskbroker:ratelimit")},
         cors_config=CORSConfig(allow_origins=origins, allow_credentials=True)
@@ -149,5 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
         before_request=require_json,
         lifespan=[_lifespan],
+        # Server spans of each request (tracing on only); probes and scrapes make none.
+        plugins=tracing.litestar_plugins(exclude=["^/metrics$", "^/healthz$", "^/readyz$"]),
         state=state,
     )

@@ -10,6 +10,8 @@ from litestar.exceptions import ValidationException
 from litestar.openapi import ResponseSpec
 from msgspec import Struct
 
+from backend.web import plain_detail, plain_problem
+
 
 class ErrorBody(Struct, kw_only=True):
     """Every error answer: what went wrong, and (``extra``) which field or which limit."""
@@ -46,8 +48,5 @@ def strict(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        text = str(exc)
-        key = text.rsplit("at `$.", 1)[1].rstrip("`") if "at `$." in text else "body"
-        raise ValidationException(detail=f"Invalid {key}: {text}",
-                                  extra=[{"key": key, "message": text, "source": "body"}],
-                                  ) from exc
+        problem = plain_problem("body", str(exc))
+        raise ValidationException(detail=plain_detail([problem]), extra=[problem]) from exc

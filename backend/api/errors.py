@@ -24,6 +24,7 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 
 from backend.api.events import TooManyStreamsError
+from backend.api.idempotency import IdempotencyUnavailableError
 from backend.api.submit import OverloadedError, SubmitError
 from backend.client import DataServiceAuthError, DataServiceRefusedError
 from backend.errors import (
@@ -36,6 +37,7 @@ from backend.errors import (
     UnknownTaskError,
 )
 from backend.queues import MAX_MESSAGE_BYTES
+from backend.web import plain_validation
 
 log = logging.getLogger(__name__)
 
@@ -50,25 +52,25 @@ def error_response(status_code: int, detail: str, extra: Any = None,
     return Response(body, status_code=status_code, media_type=MediaType.JSON)
 
 
+def body_problem(message: str) -> list[dict[str, str]]:
+    """``extra`` of a 400 about the body as a whole."""
+    return [{"key": "body", "message": message, "source": "body"}]
+
+
 def _bad_request(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
     if isinstance(exc.__cause__, SerializationException):
         # msgspec's own words ("Input data was truncated") do not say it is the JSON.
-        return error_response(exc.status_code, f"request body is not valid JSON: {exc.detail}")
-    # Litestar names the field in ``extra``; repeat it in ``detail`` for humans with curl.
-    problems = []
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        if item == {"message": "'data'", "key": "data", "source": "body"}:
-            # Litestar's KeyError text when there is no body at all.
-            item["message"] = "request body is missing: send a JSON object"
-        if isinstance(item, dict) and item.get("message"):
-            key = item.get("key")
-            named = key and key != "data"  # "data" is the whole body: the message names it
-            problems.append(f"{key}: {item['message']}" if named else str(item["message"]))
-    detail = f"{exc.detail}: {'; '.join(problems)}" if problems else exc.detail
-    return error_response(exc.status_code, detail, exc.extra or None)
+        detail = f"request body is not valid JSON: {exc.detail}"
+        return error_response(exc.status_code, detail, body_problem(detail))
+    # Litestar names the field in ``extra``; the detail says it again for humans with curl,
+    # in words (the field a missing one is, a pattern's rule), never a Python repr.
+    detail, problems = plain_validation(exc.extra, str(exc.detail))
+    return error_response(exc.status_code, detail, problems)
 
 
-def _too_large_body(request: Request, _: Exception) -> Response[dict[str, Any]]:
+def _too_large_body(request: Request, exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, HTTPException) and exc.extra:  # one of ours: it says what is too large
+        return error_response(exc.status_code, str(exc.detail), exc.extra)
     limit = request.route_handler.resolve_request_max_body_size()
     return error_response(HTTP_413_REQUEST_ENTITY_TOO_LARGE,
                           f"request body is over the limit of {limit} bytes",
@@ -86,8 +88,19 @@ def _data_service(_: Request, exc: DataServiceError) -> Response[dict[str, Any]]
 
 
 def _submit_failed(_: Request, exc: SubmitError) -> Response[dict[str, Any]]:
+    if exc.job_ids is not None:  # a batch: every job it names never runs
+        return error_response(HTTP_503_SERVICE_UNAVAILABLE, str(exc),
+                              {"job_ids": exc.job_ids}, job_ids=exc.job_ids)
     return error_response(HTTP_503_SERVICE_UNAVAILABLE, str(exc), {"job_id": exc.job_id},
                           job_id=exc.job_id)
+
+
+def _idempotency_unavailable(_: Request, exc: IdempotencyUnavailableError,
+                             ) -> Response[dict[str, Any]]:
+    log.warning("%s", exc)
+    return error_response(HTTP_503_SERVICE_UNAVAILABLE,
+                          "the Idempotency-Key cannot be honoured now (the kernel's Redis is "
+                          "unavailable); nothing was recorded; try again shortly")
 
 
 def _queue(_: Request, exc: QueueError) -> Response[dict[str, Any]]:
@@ -141,7 +154,12 @@ def _transition(_: Request, exc: TransitionError) -> Response[dict[str, Any]]:
 
 
 def _refused(_: Request, exc: DataServiceRefusedError) -> Response[dict[str, Any]]:
-    return error_response(exc.status_code, str(exc))
+    # The data service refused what the caller gave (a bad cursor, say): its words and
+    # its structured data, as if the kernel had refused it.
+    extra = exc.extra
+    if exc.status_code == HTTP_400_BAD_REQUEST and not extra:
+        extra = body_problem(str(exc))
+    return error_response(exc.status_code, str(exc), extra)
 
 
 def _permanent(_: Request, exc: PermanentError) -> Response[dict[str, Any]]:
@@ -150,12 +168,14 @@ def _permanent(_: Request, exc: PermanentError) -> Response[dict[str, Any]]:
 
 def _too_deep(_: Request, exc: RecursionError) -> Response[dict[str, Any]]:
     # msgspec refuses JSON nested deeper than the interpreter's recursion limit.
-    return error_response(HTTP_400_BAD_REQUEST, f"request body is nested too deeply: {exc}")
+    detail = f"request body is nested too deeply: {exc}"
+    return error_response(HTTP_400_BAD_REQUEST, detail, body_problem(detail))
 
 
 def _not_utf8(_: Request, exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
     # msgspec lets a body with invalid UTF-8 escape as a bare UnicodeDecodeError.
-    return error_response(HTTP_400_BAD_REQUEST, f"request body is not valid UTF-8: {exc}")
+    detail = f"request body is not valid UTF-8: {exc}"
+    return error_response(HTTP_400_BAD_REQUEST, detail, body_problem(detail))
 
 
 def _internal(request: Request, exc: Exception) -> Response[dict[str, Any]]:
@@ -172,6 +192,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTP_413_REQUEST_ENTITY_TOO_LARGE: _too_large_body,
     DataServiceError: _data_service,
     SubmitError: _submit_failed,
+    IdempotencyUnavailableError: _idempotency_unavailable,
     OverloadedError: _too_many,
     HTTP_401_UNAUTHORIZED: _not_signed_in,
     HTTP_429_TOO_MANY_REQUESTS: _rate_limited,

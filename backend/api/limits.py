@@ -48,14 +48,15 @@ _HIT = ("local hits = redis.call('incr', KEYS[1]) "
         "if ttl < 0 then redis.call('pexpire', KEYS[1], ARGV[1]) ttl = tonumber(ARGV[1]) end "
         "return {hits, ttl}")
 RESERVED, UNCOUNTED = -1, -2
+# ARGV[1] the limit, ARGV[2] the places wanted (1, or a batch's jobs).
 _RESERVE = ("local v = redis.call('get', KEYS[1]) "
             "if not v then return -2 end "
-            "if tonumber(v) >= tonumber(ARGV[1]) then return tonumber(v) end "
-            "redis.call('incr', KEYS[1]) return -1")
+            "if tonumber(v) + tonumber(ARGV[2]) > tonumber(ARGV[1]) then return tonumber(v) end "
+            "redis.call('incrby', KEYS[1], ARGV[2]) return -1")
 _RELEASE = ("if redis.call('exists', KEYS[1]) == 1 then "
-            "return redis.call('decr', KEYS[1]) end return 0")
+            "return redis.call('decrby', KEYS[1], ARGV[1]) end return 0")
 _ADD_IF_COUNTED = ("if redis.call('exists', KEYS[1]) == 1 then "
-                   "return redis.call('incr', KEYS[1]) end return 0")
+                   "return redis.call('incrby', KEYS[1], ARGV[1]) end return 0")
 
 
 def parse_rate(value: str, setting: str) -> tuple[str, int] | None:
@@ -200,29 +201,30 @@ class UnfinishedJobs:
     def key(user: str) -> str:
         return f"taskbroker:user:{user}:unfinished"
 
-    async def reserve(self, user: str) -> bool:
-        """Count one more unfinished job of ``user`` (one atomic Redis call), or raise
-        :class:`OverloadedError` if they have as many as allowed. False when nothing was
-        counted (no count could be had: the data service's own answer decides).
-        :meth:`release` gives the place back if the submit then fails."""
+    async def reserve(self, user: str, places: int = 1) -> bool:
+        """Count ``places`` more unfinished jobs of ``user`` (one atomic Redis call), or
+        raise :class:`OverloadedError` if that would be more than allowed. False when
+        nothing was counted (no count could be had: the data service's own answer decides).
+        :meth:`release` gives the places back if the submit then fails."""
         try:
-            answer = int(await self._reserve(keys=[self.key(user)], args=[self.limit]))
+            answer = int(await self._reserve(keys=[self.key(user)], args=[self.limit, places]))
             if answer == RESERVED:
                 return True
             if answer == UNCOUNTED:  # first submit in COUNT_TTL: ask the store once
                 answer = await self._count(user)
-                if answer < self.limit:
-                    await self._add(keys=[self.key(user)])
+                if answer + places <= self.limit:
+                    await self._add(keys=[self.key(user)], args=[places])
                     return True
         except (RedisError, DataServiceError):
             return False
+        wanted = "" if places == 1 else f" and asks for {places} more"
         raise OverloadedError(
-            f"user {user} has {answer} unfinished jobs, the limit "
+            f"user {user} has {answer} unfinished jobs{wanted}, over the limit "
             f"(MAX_UNFINISHED_JOBS_PER_USER={self.limit}); wait for some to finish", 5)
 
-    async def release(self, user: str) -> None:
+    async def release(self, user: str, places: int = 1) -> None:
         try:
-            await self._release(keys=[self.key(user)])
+            await self._release(keys=[self.key(user)], args=[places])
         except RedisError:
             pass  # the count is read again from the store within COUNT_TTL
 

@@ -2,9 +2,12 @@
 
 A cancel is signalled through Redis before it is recorded: the job's ``stop`` marker is
 set first (a worker that picks the job from then on does not run it), then the store
-records ``cancelled``, then a worker already running it is told to stop at once (RQ's
-stop-job command). Without Redis there is no cancel (503): recording ``cancelled`` while
-a worker could still start the job would be a promise the system cannot keep.
+records ``cancelled``, then RQ is told: a job it holds queued or scheduled is cancelled
+with RQ's own cancel (:mod:`backend.api.cancels`: rq-dashboard shows it cancelled), and
+a worker already running it is told to stop at once (RQ's stop-job command). Without
+Redis there is no cancel (503): recording ``cancelled`` while a worker could still start
+the job would be a promise the system cannot keep. A cancelled job with a callback URL
+gets its webhook like any finished job.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import json
 import logging
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from backend import control
+from backend import control, webhooks
+from backend.api.cancels import cancel_in_rq, note_cancelled
 from backend.client import DataServiceClient
 from backend.errors import QueueError, TransitionError
 from backend.jobs import DEFAULT_EXECUTOR, Job, JobStatus, UpdateJob
@@ -34,8 +39,9 @@ def default_executor(settings: Settings) -> str:
 
 
 async def cancel_job(client: DataServiceClient, connection: aioredis.Redis, current: Job,
-                     ttl: int) -> Job:
-    """Cancel a job (as just read) that has not finished.
+                     ttl: int, *, rq: redis.Redis | None = None, rq_keep: int = 86400) -> Job:
+    """Cancel a job (as just read) that has not finished; with ``rq`` (a synchronous
+    connection for RQ), RQ cancels it too if it holds it (kept ``rq_keep`` seconds).
 
     Raises :class:`TransitionError` (with the current status) if it has, and
     :class:`QueueError` if Redis cannot be told (nothing was changed then).
@@ -45,13 +51,29 @@ async def cancel_job(client: DataServiceClient, connection: aioredis.Redis, curr
         raise TransitionError(f"job {job_id} has already finished ({current.status})",
                               current.status)
     try:
-        await connection.set(control.stop_key(job_id), control.CANCELLED, ex=ttl)
+        await connection.set(control.stop_key(job_id), control.CANCELLED,
+                             ex=control.stop_ttl(ttl, current.run_at))
     except RedisError as exc:
         raise QueueError(f"cannot tell the workers to stop job {job_id}: {exc}") from exc
     job = await client.update_job(job_id, UpdateJob(status=JobStatus.CANCELLED))
+    await note_cancelled(connection, job)
     if current.status is not JobStatus.CREATED:
+        # Queued or scheduled in RQ: RQ's own cancel. Running: RQ's stop-job command.
+        await cancel_in_rq(rq, job_id, rq_keep)
         await stop_running_job(connection, job_id)
+    await schedule_webhook(connection, job)
     return job
+
+
+async def schedule_webhook(connection: aioredis.Redis, job: Job) -> None:
+    """Schedule the webhook of a job the kernel itself finished (a cancel); the recorder
+    does it for jobs finished through reports."""
+    if not job.callback_url:
+        return
+    try:
+        await webhooks.schedule(connection, [job])
+    except RedisError as exc:
+        log.error("the webhook of cancelled job %s could not be scheduled: %s", job.id, exc)
 
 
 async def stop_running_job(connection: aioredis.Redis, job_id: str) -> None:

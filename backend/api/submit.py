@@ -32,10 +32,11 @@ import redis.asyncio as aioredis
 from bson import ObjectId
 from redis.exceptions import RedisError
 
-from backend import control
+from backend import control, metrics, tracing
 from backend.client import DataServiceClient, DataServiceError
 from backend.errors import MessageTooLargeError, QueueError, TaskbrokerError
 from backend.jobs import JobExecutionRequest, JobStatus, NewJob, QueueMessage
+from backend.logs import job_fields
 from backend.queues import MAX_MESSAGE_BYTES, StandardQueue
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
 from backend.settings import Settings
@@ -49,11 +50,13 @@ VOID_RETRY_FOR = 600.0  # seconds a void marker Redis refused is tried again
 
 
 class SubmitError(TaskbrokerError):
-    """A submit that did not go through: the job named will never run."""
+    """A submit that did not go through: the job named (every job of ``job_ids``, for a
+    batch) will never run."""
 
-    def __init__(self, message: str, job_id: str) -> None:
+    def __init__(self, message: str, job_id: str, job_ids: list[str] | None = None) -> None:
         super().__init__(message)
         self.job_id = job_id
+        self.job_ids = job_ids
 
 
 class OverloadedError(TaskbrokerError):
@@ -70,10 +73,13 @@ def new_job_id() -> str:
 
 
 def queue_message(job_id: str, request: JobExecutionRequest, executor: str,
-                  trace_id: str) -> QueueMessage:
+                  trace_id: str, *, run_at: datetime | None = None) -> QueueMessage:
+    # With tracing on, the job's trace is the submit request's (its W3C ids).
+    traced = tracing.current_trace()
+    trace_id, traceparent = traced if traced is not None else (trace_id, "")
     return QueueMessage(job_id=job_id, name=request.job_name, executor=executor,
                         params=request.params, estimated_time=request.estimated_time,
-                        trace_id=trace_id)
+                        trace_id=trace_id, traceparent=traceparent, run_at=run_at)
 
 
 def check_message_size(message: QueueMessage) -> None:
@@ -135,7 +141,9 @@ class Submitter:
     """Records and queues concurrent submits together (group commit).
 
     While one batch is being written, new submits gather; the next batch takes them all
-    (up to SUBMIT_BATCH_MAX). A lone submit goes at once: batching adds no wait.
+    (up to SUBMIT_BATCH_MAX). A lone submit goes at once: batching adds no wait. The jobs
+    of one batch request (:meth:`submit_many`) always go together, in one data service
+    call, even beyond SUBMIT_BATCH_MAX.
     """
 
     def __init__(self, client: DataServiceClient, queue: StandardQueue,
@@ -145,17 +153,24 @@ class Submitter:
         self.redis = connection
         self.settings = settings
         self.max_batch = settings.api.submit_batch_max
-        self._pending: list[_Pending] = []
+        self._pending: list[list[_Pending]] = []  # groups that go in one batch, in order
         self._flusher: asyncio.Task[None] | None = None
         self._voids: set[asyncio.Task[None]] = set()
 
     async def submit(self, job: NewJob, message: QueueMessage) -> None:
         """Record and queue one job; raises :class:`SubmitError` (the job is void)."""
-        pending = _Pending(job, message)
-        self._pending.append(pending)
+        await self.submit_many([(job, message)])
+
+    async def submit_many(self, jobs: list[tuple[NewJob, QueueMessage]]) -> None:
+        """Record and queue jobs together (one data service call, the queue's batch send);
+        raises :class:`SubmitError` if they could not be (then every one of them is void)."""
+        group = [_Pending(job, message) for job, message in jobs]
+        if not group:
+            return
+        self._pending.append(group)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
-        await asyncio.shield(pending.done)
+        await asyncio.shield(asyncio.gather(*(pending.done for pending in group)))
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -165,8 +180,10 @@ class Submitter:
 
     async def _flush_all(self) -> None:
         while self._pending:
-            batch, self._pending = (self._pending[:self.max_batch],
-                                    self._pending[self.max_batch:])
+            batch: list[_Pending] = []
+            while self._pending and (not batch or
+                                     len(batch) + len(self._pending[0]) <= self.max_batch):
+                batch += self._pending.pop(0)
             try:
                 await self._flush(batch)
             except Exception as exc:  # a bug must not leave submits waiting forever
@@ -194,6 +211,12 @@ class Submitter:
                               "will never run")
             return
         for pending in batch:
+            message = pending.message
+            if metrics.enabled():
+                metrics.JOBS_SUBMITTED.labels(message.name, message.executor).inc()
+            log.info("job %s (%s) recorded and queued for executor %s", message.job_id,
+                     message.name, message.executor,
+                     extra=job_fields(message.job_id, message.trace_id))
             if not pending.done.done():
                 pending.done.set_result(None)
 
@@ -224,7 +247,8 @@ class Submitter:
             task.add_done_callback(self._voids.discard)
 
     async def _write_voids(self, reports: list[Report], why: str) -> None:
-        ttl = self.settings.worker.done_ttl
+        # Past the furthest a job may be scheduled: a void scheduled job stays refused.
+        ttl = self.settings.worker.done_ttl + math.ceil(self.settings.api.max_schedule_ahead)
         async with self.redis.pipeline(transaction=False) as pipe:
             for report in reports:
                 pipe.set(control.stop_key(report.job_id), control.void_reason(why), ex=ttl)

@@ -142,6 +142,10 @@ class RedisStreamQueue(StandardQueue):
                 pending = 0  # no group yet: nothing was ever delivered
             return max(0, int(length) - int(pending))
 
+    async def dead_letter_depth(self) -> int:
+        with self._errors("measure"):
+            return int(await self._redis.xlen(self.dead_letter_name))
+
     async def close(self) -> None:
         if self._has_read:
             try:

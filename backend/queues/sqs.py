@@ -167,6 +167,12 @@ class SqsQueue(StandardQueue):
                                 AttributeNames=["ApproximateNumberOfMessages"])
         return int(reply["Attributes"]["ApproximateNumberOfMessages"])
 
+    async def dead_letter_depth(self) -> int:
+        _, dlq_url = await self._urls()
+        reply = await self._run(self._client.get_queue_attributes, QueueUrl=dlq_url,
+                                AttributeNames=["ApproximateNumberOfMessages"])
+        return int(reply["Attributes"]["ApproximateNumberOfMessages"])
+
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,10 @@ from litestar.openapi import OpenAPIConfig
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from backend import tracing
+from backend.metrics_http import metrics_middleware, metrics_routes
 from backend.settings import Settings, get_settings
+from backend.store import retention
 from backend.store.accounts import AccountController, ApiTokenDocument, UserDocument
 from backend.store.batches import BatchController
 from backend.store.documents import JobDocument, bind_collection
@@ -35,7 +39,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the data service from ``settings`` (the process settings by default).
 
     The lifespan opens one MongoDB client, binds the Beanie documents to
-    DATABASE_NAME/COLLECTION_NAME (creating the indexes), and closes it on shutdown.
+    DATABASE_NAME/COLLECTION_NAME (creating the indexes), runs the retention sweep
+    (:mod:`backend.store.retention`), and closes it all on shutdown.
     Beanie's document classes are process-global, so one process serves one store.
     """
     settings = settings or get_settings()
@@ -61,14 +66,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 log.error("cannot start: MongoDB (MONGODB_URL) did not answer: %s", exc)
                 raise
             log.info("jobs in %s.%s", mongo.database_name, mongo.collection_name)
-            yield
+            sweeper = asyncio.create_task(retention.keep_sweeping(settings.store))
+            try:
+                yield
+            finally:
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
         finally:
             await client.close()
 
     return Litestar(
         route_handlers=[JobController, BatchController, AccountController, list_user_jobs,
-                        count_unfinished, delete_job_seed_path, healthz, readyz],
+                        count_unfinished, delete_job_seed_path, healthz, readyz,
+                        *metrics_routes(settings.observability)],
         guards=[service_token_guard(token)],
+        middleware=metrics_middleware(settings.observability, "store"),
+        # Server spans of each request (tracing on only), continuing the caller's trace.
+        plugins=tracing.litestar_plugins(exclude=["^/metrics$", "^/healthz$", "^/readyz$"]),
         # Logging is set up once by the process (backend.logs), honouring LOG_LEVEL.
         logging_config=None,
         before_request=require_json,

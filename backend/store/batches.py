@@ -14,12 +14,13 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 from msgspec import Meta, Struct
 
-from backend.jobs import NEW_JOB_STATUSES, Job, JobId, NewJobs, NewJobsAnswer
+from backend.jobs import NEW_JOB_STATUSES, Job, JobId, JobStatus, NewJobs, NewJobsAnswer
 from backend.reports import ReportBatch, ReportsApplied
 from backend.storable import check_storable
 from backend.store import collection
 from backend.store.exception_handlers import invalid
 from backend.store.reports import apply_reports
+from backend.store.trail import note_applied
 
 MAX_REPORTS_BODY = 8 * 1024 * 1024
 
@@ -36,11 +37,14 @@ class BatchController(Controller):
     @post("/jobs/bulk", status_code=HTTP_200_OK, summary="Record jobs under ids the caller chose")
     async def create_jobs(self, data: JSONBody[NewJobs]) -> NewJobsAnswer:
         """Each job is recorded once: sending one again (say after a timeout) answers
-        ``exists`` for it. A job may start ``created`` or ``queued``."""
+        ``exists`` for it. A job may start ``created``, ``queued`` or ``scheduled`` (with its
+        ``run_at``)."""
         for index, job in enumerate(data.jobs):
             if job.status not in NEW_JOB_STATUSES:
-                raise invalid(f"jobs[{index}].status", f"a new job is created or queued, "
-                              f"not {job.status}")
+                raise invalid(f"jobs[{index}].status", f"a new job is created, queued or "
+                              f"scheduled, not {job.status}")
+            if job.status is JobStatus.SCHEDULED and job.run_at is None:
+                raise invalid(f"jobs[{index}].run_at", "a scheduled job needs its run_at")
             check_storable(f"jobs[{index}].params", job.params)
         return NewJobsAnswer(results=await collection.insert_jobs(data.jobs))
 
@@ -54,4 +58,6 @@ class BatchController(Controller):
     async def reports(self, data: JSONBody[ReportBatch]) -> ReportsApplied:
         """Each report is applied only if the job's status and attempt count allow it
         (see backend/reports.py); a late, repeated or out-of-order one changes nothing."""
-        return await apply_reports(collection.collection(), data.reports)
+        applied = await apply_reports(collection.collection(), data.reports)
+        note_applied(data.reports)
+        return applied

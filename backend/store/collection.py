@@ -17,7 +17,7 @@ from bson import ObjectId
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from backend.jobs import Job, NewJob, utcnow
+from backend.jobs import Job, JobSummary, NewJob, short_error, utcnow
 from backend.store.documents import JobDocument
 
 DUPLICATE_KEY = 11000
@@ -28,7 +28,7 @@ def collection() -> AsyncCollection:
     return JobDocument.get_pymongo_collection()
 
 
-_TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at")
+_TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at", "run_at")
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -49,6 +49,22 @@ def to_job(document: dict[str, Any]) -> Job:
                                            for name in _TIMESTAMPS})
 
 
+# What a list shows (JobSummary): params and result stay in the database.
+SUMMARY_PROJECTION = {"params": 0, "result": 0, "worker_id": 0}
+
+
+def to_summary(document: dict[str, Any]) -> JobSummary:
+    """The list form of a raw job document (read with :data:`SUMMARY_PROJECTION`)."""
+    fields = {key: value for key, value in document.items()
+              if key not in ("_id", "params", "result")}
+    fields["id"] = str(document["_id"])
+    fields["error"] = short_error(fields.get("error"))
+    summary = msgspec.convert(fields, JobSummary)
+    return msgspec.structs.replace(summary, **{
+        name: _utc(getattr(summary, name))
+        for name in ("created_at", "updated_at", "started_at", "finished_at", "run_at")})
+
+
 def new_document(job: NewJob, now: datetime) -> dict[str, Any]:
     return {
         "_id": ObjectId(job.id), "name": job.name, "user_id": job.user_id,
@@ -56,6 +72,7 @@ def new_document(job: NewJob, now: datetime) -> dict[str, Any]:
         "params": job.params, "executor": job.executor, "status": str(job.status),
         "progress": 0.0, "result": None, "error": None, "attempts": 0, "worker_id": None,
         "created_at": now, "updated_at": now, "started_at": None, "finished_at": None,
+        "rerun_of": job.rerun_of, "run_at": job.run_at, "callback_url": job.callback_url,
     }
 
 

@@ -31,6 +31,9 @@ class JobDocument(Document):
     updated_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    rerun_of: str | None = None
+    run_at: datetime | None = None
+    callback_url: str | None = None
 
     class Settings:
         name = "jobs"
@@ -45,6 +48,11 @@ class JobDocument(Document):
             # status prefix also serves any query by status alone.
             IndexModel([("status", pymongo.ASCENDING), ("updated_at", pymongo.ASCENDING)],
                        name="status_least_recently_updated"),
+            # Scheduled jobs, soonest due first (the reconciler's look at them).
+            IndexModel([("status", pymongo.ASCENDING), ("run_at", pymongo.ASCENDING)],
+                       name="status_soonest_due"),
+            # Finished jobs past the retention time (backend/store/retention.py).
+            IndexModel([("finished_at", pymongo.ASCENDING)], name="finished_oldest_first"),
         ]
 
 
@@ -90,4 +98,7 @@ def to_job(doc: JobDocument) -> Job:
         updated_at=updated_at,
         started_at=_utc(doc.started_at),
         finished_at=_utc(doc.finished_at),
+        rerun_of=doc.rerun_of,
+        run_at=_utc(doc.run_at),
+        callback_url=doc.callback_url,
     )

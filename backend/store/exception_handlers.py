@@ -7,12 +7,13 @@ The tests feed the store bad input of every kind and require that none reaches i
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from bson.errors import BSONError
 from litestar import MediaType, Request, Response
-from litestar.exceptions import ValidationException
-from litestar.exceptions.responses import create_exception_response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -25,6 +26,7 @@ from backend.errors import JobNotFoundError, TransitionError
 from backend.jobs import Conflict, JobStatus
 from backend.storable import UnstorableValueError
 from backend.store.pagination import InvalidCursorError
+from backend.web import plain_validation
 
 log = logging.getLogger("backend.store")
 
@@ -39,7 +41,9 @@ def _not_found(_: Request, exc: JobNotFoundError) -> Response[dict[str, object]]
 
 
 def _conflict(_: Request, exc: TransitionError) -> Response[Conflict]:
-    body = Conflict(detail=str(exc), current_status=JobStatus(exc.current))
+    current = JobStatus(exc.current)
+    body = Conflict(detail=str(exc), current_status=current,
+                    extra={"current_status": str(current)})
     return Response(body, status_code=HTTP_409_CONFLICT)
 
 
@@ -51,30 +55,41 @@ def invalid(key: str, message: str, source: str = "body") -> ValidationException
     )
 
 
+def _bad_request(request: Request, exc: HTTPException) -> Response[object]:
+    """Every 400: a sentence naming each bad field (in words), and the fields in ``extra``."""
+    if isinstance(exc.__cause__, SerializationException):
+        detail = f"request body is not valid JSON: {exc.detail}"
+        problems: Any = [{"key": "body", "message": detail, "source": "body"}]
+    else:
+        detail, problems = plain_validation(exc.extra, str(exc.detail))
+    return Response({"status_code": HTTP_400_BAD_REQUEST, "detail": detail, "extra": problems},
+                    status_code=HTTP_400_BAD_REQUEST, media_type=MediaType.JSON)
+
+
 def _bad_cursor(request: Request, exc: InvalidCursorError) -> Response[object]:
-    return create_exception_response(request, invalid("cursor", str(exc), "query"))
+    return _bad_request(request, invalid("cursor", str(exc), "query"))
 
 
 def _unstorable(request: Request, exc: UnstorableValueError) -> Response[object]:
-    return create_exception_response(request, invalid(exc.field, exc.message))
+    return _bad_request(request, invalid(exc.field, exc.message))
 
 
 def _unencodable(request: Request, exc: BSONError) -> Response[object]:
     # Validation should have caught it first; log so the gap gets closed.
     log.warning("unstorable body on %s %s: %s", request.method, request.url.path, exc)
-    return create_exception_response(request, invalid("body", f"cannot be stored: {exc}"))
+    return _bad_request(request, invalid("body", f"cannot be stored: {exc}"))
 
 
 def _too_deep(request: Request, exc: RecursionError) -> Response[object]:
     # The JSON decoder recurses per nesting level; a hostile body can exhaust the stack.
     # Logged with its traceback in case a real recursion bug ever lands here.
     log.warning("recursion limit on %s %s", request.method, request.url.path, exc_info=exc)
-    return create_exception_response(request, invalid("body", "nested too deeply"))
+    return _bad_request(request, invalid("body", "nested too deeply"))
 
 
 def _not_utf8(request: Request, exc: UnicodeDecodeError) -> Response[object]:
     # msgspec lets invalid UTF-8 inside a JSON string escape as a bare UnicodeDecodeError.
-    return create_exception_response(request, invalid("body", f"not valid UTF-8: {exc}"))
+    return _bad_request(request, invalid("body", f"not valid UTF-8: {exc}"))
 
 
 def _database_down(request: Request, exc: Exception) -> Response[dict[str, object]]:
@@ -88,6 +103,7 @@ def _bug(request: Request, exc: Exception) -> Response[dict[str, object]]:
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    HTTP_400_BAD_REQUEST: _bad_request,
     JobNotFoundError: _not_found,
     TransitionError: _conflict,
     InvalidCursorError: _bad_cursor,

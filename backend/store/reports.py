@@ -19,9 +19,10 @@ from msgspec import UNSET
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
-from backend.jobs import TERMINAL_STATUSES, JobStatus, utcnow
+from backend.jobs import TERMINAL_STATUSES, Job, JobStatus, utcnow
 from backend.reports import AttemptGuard, Report, ReportsApplied, report_rule
 from backend.storable import UnstorableValueError, check_storable
+from backend.store.collection import to_job
 
 _GUARD = {AttemptGuard.NEWER: "$lt", AttemptGuard.SAME: "$eq", AttemptGuard.NOT_OLDER: "$lte"}
 _UNFINISHED = frozenset(s for s in JobStatus if s not in TERMINAL_STATUSES)
@@ -126,11 +127,23 @@ def plan(reports: list[Report]) -> tuple[list[_Write], list[str]]:
     return writes, refused
 
 
+async def _with_callbacks(collection: AsyncCollection, writes: list[_Write]) -> list[Job]:
+    """The finished jobs with a callback URL among those the batch's final writes were
+    about (one query, and only for a batch with final writes)."""
+    ids = list(dict.fromkeys(ObjectId(w.job_id) for w in writes if w.status in TERMINAL_STATUSES))
+    if not ids:
+        return []
+    found = collection.find({"_id": {"$in": ids}, "callback_url": {"$ne": None}})
+    return [job for job in [to_job(doc) async for doc in found] if job.finished]
+
+
 async def apply_reports(collection: AsyncCollection, reports: list[Report]) -> ReportsApplied:
-    """Apply ``reports`` in one ordered bulk write; returns how many writes changed a job."""
+    """Apply ``reports`` in one ordered bulk write; returns how many writes changed a job
+    (and the finished jobs whose webhooks are due, see :class:`ReportsApplied`)."""
     writes, refused = plan(reports)
     if not writes:
         return ReportsApplied(applied=0, writes=0, refused=refused)
     now = utcnow()
     result = await collection.bulk_write([write.operation(now) for write in writes], ordered=True)
-    return ReportsApplied(applied=result.modified_count, writes=len(writes), refused=refused)
+    return ReportsApplied(applied=result.modified_count, writes=len(writes), refused=refused,
+                          finished=await _with_callbacks(collection, writes))

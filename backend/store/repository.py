@@ -24,16 +24,19 @@ from backend.jobs import (
     Job,
     JobPage,
     JobStatus,
+    JobSummaryPage,
     UpdateJob,
     can_move,
     sources_of,
     utcnow,
 )
+from backend.store.collection import SUMMARY_PROJECTION, to_summary
 from backend.store.documents import JobDocument, new_document, to_job
 from backend.store.pagination import decode_cursor, encode_cursor
 
 _NEWEST_FIRST = [("created_at", DESCENDING), ("_id", DESCENDING)]
 _LEAST_RECENTLY_UPDATED = [("updated_at", ASCENDING), ("_id", ASCENDING)]
+_SOONEST_DUE = [("run_at", ASCENDING), ("_id", ASCENDING)]
 _TERMINAL = [str(status) for status in TERMINAL_STATUSES]
 _ATTEMPTS = 3
 
@@ -73,9 +76,11 @@ async def get_job(job_id: str) -> Job:
 
 
 async def list_jobs(user_id: str | None, *, status: JobStatus | None = None, limit: int = 20,
-                    cursor: str | None = None, offset: int | None = None) -> JobPage:
+                    cursor: str | None = None, offset: int | None = None,
+                    summary: bool = False) -> JobPage | JobSummaryPage:
     """One page of ``user_id``'s jobs (every user's when None), newest first, after
-    ``cursor`` or from ``offset``.
+    ``cursor`` or from ``offset``; with ``summary``, as a list shows them (no params, no
+    result: they are not even read).
 
     Raises :class:`~backend.store.pagination.InvalidCursorError` for a bad cursor.
     """
@@ -91,19 +96,22 @@ async def list_jobs(user_id: str | None, *, status: JobStatus | None = None, lim
         ]
     collection = JobDocument.get_pymongo_collection()
     total = await collection.count_documents(scope)
+    skip = offset if cursor is None and offset else 0
     # One extra item tells whether a next page exists without a second query.
-    found = JobDocument.find(query).sort(_NEWEST_FIRST).limit(limit + 1)
-    if cursor is None and offset:
-        found = found.skip(offset)
-    docs = await found.to_list()
-    items = [to_job(doc) for doc in docs[:limit]]
-    next_cursor = None
-    if len(docs) > limit:
-        last = items[-1]
-        next_cursor = encode_cursor(last.created_at, last.id)
-    return JobPage(items=items, total=total, limit=limit,
-                   offset=None if cursor is not None else (offset or 0),
-                   next_cursor=next_cursor)
+    if summary:
+        raw = collection.find(query, SUMMARY_PROJECTION).sort(_NEWEST_FIRST).skip(skip)
+        items: list[Any] = [to_summary(doc) async for doc in raw.limit(limit + 1)]
+    else:
+        found = JobDocument.find(query).sort(_NEWEST_FIRST).limit(limit + 1)
+        if skip:
+            found = found.skip(skip)
+        items = [to_job(doc) for doc in await found.to_list()]
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+    page = JobSummaryPage if summary else JobPage
+    return page(items=items, total=total, limit=limit,
+                offset=None if cursor is not None else (offset or 0), next_cursor=next_cursor)
 
 
 async def count_unfinished(user_id: str) -> int:
@@ -113,14 +121,16 @@ async def count_unfinished(user_id: str) -> int:
 
 
 async def stale_jobs(status: JobStatus, *, older_than: float, limit: int) -> list[Job]:
-    """Jobs of every user in ``status`` not updated for ``older_than`` seconds, oldest first.
+    """Jobs of every user in ``status`` not updated for ``older_than`` seconds, oldest first
+    (``scheduled`` ones: soonest due first, since they wait unchanged by design).
 
     The age is measured on this service's clock, the one that wrote ``updated_at``, so
     callers on other machines need not agree with it.
     """
     cutoff = utcnow() - timedelta(seconds=older_than)
     found = JobDocument.find({"status": str(status), "updated_at": {"$lt": cutoff}})
-    docs = await found.sort(_LEAST_RECENTLY_UPDATED).limit(limit).to_list()
+    order = _SOONEST_DUE if status is JobStatus.SCHEDULED else _LEAST_RECENTLY_UPDATED
+    docs = await found.sort(order).limit(limit).to_list()
     return [to_job(doc) for doc in docs]
 
 

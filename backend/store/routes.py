@@ -29,6 +29,7 @@ from backend.jobs import (
     JobId,
     JobPage,
     JobStatus,
+    JobSummaryPage,
     UpdateJob,
     UserId,
 )
@@ -63,6 +64,9 @@ OffsetParam = Annotated[int | None, Parameter(
     ge=0, le=MAX_OFFSET, description="Items to skip (instead of a cursor).")]
 StatusParam = Annotated[str | None, Parameter(
     description="Only jobs in this status.", schema_extra={"enum": _STATUSES})]
+SummaryParam = Annotated[bool, Parameter(
+    description="Answer the jobs as a list shows them (JobSummary: no params, no result, "
+                "the error cut short).")]
 MAX_STALE_AGE = 366 * 24 * 3600
 MAX_STALE_LIMIT = 1000
 
@@ -75,6 +79,10 @@ class JobController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, summary="Record a new job (status created)")
     async def create_job(self, data: JSONBody[CreateJob]) -> JobCreated:
+        """Also takes the seed's Job body, whose ``status`` must then be ``created``."""
+        if data.status is not None and data.status != JobStatus.CREATED:
+            raise invalid("status", f"a new job is always created with status \"created\" "
+                          f"(the only status accepted on create), not {data.status[:50]!r}")
         check_storable("params", data.params)
         job = await repository.create_job(data)
         return JobCreated(id=job.id)
@@ -101,7 +109,8 @@ class JobController(Controller):
     ) -> list[Job]:
         """For sweeps: e.g. jobs left ``created`` by a kernel that died before queueing them.
 
-        Ordered by ``updated_at``, least recently updated first.
+        Ordered by ``updated_at``, least recently updated first; ``scheduled`` jobs by
+        ``run_at``, soonest due first.
         """
         if status not in _UNFINISHED:
             raise invalid("status", f"{status[:50]!r} is not an unfinished status; valid: "
@@ -116,9 +125,10 @@ class JobController(Controller):
         cursor: CursorParam = None,
         offset: OffsetParam = None,
         status: StatusParam = None,
-    ) -> JobPage:
+        summary: SummaryParam = False,
+    ) -> JobPage | JobSummaryPage:
         """The same as ``GET /jobs?user_id=``; kept for clients of the first version."""
-        return await _page(user_id, limit, cursor, offset, status)
+        return await _page(user_id, limit, cursor, offset, status, summary)
 
     @put("/{job_id:str}", summary="Update a job; an illegal status move is a 409",
          responses={HTTP_409_CONFLICT: ResponseSpec(
@@ -143,10 +153,12 @@ async def list_user_jobs(
     cursor: CursorParam = None,
     offset: OffsetParam = None,
     status: StatusParam = None,
-) -> JobPage:
+    summary: SummaryParam = False,
+) -> JobPage | JobSummaryPage:
     """Page with ``next_cursor`` (or ``offset``). The user id is a query value, so any id,
-    ``..`` included, names a user and never a path."""
-    return await _page(user_id, limit, cursor, offset, status)
+    ``..`` included, names a user and never a path. ``summary=true``: the jobs as a list
+    shows them (what the kernel's list asks for)."""
+    return await _page(user_id, limit, cursor, offset, status, summary)
 
 
 class UnfinishedCount(Struct):
@@ -162,7 +174,7 @@ async def count_unfinished(
 
 
 async def _page(user_id: str | None, limit: int, cursor: str | None, offset: int | None,
-                status: str | None) -> JobPage:
+                status: str | None, summary: bool = False) -> JobPage | JobSummaryPage:
     if status is not None and status not in _STATUSES:
         raise invalid("status", f"unknown status {status[:50]!r}; valid: "
                       f"{', '.join(_STATUSES)}", "query")
@@ -170,7 +182,7 @@ async def _page(user_id: str | None, limit: int, cursor: str | None, offset: int
         raise invalid("cursor", "give either cursor or offset, not both", "query")
     return await repository.list_jobs(
         user_id, status=JobStatus(status) if status else None, limit=limit,
-        cursor=cursor, offset=offset,
+        cursor=cursor, offset=offset, summary=summary,
     )
 
 

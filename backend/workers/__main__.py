@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from backend.logs import configure_logging
+from backend.logs import configure_process
+from backend.metrics import set_enabled as set_metrics_enabled
 from backend.settings import get_settings
 from backend.tasks import load_task_modules
 from backend.workers.executor import WorkerExecutor
+from backend.workers.monitoring import executor_metrics
 
 log = logging.getLogger("backend.workers")
 
@@ -26,10 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     queues = [name.strip() for name in args.queues.split(",") if name.strip()]
     if args.workers < 1 or not queues:
         parser.error("need at least one worker and one queue")
-    configure_logging(settings.local.log_level)
+    configure_process("executor", settings)
+    set_metrics_enabled(settings.observability.metrics_enabled)  # the forked workers' too
     # Imported once here, so every forked worker has the tasks without importing them again.
     load_task_modules(settings.worker.task_module_names)
-    WorkerExecutor(settings, args.workers, queues).run()
+    executor = WorkerExecutor(settings, args.workers, queues)
+    # Before the workers start: they inherit where their counters go.
+    with executor_metrics(settings.observability, executor.connections.redis,
+                          lambda: [worker.name for worker in executor.workers]):
+        executor.run()
 
 
 if __name__ == "__main__":

@@ -13,11 +13,18 @@ someone wrote into Redis (and refuses any function but :data:`RUN_JOB`).
 Its meta carries the number of the attempt its next run is (``attempt``): the
 message's (1 from a submit), one more for each retry the worker schedules, one more
 when the reaper puts a lost attempt back.
+
+A message whose ``run_at`` is still ahead (a scheduled job) goes into RQ's scheduled
+registry instead of the queue, by the same unique check (RQ's
+``UNIQUE_SCHEDULE_SCRIPT``); the worker executor's scheduler moves it to the queue when
+it is due (:mod:`backend.workers.scheduler`).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -25,7 +32,9 @@ import redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job as RQJob
-from rq.scripts import UNIQUE_ENQUEUE_SCRIPT, _build_hset_args
+from rq.job import JobStatus as RQStatus
+from rq.registry import ScheduledJobRegistry
+from rq.scripts import UNIQUE_ENQUEUE_SCRIPT, UNIQUE_SCHEDULE_SCRIPT, _build_hset_args
 from rq.serializers import JSONSerializer
 
 from backend.jobs import QueueMessage
@@ -59,6 +68,23 @@ def scheduler_delay(seconds: float) -> float:
     return seconds + 1.0 if seconds > 0 else 0.0
 
 
+def due_second(message: QueueMessage, now: float | None = None) -> int | None:
+    """The second (since the epoch) a scheduled job is due, or None if it is due now.
+
+    Rounded up: RQ's scheduled registry keeps whole seconds and its scheduler moves a job
+    once that second has begun, so the job never starts before its ``run_at``.
+    """
+    if message.run_at is None:
+        return None
+    due = message.run_at.timestamp()
+    return math.ceil(due) if due > (time.time() if now is None else now) else None
+
+
+def scheduled_key(executor: str) -> str:
+    """RQ's scheduled registry of one executor's queue (``rq:scheduled:<executor>``)."""
+    return ScheduledJobRegistry.key_template.format(executor)
+
+
 def rq_queue(connection: redis.Redis, executor: str) -> Queue:
     """The RQ queue of one executor (worker pool)."""
     return Queue(executor, connection=connection, serializer=JSONSerializer)
@@ -83,10 +109,17 @@ def _rq_job_fields(message: QueueMessage, settings: WorkerSettings) -> dict:
 
 def enqueue(connection: redis.Redis, message: QueueMessage, settings: WorkerSettings) -> bool:
     """Enqueue ``run_job(job_id, message)`` under the job's id, as attempt
-    ``message.attempt``; False if RQ already has that job (left as it is)."""
+    ``message.attempt`` (into the scheduled registry if it is due later); False if RQ
+    already has that job (left as it is)."""
+    queue = rq_queue(connection, message.executor)
+    due = due_second(message)
     try:
-        rq_queue(connection, message.executor).enqueue_call(
-            RUN_JOB, unique=True, **_rq_job_fields(message, settings))
+        if due is None:
+            queue.enqueue_call(RUN_JOB, unique=True, **_rq_job_fields(message, settings))
+        else:
+            job = queue.create_job(RUN_JOB, status=RQStatus.SCHEDULED,
+                                   **_rq_job_fields(message, settings))
+            queue.schedule_job(job, datetime.fromtimestamp(due, UTC), unique=True)
     except DuplicateJobError:
         return False
     return True
@@ -117,8 +150,9 @@ class BatchEnqueuer:
         return queue
 
     def add(self, pipe: Any, messages: list[QueueMessage]) -> list[int]:
-        """Add the enqueue of each message to ``pipe``; returns where each message's reply
-        (1 enqueued, 0 held by RQ) is among the replies of the commands added here."""
+        """Add the enqueue of each message to ``pipe`` (a scheduled one's into the scheduled
+        registry); returns where each message's reply (1 enqueued, 0 held by RQ) is among
+        the replies of the commands added here."""
         positions = []
         added = 0
         for message in messages:
@@ -128,11 +162,20 @@ class BatchEnqueuer:
                 pipe.sadd(Queue.redis_queues_keys, queue.key)
                 self.registered.add(queue.key)
                 added += 1
-            job = queue.create_job(RUN_JOB, **_rq_job_fields(message, self.settings))
-            queue._prepare_for_queue(job)
-            ttl = job.ttl if job.ttl is not None else -1
-            pipe.eval(UNIQUE_ENQUEUE_SCRIPT, 2, job.key, queue.key, job.id, "R", ttl,
-                      *_build_hset_args(job))
+            due = due_second(message)
+            if due is None:
+                job = queue.create_job(RUN_JOB, **_rq_job_fields(message, self.settings))
+                queue._prepare_for_queue(job)
+                ttl = job.ttl if job.ttl is not None else -1
+                pipe.eval(UNIQUE_ENQUEUE_SCRIPT, 2, job.key, queue.key, job.id, "R", ttl,
+                          *_build_hset_args(job))
+            else:  # what Queue.schedule_job(unique=True) runs
+                job = queue.create_job(RUN_JOB, status=RQStatus.SCHEDULED,
+                                       **_rq_job_fields(message, self.settings))
+                ttl = job.ttl if job.ttl is not None else -1
+                pipe.eval(UNIQUE_SCHEDULE_SCRIPT, 3, job.key, scheduled_key(queue.name),
+                          Queue.redis_queues_keys, job.id, ttl, due, queue.key,
+                          *_build_hset_args(job))
             positions.append(added)
             added += 1
         return positions

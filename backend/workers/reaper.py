@@ -29,9 +29,9 @@ from rq.job import JobStatus as RQStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import as_text, current_timestamp, now, parse_composite_key
 
-from backend import control
+from backend import control, metrics
 from backend.jobs import JobStatus
-from backend.reports import Report
+from backend.reports import Report, about
 from backend.settings import WorkerSettings
 from backend.workers.enqueue import (
     fetch,
@@ -121,19 +121,21 @@ def recover(connection: redis.Redis, writer: ReportWriter, settings: WorkerSetti
     if stop is not None:
         status, error = control.stopped_as(stop)
         writer.send_end(Report(job_id=job_id, attempt=attempt, at=at, status=status,
-                               error=error))
+                               error=error, **about(message)))
         return status
     if attempt >= settings.max_attempts:
         error = f"{reason} during attempt {attempt} of {settings.max_attempts}"
         writer.send_end(Report(job_id=job_id, attempt=attempt, at=at, status=JobStatus.FAILED,
-                               error=error, dead_letter=message))
+                               error=error, dead_letter=message, **about(message)))
+        metrics.JOBS_FAILED.labels(message.name, message.executor).inc()
         log.warning("job %s failed: %s", job_id, error)
         _mark_rq_failed(connection, rq_job, queue_name, error, settings)
         return JobStatus.FAILED
     delay = retry_delay(attempt, settings)
     error = f"{reason} during attempt {attempt}; retrying in {delay:.1f} s"
     writer.send_end(Report(job_id=job_id, attempt=attempt, at=at, status=JobStatus.RETRYING,
-                           error=error))
+                           error=error, **about(message)))
+    metrics.JOBS_RETRIED.labels(message.name, message.executor).inc()
     log.warning("job %s: %s; enqueued again in %.1f s", job_id, reason, delay)
     set_next_attempt(rq_job, attempt + 1)
     rq_job.started_at = rq_job.ended_at = None

@@ -19,7 +19,8 @@ from rq import Retry, get_current_job
 
 from backend.errors import PermanentError
 from backend.jobs import JobStatus, QueueMessage
-from backend.reports import Report
+from backend.logs import job_context
+from backend.reports import Report, about
 from backend.tasks import get_task
 from backend.workers.connections import get_connections
 from backend.workers.enqueue import next_attempt, scheduler_delay, set_next_attempt
@@ -44,12 +45,18 @@ def run_job(job_id: str, message: str, middleware: list[Middleware] | None = Non
     """Run one attempt of the job ``job_id``.
 
     Returns RQ's ``Retry`` when it should be tried again, raises when it failed for good
-    (after reporting it), else returns the status it ended in.
+    (after reporting it), else returns the status it ended in. Every line logged meanwhile
+    names the job and its trace.
     """
+    queued = _decoder.decode(message)
+    with job_context(job_id, queued.trace_id):
+        return _run(job_id, queued, middleware)
+
+
+def _run(job_id: str, queued: QueueMessage, middleware: list[Middleware] | None) -> Any:
     connections = get_connections()
     settings = connections.settings.worker
     rq_job = get_current_job()
-    queued = _decoder.decode(message)
     worker_id = (rq_job.worker_name if rq_job is not None else None) or \
         f"{socket.gethostname()}.{os.getpid()}"
     run = JobRun(message=queued, attempt=next_attempt(rq_job, queued), worker_id=worker_id,
@@ -60,7 +67,8 @@ def run_job(job_id: str, message: str, middleware: list[Middleware] | None = Non
     except SkipJob as exc:
         if exc.status is not None:  # stopped before it started: say how it ended
             end = Report(job_id=job_id, attempt=run.attempt, at=datetime.now(UTC),
-                         status=exc.status, error=exc.error, worker_id=worker_id)
+                         status=exc.status, error=exc.error, worker_id=worker_id,
+                         **about(queued))
             worker = getattr(rq_job, "worker", None)
             if worker is not None:
                 worker.stage_end(end)  # with RQ's end of this job, which returns normally

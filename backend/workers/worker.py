@@ -35,16 +35,20 @@ from rq import SimpleWorker
 from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
 from rq.job import Job as RQJob
+from rq.job import JobStatus as RQStatus
 from rq.job import _job_stack
 from rq.queue import Queue
+from rq.registry import CanceledJobRegistry
 from rq.serializers import JSONSerializer
 from rq.utils import now
 from rq.worker import WorkerStatus
 
 from backend import control
 from backend.errors import PermanentError
-from backend.logs import configure_logging
+from backend.jobs import JobStatus
+from backend.logs import configure_process
 from backend.reports import Report
+from backend.tracing import configure_tracing, shutdown_tracing
 from backend.workers.connections import get_connections
 from backend.workers.enqueue import RUN_JOB
 from backend.workers.middleware import cancellation
@@ -193,6 +197,11 @@ class TaskWorker(SimpleWorker):
         """RQ's handle_job_success, in one transaction with the job's end report, tried
         again until Redis takes it. Our jobs have no dependents: no WATCH for them."""
         result_ttl = job.get_result_ttl(self.default_result_ttl)
+        # A job that ended cancelled (stopped while it ran, or before) is RQ's cancelled
+        # job too, as RQ's own cancel files one: rq-dashboard shows it cancelled.
+        cancelled = any(report.status is JobStatus.CANCELLED for report in self._staged)
+        if cancelled:
+            result_ttl = job.failure_ttl if job.failure_ttl is not None else result_ttl
         execution = self.execution
         assert execution is not None and job.started_at and job.ended_at
         backoff = 0.05
@@ -207,6 +216,8 @@ class TaskWorker(SimpleWorker):
                                             execution_id=execution.id,
                                             execution_started_at=execution.created_at,
                                             execution_ended_at=job.ended_at)
+                    if cancelled:
+                        self._file_cancelled(job, pipeline)
                     job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
                     self.cleanup_execution(job, pipeline=pipeline)
                     for report in self._staged:
@@ -218,6 +229,14 @@ class TaskWorker(SimpleWorker):
                 time.sleep(backoff)
                 backoff = min(2.0, backoff * 2)
         self._staged = []
+
+    def _file_cancelled(self, job: RQJob, pipeline: Any) -> None:
+        """Move a job that returned cancelled (its result kept) to RQ's cancelled jobs."""
+        job.set_status(RQStatus.CANCELED, pipeline=pipeline)
+        pipeline.zrem(job.finished_job_registry.key, job.id)
+        CanceledJobRegistry(job.origin, connection=self.connection,
+                            serializer=self.serializer).add(job, ttl=job.failure_ttl or 0,
+                                                            pipeline=pipeline)
 
     def cleanup_execution(self, job: RQJob, pipeline: Any) -> None:
         super().cleanup_execution(job, pipeline)
@@ -398,7 +417,8 @@ def work(name: str, queues: list[str], parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     connections = get_connections()
     settings = connections.settings
-    configure_logging(settings.local.log_level)
+    configure_process("worker", settings)
+    configure_tracing(settings.observability, "worker")
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch",
                      daemon=True).start()
     worker = TaskWorker(queues, name=name, connection=connections.redis,
@@ -409,4 +429,5 @@ def work(name: str, queues: list[str], parent_pid: int) -> None:
         worker.work(logging_level=logging.getLogger("rq.worker").getEffectiveLevel(),
                     with_scheduler=False)
     finally:
+        shutdown_tracing()
         connections.close()

@@ -9,6 +9,7 @@ of DIR (the named volume `secrets`, mounted at /run/taskbroker):
     data_service_token    DATA_SERVICE_TOKEN, the data service's shared secret
     auth_secret           AUTH_SECRET, the key that signs sessions and API tokens
     dashboard_password    DASHBOARD_PASSWORD, rq-dashboard's basic auth password
+    webhook_secret        WEBHOOK_SECRET, the key that signs webhooks
 
 and keeps the existing files at every later start, so the values survive restarts and
 rebuilds. Deleting the volume (`docker compose down -v`) makes new ones at the next start,
@@ -30,7 +31,8 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-GENERATED = ("redis_password", "data_service_token", "auth_secret", "dashboard_password")
+GENERATED = ("redis_password", "data_service_token", "auth_secret", "dashboard_password",
+             "webhook_secret")
 REDIS_URL_FILE = "redis_url"
 
 

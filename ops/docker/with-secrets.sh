@@ -9,6 +9,7 @@
 #   data_service_token   DATA_SERVICE_TOKEN
 #   auth_secret          AUTH_SECRET
 #   dashboard_password   DASHBOARD_PASSWORD
+#   webhook_secret       WEBHOOK_SECRET
 #
 # A variable that is already set and not empty (.env through docker-compose.yml, the shell,
 # Kubernetes' Secret) wins over its file. Without the directory (Kubernetes, a plain
@@ -37,6 +38,10 @@ if [ -d "$dir" ]; then
     if [ -z "${DASHBOARD_PASSWORD:-}" ] && [ -s "$dir/dashboard_password" ]; then
         DASHBOARD_PASSWORD=$(cat "$dir/dashboard_password")
         export DASHBOARD_PASSWORD
+    fi
+    if [ -z "${WEBHOOK_SECRET:-}" ] && [ -s "$dir/webhook_secret" ]; then
+        WEBHOOK_SECRET=$(cat "$dir/webhook_secret")
+        export WEBHOOK_SECRET
     fi
 fi
 

@@ -62,6 +62,9 @@ TEST_SETTINGS = {
     "WORKER_COUNT": str(WORKERS),
     "DISPATCHER_EXIT_AFTER_RECEIVE": "false",
     "LOG_LEVEL": "INFO",
+    # Metrics endpoints bind fixed ports by default; the tests of metrics pick free ones.
+    "METRICS_PORT": "0",
+    "DISPATCHER_METRICS_PORT": "0",
 }
 
 

@@ -130,3 +130,24 @@ def test_an_operator_manages_users_with_the_data_service_token(system: System, t
                               env={**system.env, "DATA_SERVICE_TOKEN": "",
                                    "DATA_DIR": str(tmp_path)})  # no local run's token here
     assert no_token.returncode == 2 and "DATA_SERVICE_TOKEN" in no_token.stderr
+
+
+def test_submit_with_a_key_and_a_delay_makes_one_scheduled_job(system: System):
+    user = f"cli-{uuid.uuid4().hex[:6]}"
+    key = f"cli-{uuid.uuid4().hex}"
+    args = ("submit", "echo", "-u", user, "--delay", "2", "-k", key, "-p", "n=1")
+    first, again = cli(system, *args), cli(system, *args)
+    assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
+    job_id = first.stdout.strip()
+    assert again.stdout.strip() == job_id  # the key: the same job, not a second one
+    other = cli(system, "submit", "echo", "-u", user, "-k", key, "-p", "n=2")
+    assert other.returncode == 2 and "Idempotency-Key" in other.stderr, other.stderr
+
+    job = system.job(job_id)
+    assert job["status"] == "scheduled" and job["run_at"]
+    assert system.wait_final(job_id)["status"] == "succeeded"
+    listing = cli(system, "list", "-u", user)
+    assert listing.stdout.count(job_id) == 1 and listing.stdout.count("succeeded") == 1
+
+    refused = cli(system, "submit", "echo", "-u", user, "--run-at", "2026-01-01T08:00:00")
+    assert refused.returncode == 2 and "time zone" in refused.stderr, refused.stderr

@@ -54,7 +54,9 @@ def test_web_app_submits_follows_fails_and_cancels_jobs(system) -> None:
 
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "jobs-page.png"
+    overview = ARTIFACTS / "overview.png"
     screenshot.unlink(missing_ok=True)
+    overview.unlink(missing_ok=True)
     env = {
         **os.environ,
         "BASE_URL": system.api_url,
@@ -72,6 +74,9 @@ def test_web_app_submits_follows_fails_and_cancels_jobs(system) -> None:
     assert "passed: " in run.stdout
     assert screenshot.is_file() and screenshot.stat().st_size > 10_000, (
         "no screenshot of the jobs page"
+    )
+    assert overview.is_file() and overview.stat().st_size > 20_000, (
+        "no screenshot of the overview's charts"
     )
 
 

@@ -34,6 +34,7 @@ VOLUME_SECRETS = {
     "data_service_token": "DATA_SERVICE_TOKEN",
     "auth_secret": "AUTH_SECRET",
     "dashboard_password": "DASHBOARD_PASSWORD",
+    "webhook_secret": "WEBHOOK_SECRET",
 }
 # Settings that hold credentials: the URLs that may carry a password, the AWS keys, and
 # every name with PASSWORD, TOKEN or SECRET in it. They belong in the Kubernetes Secret

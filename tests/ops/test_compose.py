@@ -49,6 +49,8 @@ def test_schema_check_rejects_a_misspelled_key(tmp_path: Path) -> None:
 
 
 BACKEND_SERVICES = ["store", "api", "dispatcher", "worker", "rq-dashboard"]
+# Started only by `docker compose --profile monitoring up`.
+MONITORING = {"prometheus", "grafana"}
 # The one-shot service that fills the secrets volume; it exits, the others wait for it.
 ONE_SHOT = "secrets"
 SECRETS_VOLUME = "secrets"
@@ -62,7 +64,8 @@ def _mounts(service: dict) -> dict[str, str]:
 def test_the_whole_system_is_there() -> None:
     services = load_compose()["services"]
     assert set(services) == {"secrets", "mongo", "redis", "elasticmq", "store", "api",
-                             "dispatcher", "worker", "rq-dashboard", "web"}
+                             "dispatcher", "worker", "rq-dashboard", "web",
+                             *MONITORING}
     assert services["mongo"]["image"].startswith("mongo:7")
     assert services["redis"]["image"].startswith("redis:7")
     assert services["worker"]["deploy"]["replicas"] >= 2
@@ -195,7 +198,8 @@ def test_published_ports_listen_on_localhost_only() -> None:
 def test_only_the_web_app_the_kernel_and_rq_dashboard_are_published() -> None:
     # The data service, Redis, MongoDB and ElasticMQ are reached on compose's network only.
     services = load_compose()["services"]
-    published = {name for name, service in services.items() if service.get("ports")}
+    published = {name for name, service in services.items()
+                 if service.get("ports") and not service.get("profiles")}
     assert published == {"web", "api", "rq-dashboard"}
     assert "expose" not in services["store"]
 

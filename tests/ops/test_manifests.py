@@ -18,7 +18,9 @@ from tests.ops.settings_files import K8S_DIR, k8s_docs, load_compose, load_k8s
 K8S_VERSION = "1.33.0"
 KUBERNETES_VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
 # kubernetes-validate knows only the built-in kinds; these CRDs get the structural checks below.
-CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication")}
+CRD_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("keda.sh/v1alpha1", "TriggerAuthentication"),
+             ("monitoring.coreos.com/v1", "ServiceMonitor"),
+             ("monitoring.coreos.com/v1", "PodMonitor")}
 HTTP_PROBES = {"store": ("/readyz", "/healthz"), "api": ("/readyz", "/healthz"),
                "web": ("/healthz", "/healthz")}
 LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/component")

@@ -23,7 +23,8 @@ from tests.ops.settings_files import (
     parse_setting,
 )
 
-GENERATED = ("redis_password", "data_service_token", "auth_secret", "dashboard_password")
+GENERATED = ("redis_password", "data_service_token", "auth_secret", "dashboard_password",
+             "webhook_secret")
 PRINT_ENV = [sys.executable, "-c",
              "import json, os; print(json.dumps({k: os.environ.get(k) for k in "
              f"{sorted(VOLUME_SECRETS.values())!r}}}))"]

@@ -1,4 +1,5 @@
-"""``python -m backend.workers.dispatcher``: dispatch, record and reconcile until stopped.
+"""``python -m backend.workers.dispatcher``: dispatch, record, reconcile and deliver
+webhooks until stopped.
 
 SIGTERM/SIGINT: stop receiving, finish the batch in hand (dispatched and acked, or
 recorded and acked), exit 0. What is left stays on the queue or the report stream.
@@ -14,12 +15,16 @@ import redis
 import redis.asyncio as aioredis
 
 from backend.client import DataServiceClient
-from backend.logs import configure_logging
+from backend.logs import configure_process
+from backend.metrics import set_enabled as set_metrics_enabled
 from backend.queues import make_queue
 from backend.settings import Settings, get_settings
+from backend.tracing import configure_tracing, shutdown_tracing
 from backend.workers.dispatcher.dispatch import Dispatcher
+from backend.workers.dispatcher.monitoring import DispatcherMetrics
 from backend.workers.dispatcher.reconciler import Reconciler
 from backend.workers.dispatcher.recorder import Recorder, consumer_name
+from backend.workers.dispatcher.webhooks import WebhookSender
 
 log = logging.getLogger("backend.workers.dispatcher")
 
@@ -37,14 +42,18 @@ async def serve(settings: Settings) -> None:
     recorder = Recorder(streams, client, queue, batch=settings.worker.recorder_batch,
                         consumer=name)
     reconciler = Reconciler(settings, streams, client, queue, name=name)
-    parts = (dispatcher, recorder, reconciler)
+    sender = WebhookSender(settings.webhooks, streams)
+    parts = (dispatcher, recorder, reconciler, sender)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: [part.stop() for part in parts])
+    monitor = DispatcherMetrics(settings, queue, streams)
+    await monitor.start()
     try:
-        await asyncio.gather(dispatcher.run(), recorder.run(), reconciler.run())
+        await asyncio.gather(dispatcher.run(), recorder.run(), reconciler.run(), sender.run())
     finally:
         log.info("dispatcher stopping")
+        await monitor.stop()
         await queue.close()
         await client.stop()
         await streams.aclose()
@@ -53,8 +62,13 @@ async def serve(settings: Settings) -> None:
 
 def main() -> None:
     settings = get_settings()
-    configure_logging(settings.local.log_level)
-    asyncio.run(serve(settings))
+    configure_process("dispatcher", settings)
+    configure_tracing(settings.observability, "dispatcher")
+    set_metrics_enabled(settings.observability.metrics_enabled)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        shutdown_tracing()
 
 
 if __name__ == "__main__":

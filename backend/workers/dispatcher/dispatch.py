@@ -23,10 +23,13 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from opentelemetry.trace import SpanKind
 
+from backend import metrics, tracing
 from backend.jobs import JobStatus
+from backend.logs import job_context, job_fields
 from backend.queues import Delivery, StandardQueue
-from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
+from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, about, encode_report
 from backend.settings import Settings
 from backend.workers.enqueue import BatchEnqueuer
 
@@ -109,9 +112,17 @@ class Dispatcher:
             await self.queue.ack_many(deliveries)
         added = [bool(replies[position]) for position in positions]
         for delivery, new in zip(known, added, strict=True):
-            if not new:
-                log.info("job %s is already in RQ (redelivered message); not enqueued again",
-                         delivery.message.job_id)
+            message = delivery.message
+            with job_context(message.job_id, message.trace_id), tracing.span(
+                    "dispatch", traceparent=message.traceparent, kind=SpanKind.CONSUMER,
+                    attributes={"taskbroker.job_id": message.job_id,
+                                "taskbroker.executor": message.executor}):
+                if new:
+                    log.info("job %s (%s) dispatched to RQ queue %s", message.job_id,
+                             message.name, message.executor)
+                else:
+                    log.info("job %s is already in RQ (redelivered message); not enqueued "
+                             "again", message.job_id)
         log.debug("dispatched %d messages (%d new in RQ, %d refused) in %.1f ms",
                   len(deliveries), sum(added), len(unknown),
                   (time.perf_counter() - started) * 1000)
@@ -122,7 +133,10 @@ class Dispatcher:
         message = delivery.message
         known = ", ".join(sorted(self.executors))
         reason = f"unknown executor {message.executor!r}; known executors: {known}"
-        log.error("job %s: %s", message.job_id, reason)
+        log.error("job %s: %s", message.job_id, reason,
+                  extra=job_fields(message.job_id, message.trace_id))
+        metrics.JOBS_FAILED.labels(message.name, message.executor).inc()
         report = Report(job_id=message.job_id, attempt=message.attempt, at=datetime.now(UTC),
-                        status=JobStatus.FAILED, error=reason, dead_letter=message)
+                        status=JobStatus.FAILED, error=reason, dead_letter=message,
+                        **about(message))
         pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})

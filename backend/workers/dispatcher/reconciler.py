@@ -1,15 +1,17 @@
 """The reconciler: every unfinished job is either held somewhere or sent again.
 
-A job the store shows unfinished (``created``, ``queued``, ``retrying``, ``running``)
-should be in one of two places: on the STANDARD queue, or in RQ (queued, scheduled for
-a retry, started). It can fall out of both: Redis restarted without its data, a queue
-emptied from rq-dashboard, a kernel that died between recording a job and sending it.
-Every RECONCILE_INTERVAL seconds one reconciler (a short Redis lock picks it among the
-replicas) looks for jobs unchanged for RECONCILE_AFTER seconds and, for each:
+A job the store shows unfinished (``created``, ``queued``, ``scheduled``, ``retrying``,
+``running``) should be in one of two places: on the STANDARD queue, or in RQ (queued,
+in RQ's scheduled registry for its ``run_at`` or a retry, started). It can fall out of
+both: Redis restarted without its data, a queue emptied from rq-dashboard, a kernel
+that died between recording a job and sending it. Every RECONCILE_INTERVAL seconds one
+reconciler (a short Redis lock picks it among the replicas) looks for jobs unchanged
+for RECONCILE_AFTER seconds and, for each:
 
 * stopped (cancelled, or void after a failed submit): reports its end, never sends it;
 * done, or held by RQ: leaves it;
-* otherwise sends its message again, as its next attempt.
+* otherwise sends its message again, as its next attempt (a scheduled job's message
+  carries its ``run_at``: it still starts no earlier than that).
 
 Sending again is safe: the dispatcher's unique enqueue and the worker's ``done``/``stop``
 check turn a duplicate into a no-op. To keep duplicates rare it only looks when the
@@ -35,12 +37,14 @@ from backend.queues import StandardQueue
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
 from backend.settings import Settings
 from backend.workers.dispatcher.dispatch import drained_key
+from backend.workers.enqueue import scheduled_key
 
 log = logging.getLogger(__name__)
 
 LEADER_KEY = "taskbroker:reconciler:leader"
 RECONCILED_KEY = "taskbroker:job:{}:reconciled"
-UNFINISHED = (JobStatus.CREATED, JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.RUNNING)
+UNFINISHED = (JobStatus.CREATED, JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING,
+              JobStatus.RUNNING)
 HELD_BY_RQ = {b"queued", b"scheduled", b"started", b"deferred"}
 # An RQ job hash left in one of these (say canceled from rq-dashboard) would make the
 # dispatcher's unique enqueue of the job a no-op: it is removed before the job is sent.
@@ -53,7 +57,8 @@ def message_of(job: Job) -> QueueMessage:
     """The message that runs the job's next attempt."""
     return QueueMessage(job_id=job.id, name=job.name, executor=job.executor, params=job.params,
                         estimated_time=job.estimated_time, attempt=job.attempts + 1,
-                        submitted_at=job.created_at, trace_id=uuid.uuid4().hex)
+                        submitted_at=job.created_at, trace_id=uuid.uuid4().hex,
+                        run_at=job.run_at)
 
 
 def _stream_id_time(entry_id: bytes | str) -> datetime:
@@ -138,25 +143,30 @@ class Reconciler:
     async def _reconcile(self, jobs: list[Job]) -> int:
         if not jobs:
             return 0
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # One snapshot (MULTI): RQ's scheduler moves a due job from the scheduled registry
+        # to its queue in one transaction, so the two looks at it agree.
+        async with self.redis.pipeline(transaction=True) as pipe:
             for job in jobs:
                 pipe.get(control.stop_key(job.id))
                 pipe.exists(control.done_key(job.id))
                 pipe.hget(f"rq:job:{job.id}", "status")
                 pipe.exists(RECONCILED_KEY.format(job.id))
+                pipe.zscore(scheduled_key(job.executor), job.id)
             looks = await pipe.execute()
         resend: list[Job] = []
         stale_rq: list[str] = []
         ends: list[Report] = []
         for index, job in enumerate(jobs):
-            stop, done, rq_status, recent = looks[4 * index:4 * index + 4]
+            stop, done, rq_status, recent, due = looks[5 * index:5 * index + 5]
+            # A job RQ says is scheduled is held only while the scheduled registry has it.
+            lost_schedule = rq_status == b"scheduled" and due is None
             if stop is not None:
                 status, error = control.stopped_as(stop)
                 ends.append(Report(job_id=job.id, attempt=max(1, job.attempts),
                                    at=datetime.now(UTC), status=status, error=error))
-            elif not done and rq_status not in HELD_BY_RQ and not recent:
+            elif not done and (rq_status not in HELD_BY_RQ or lost_schedule) and not recent:
                 resend.append(job)
-                if rq_status in LEFT_BY_RQ:
+                if rq_status in LEFT_BY_RQ or lost_schedule:
                     stale_rq.append(job.id)
         if ends:
             async with self.redis.pipeline(transaction=False) as pipe:

@@ -8,7 +8,8 @@ of jobs that failed for good on the dead-letter queue, and only then ack and del
 entries. So a data service or queue that is down delays reports, never loses them:
 the batch is tried again, and entries a recorder held when it died are claimed by
 another after ``RECLAIM_IDLE`` seconds. Applying a batch twice is harmless (every write
-is conditional, see :mod:`backend.reports`).
+is conditional, see :mod:`backend.reports`). Jobs with a callback URL that a batch
+finished get their webhook scheduled (:mod:`backend.webhooks`) before the ack as well.
 
 A report travels as the stream holds it: the batch is joined into the request body,
 not decoded and encoded again; only a report with a dead letter is decoded here. The
@@ -28,10 +29,12 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from backend import webhooks
 from backend.client import DataServiceClient, DataServiceRefusedError
 from backend.errors import TaskbrokerError
 from backend.queues import StandardQueue
 from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, decode_report
+from backend.workers.dispatcher.tally import note_dead_letter, note_finished
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +193,8 @@ class Recorder:
                 if report.dead_letter is not None:
                     await self.queue.send_dead_letter(report.dead_letter,
                                                       report.error or "failed")
+                    note_dead_letter(report)
+        await note_finished(self.redis, reports)
         self._to_ack += [entry_id for entry_id, _ in entries]
         self.recorded += len(reports)
 
@@ -209,3 +214,6 @@ class Recorder:
             return
         for problem in answer.refused:
             log.warning("report not stored as sent: %s", problem)
+        if answer.finished:
+            # Before the entries are acked: a recorder that dies here applies them again.
+            await webhooks.schedule(self.redis, answer.finished)

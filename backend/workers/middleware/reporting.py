@@ -15,7 +15,7 @@ import msgspec
 
 from backend import control
 from backend.jobs import JobStatus, QueueMessage
-from backend.reports import Report
+from backend.reports import Report, about
 from backend.storable import UnstorableValueError, check_storable
 from backend.tasks import TaskContext
 from backend.workers.middleware import cancellation
@@ -111,7 +111,9 @@ class Reporting(Middleware):
         worker = getattr(run.rq_job, "worker", None)
         if worker is not None:
             worker.cancel_announce(run.rq_job)
-        if worker is not None and outcome.status is JobStatus.SUCCEEDED:
+        # A job that returns (succeeded, or cancelled: RQ files it as cancelled) ends in
+        # the transaction of RQ's own end of it.
+        if worker is not None and outcome.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
             worker.stage_end(report)
         else:
             run.writer.end(report)
@@ -141,7 +143,7 @@ class Reporting(Middleware):
     def report(run: JobRun, outcome: Outcome) -> Report:
         """The end report of the attempt (a failed one carries its dead letter)."""
         common = dict(job_id=run.job_id, attempt=run.attempt, at=_now(),
-                      worker_id=run.worker_id, started_at=run.started_at)
+                      worker_id=run.worker_id, started_at=run.started_at, **about(run.message))
         settings = run.settings
         if outcome.status is JobStatus.SUCCEEDED:
             return Report(status=JobStatus.SUCCEEDED, result=outcome.result, **common)

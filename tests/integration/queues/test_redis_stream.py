@@ -67,3 +67,31 @@ async def test_redis_going_away_is_a_queue_error(
             await queue.receive(wait_seconds=1)
     finally:
         await queue.close()
+
+
+async def test_dead_letter_entries_carry_the_fields_the_readme_names(redis_url: str) -> None:
+    """What an operator sees with XRANGE on the dead-letter stream: every entry has body,
+    reason, queue and dead_lettered_at; one moved after too many deliveries (or unreadable)
+    also has source_id and receive_count; a job that failed for good does not."""
+    queue = make_queue(queue_settings("redis", redis_url))
+    try:
+        exhausted, failed = message(), message()
+        await queue.send(exhausted)
+        assert len(await receive_until(queue)) == 1  # never acked: comes back, then moves
+        assert len(await receive_until(queue)) == 1
+        assert await receive_until(queue, deadline=3) == []
+        await queue.send_dead_letter(failed, "failed for good")
+        client = redis.Redis.from_url(redis_url)
+        entries = [fields for _id, fields in client.xrange(queue.dead_letter_name, "-", "+")]
+        client.close()
+        assert [set(fields) for fields in entries] == [
+            {b"body", b"reason", b"queue", b"dead_lettered_at", b"source_id",
+             b"receive_count"},
+            {b"body", b"reason", b"queue", b"dead_lettered_at"},
+        ]
+        first = entries[0]
+        assert first[b"receive_count"] == b"3" and first[b"queue"] == queue.name.encode()
+        assert exhausted.job_id.encode() in first[b"body"]
+        assert entries[1][b"reason"] == b"failed for good"
+    finally:
+        await queue.close()

@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from backend.jobs import JobStatus
 from backend.settings import MongoSettings, Settings, StoreSettings
 from backend.store import create_app
 from tests.services import SERVICE_HEADERS, TEST_SECRETS
 
-# How to bring a fresh job to each status with legal moves only.
+# How to bring a fresh job to each status with legal moves only (a scheduled job is
+# recorded scheduled, as the kernel records it).
 PATHS: dict[JobStatus, list[JobStatus]] = {
     JobStatus.CREATED: [],
+    JobStatus.SCHEDULED: [],
     JobStatus.QUEUED: [JobStatus.QUEUED],
     JobStatus.RUNNING: [JobStatus.QUEUED, JobStatus.RUNNING],
     JobStatus.RETRYING: [JobStatus.RUNNING, JobStatus.RETRYING],
@@ -82,6 +86,13 @@ def make_job(store: httpx.AsyncClient, user: str) -> MakeJob:
 
     async def make(status: JobStatus = JobStatus.CREATED, **fields: Any) -> str:
         body = {"name": "echo", "user_id": user, **fields}
+        if status == JobStatus.SCHEDULED:
+            job_id = str(ObjectId())
+            run_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            response = await store.post("/jobs/bulk", json={"jobs": [
+                {**body, "id": job_id, "status": "scheduled", "run_at": run_at}]})
+            assert response.status_code == 200, response.text
+            return job_id
         response = await store.post("/job/", json=body)
         assert response.status_code == 201, response.text
         job_id = response.json()["id"]

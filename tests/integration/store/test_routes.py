@@ -158,5 +158,6 @@ async def test_openapi_types_the_id_as_24_hex(store: httpx.AsyncClient) -> None:
     listing = schema["paths"]["/job/user/{user_id}"]["get"]["parameters"]
     status = next(p for p in listing if p["name"] == "status")
     assert set(status["schema"]["enum"]) == {
-        "created", "queued", "running", "retrying", "succeeded", "failed", "cancelled"}
+        "created", "queued", "scheduled", "running", "retrying", "succeeded", "failed",
+        "cancelled"}
     assert (await store.get("/schema")).status_code == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,8 +18,8 @@ from backend.queues.redis_stream import RedisStreamQueue
 from backend.reports import Report
 from backend.settings import QueueSettings
 from backend.workers.dispatcher.dispatch import drained_key
-from backend.workers.dispatcher.reconciler import Reconciler
-from backend.workers.enqueue import enqueue
+from backend.workers.dispatcher.reconciler import UNFINISHED, Reconciler
+from backend.workers.enqueue import enqueue, scheduled_key
 from tests.integration.workers.conftest import reports, worker_settings
 from tests.integration.workers.test_recorder import data_service  # noqa: F401 - fixture
 from tests.services import TEST_SECRETS
@@ -40,7 +40,7 @@ async def parts(rq_redis, rq_redis_url, data_service):  # noqa: F811
                              visibility_timeout=5, max_receives=5, wait_seconds=0)
     await queue.ensure()
     # One data service serves the module: start every test from no unfinished jobs.
-    for status in (JobStatus.CREATED, JobStatus.QUEUED, JobStatus.RETRYING, JobStatus.RUNNING):
+    for status in UNFINISHED:
         for job in await client.stale_jobs(status, older_than=0, limit=1000):
             await client.delete_job(job.id)
     reconciler = Reconciler(settings, streams, client, queue, name="rc-test")
@@ -51,10 +51,10 @@ async def parts(rq_redis, rq_redis_url, data_service):  # noqa: F811
 
 
 async def record(client: DataServiceClient, status: JobStatus = JobStatus.QUEUED,
-                 count: int = 1) -> list[str]:
+                 count: int = 1, run_at: datetime | None = None) -> list[str]:
     ids = [str(ObjectId()) for _ in range(count)]
     await client.create_jobs([NewJob(id=i, name="echo", user_id="rc", status=status,
-                                     params={"n": 1}) for i in ids])
+                                     params={"n": 1}, run_at=run_at) for i in ids])
     return ids
 
 
@@ -139,3 +139,44 @@ async def test_one_replica_reconciles_each_round(parts):
     interval = reconciler.settings.worker.reconcile_interval
     assert await reconciler._lead(interval) is True
     assert await other._lead(interval) is False
+
+
+async def test_a_scheduled_job_held_in_rqs_scheduled_registry_is_left_alone(parts):
+    reconciler, rq_redis, client, queue = parts
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    [job_id] = await record(client, JobStatus.SCHEDULED, run_at=run_at)
+    assert enqueue(rq_redis, QueueMessage(job_id=job_id, name="echo", run_at=run_at),
+                   reconciler.settings.worker)
+    assert rq_redis.zscore(scheduled_key("standard"), job_id) == run_at.timestamp()
+    await age_and_drain(rq_redis, queue)
+    assert await reconciler.reconcile_once() == 0
+    assert await sent_again(queue) == []
+
+
+async def test_a_scheduled_job_redis_lost_is_sent_again_with_its_run_at(parts):
+    reconciler, rq_redis, client, queue = parts
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    [job_id] = await record(client, JobStatus.SCHEDULED, run_at=run_at)
+    await age_and_drain(rq_redis, queue)
+    assert await reconciler.reconcile_once() == 1
+    [message] = await sent_again(queue)
+    assert (message.job_id, message.attempt, message.run_at) == (job_id, 1, run_at)
+
+
+async def test_a_scheduled_rq_job_missing_from_the_registry_is_replaced_and_sent_again(parts):
+    # Say the scheduled registry was emptied from rq-dashboard: RQ's job hash alone would
+    # make the dispatcher's unique enqueue a no-op, and the job would never run.
+    reconciler, rq_redis, client, queue = parts
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    [job_id] = await record(client, JobStatus.SCHEDULED, run_at=run_at)
+    enqueue(rq_redis, QueueMessage(job_id=job_id, name="echo", run_at=run_at),
+            reconciler.settings.worker)
+    rq_redis.delete(scheduled_key("standard"))
+    await age_and_drain(rq_redis, queue)
+    assert await reconciler.reconcile_once() == 1
+    assert not rq_redis.exists(f"rq:job:{job_id}")
+    [message] = await sent_again(queue)
+    assert message.run_at == run_at
+    # What the dispatcher then does with it: back in the registry, due at run_at.
+    assert enqueue(rq_redis, message, reconciler.settings.worker)
+    assert rq_redis.zscore(scheduled_key("standard"), job_id) == run_at.timestamp()

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from bson import ObjectId
 
+from backend import webhooks
 from backend.client import DataServiceClient
 from backend.errors import DataServiceError
-from backend.jobs import JobStatus, NewJob, QueueMessage
+from backend.jobs import Job, JobStatus, NewJob, QueueMessage
 from backend.queues.redis_stream import RedisStreamQueue
 from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, Report, encode_report
 from backend.workers.dispatcher.recorder import Recorder
@@ -156,3 +158,29 @@ async def test_the_store_answers_what_it_recorded(data_service, parts):
     await Recorder(streams, client, queue).record_once()
     async with httpx.AsyncClient(base_url=data_service, headers=SERVICE_HEADERS) as http:
         assert (await http.get(f"/job/{job_id}")).json()["status"] == "succeeded"
+
+
+async def test_jobs_with_a_callback_url_get_one_webhook_when_a_batch_finishes_them(parts):
+    streams, client, queue = parts
+    hooked, plain, running = (str(ObjectId()) for _ in range(3))
+    url = "http://127.0.0.1:9/hook"
+    await client.create_jobs([
+        NewJob(id=hooked, name="echo", user_id="rec", status=JobStatus.QUEUED,
+               callback_url=url),
+        NewJob(id=plain, name="echo", user_id="rec", status=JobStatus.QUEUED),
+        NewJob(id=running, name="echo", user_id="rec", status=JobStatus.QUEUED,
+               callback_url=url)])
+    await append(streams, *ran(hooked), *ran(plain), ran(running)[0])
+    recorder = Recorder(streams, client, queue, batch=500)
+    assert await recorder.record_once() == 5
+    due = await streams.zrange(webhooks.DUE_KEY, 0, -1)
+    assert due == [hooked.encode()]  # finished and with a URL: only that one
+    delivery = await streams.hgetall(webhooks.delivery_key(hooked))
+    assert delivery[b"url"] == url.encode()
+    sent = msgspec.json.decode(delivery[b"body"], type=Job)
+    assert sent == await client.get_job(hooked)  # the job as the API shows it
+    assert (sent.status, sent.result) == (JobStatus.SUCCEEDED, {"id": hooked})
+    # The same end applied again (a batch redelivered after a crash): still one delivery.
+    await append(streams, ran(hooked)[1])
+    assert await recorder.record_once() == 1
+    assert await streams.zrange(webhooks.DUE_KEY, 0, -1) == [hooked.encode()]
