@@ -17,7 +17,7 @@
 // under 12 px. Focus is checked after a submit, a navigation and an action, and the skip
 // link must not reload the page.
 
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -557,6 +557,103 @@ check('the status filter shows only failed jobs', async (page) => {
   );
 });
 
+check('a failed job is re-run from its detail page, as a new job that links back', async (page) => {
+  await page.goto(`${BASE_URL}/jobs/${state.failId}`);
+  await waitForDetailStatus(page, ['failed']);
+  await page.getByRole('button', { name: 'Re-run' }).click();
+  // POST /jobs/{id}/rerun, then the new job's page.
+  await page.waitForURL(
+    (url) => /^\/jobs\/[0-9a-f]{24}$/.test(url.pathname) && !url.pathname.endsWith(state.failId),
+    { timeout: WAIT_MS },
+  );
+  const id = page.url().split('/').pop();
+  state.rerunId = id;
+  log(`re-ran ${state.failId} as ${id}`);
+  await page.getByText(`re-run as ${id}`).waitFor({ timeout: WAIT_MS });
+  const back = page.getByTestId('rerun-of');
+  await back.waitFor({ timeout: WAIT_MS });
+  assert(
+    ((await back.textContent()) ?? '').trim() === state.failId,
+    `"Re-run of" names the original job (${await back.textContent()})`,
+  );
+  assert((await page.getByTestId('job-id').textContent())?.trim() === id, 'the new job is shown');
+  // Same task, same params: it fails the same way.
+  const status = await waitForDetailStatus(page, ['failed', 'succeeded', 'cancelled']);
+  assert(status === 'failed', `the re-run failed like the original (status ${status})`);
+  const error = (await page.getByTestId('error').textContent()) ?? '';
+  assert(error.includes('the fail task failed on purpose'), `the same error (${error})`);
+  // Its own Re-run button is there, and the link leads back to the original.
+  await page.getByRole('button', { name: 'Re-run' }).waitFor({ timeout: WAIT_MS });
+  await back.click();
+  await page.waitForURL(`**/jobs/${state.failId}`);
+  await page.getByTestId('error').waitFor({ timeout: WAIT_MS });
+});
+
+check('a job with "Run at" a few seconds ahead waits, scheduled, then runs', async (page) => {
+  await page.goto(`${BASE_URL}/submit`);
+  await page
+    .locator('#field-task option[value="echo"]')
+    .waitFor({ state: 'attached', timeout: WAIT_MS });
+  await page.getByLabel('Task', { exact: true }).selectOption('echo');
+  await page.getByLabel('Estimated time').fill('1');
+  await page.getByLabel('Description').fill('e2e: scheduled');
+  /** A time `ms` from now as the browser's datetime-local picker shows it (its own zone). */
+  const localTime = (ms) =>
+    page.evaluate((offset) => {
+      const d = new Date(Date.now() + offset);
+      const p = (n) => String(n).padStart(2, '0');
+      return (
+        `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}` +
+        `T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`
+      );
+    }, ms);
+
+  // A time in the past is refused before anything is sent.
+  await page.getByLabel('Run at').fill(await localTime(-60_000));
+  await page.getByRole('button', { name: 'Submit job' }).click();
+  await page.locator('#runAt-error').getByText('already passed').waitFor({ timeout: WAIT_MS });
+  await expectFocus(page, '#field-runAt', 'the Run at field, with its error');
+  assert((await page.getByTestId('new-job-link').count()) === 0, 'no job was submitted');
+
+  const aheadMs = 15_000;
+  const runAt = await localTime(aheadMs);
+  const expected = Date.now() + aheadMs;
+  await page.getByLabel('Run at').fill(runAt);
+  await page.getByRole('button', { name: 'Submit job' }).click();
+  const link = page.getByTestId('new-job-link');
+  await link.waitFor({ timeout: WAIT_MS });
+  const id = ((await link.textContent()) ?? '').trim();
+  log(`submitted echo as ${id}, to run at ${runAt} (browser time)`);
+  await link.click();
+  await page.waitForURL(`**/jobs/${id}`);
+  const waiting = await waitForDetailStatus(page, ['scheduled', 'queued', 'running', 'succeeded']);
+  assert(waiting === 'scheduled', `the job waits for its time, scheduled (status ${waiting})`);
+  assert((await page.locator('.badge--scheduled').count()) >= 1, 'a scheduled badge is shown');
+  const starts = ((await page.getByTestId('starts-at').textContent()) ?? '').replace(/\s+/g, ' ');
+  assert(/Starts at \d\d:\d\d:\d\d · in \d+ s/.test(starts), `it says when it starts (${starts})`);
+  await expectCleanAudit(page, 'scheduled job');
+
+  // My jobs says so too.
+  await page.goto(`${BASE_URL}/jobs`);
+  const row = page.locator(`tr[data-job-id="${id}"]`);
+  await row.waitFor({ timeout: WAIT_MS });
+  if ((await row.getAttribute('data-status')) === 'scheduled') {
+    const text = ((await row.getByTestId('starts-at').textContent()) ?? '').trim();
+    assert(text.startsWith('Starts at'), `the list says when it starts (${text})`);
+  }
+  await page.goto(`${BASE_URL}/jobs/${id}`);
+  const final = await waitForDetailStatus(page, ['succeeded', 'failed', 'cancelled']);
+  assert(final === 'succeeded', `the scheduled job ran and succeeded (status ${final})`);
+  const answer = await page.request.get(`${BASE_URL}/api/v1/jobs/${id}`);
+  const job = await answer.json();
+  const due = Date.parse(job.run_at);
+  assert(Math.abs(due - expected) < 2000, `run_at is the time picked (${job.run_at})`);
+  assert(
+    Date.parse(job.started_at) >= due - 1000,
+    `it started at its time, not before (${job.started_at})`,
+  );
+});
+
 check('a finished job is deleted after a confirmation', async (page) => {
   await page.goto(`${BASE_URL}/jobs/${state.cancelId}`);
   await waitForDetailStatus(page, ['cancelled']);
@@ -638,6 +735,110 @@ check('an API token is created (its secret shown once), works, and is revoked', 
   assert(after.status === 401, `a revoked token is refused (${after.status})`);
 });
 
+/** Whether every chart canvas on the page has something drawn on it. */
+async function chartsDrawn(page) {
+  return page.evaluate(() => {
+    const canvases = [...document.querySelectorAll('.overview canvas')];
+    return (
+      canvases.length > 0 &&
+      canvases.every((canvas) => {
+        if (!canvas.width || !canvas.height) {
+          return false;
+        }
+        const { data } = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+        for (let i = 3; i < data.length; i += 4) {
+          if (data[i] !== 0) {
+            return true;
+          }
+        }
+        return false;
+      })
+    );
+  });
+}
+
+check('the overview shows an admin live charts while jobs run; screenshot saved', async (page) => {
+  // Work going on while the overview is open.
+  const id = await submitJob(page, {
+    task: 'simulate',
+    estimate: 20,
+    params: { duration: 20 },
+    description: 'e2e: overview',
+  });
+  // The admin has the Overview in the navigation.
+  await page
+    .getByRole('navigation', { name: 'Main' })
+    .getByRole('link', { name: 'Overview' })
+    .click();
+  await page.waitForURL('**/overview');
+  await expectFocus(page, 'h1#overview-title', 'the heading of Overview');
+  await page.locator('[data-testid="chart-minutes"]').waitFor({ timeout: WAIT_MS });
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await chartsDrawn(page))) {
+    assert(Date.now() < deadline, 'every chart has something drawn on it');
+    await page.waitForTimeout(200);
+  }
+  const charts = await page
+    .locator('.overview canvas')
+    .evaluateAll((canvases) =>
+      canvases.map((c) => `${c.dataset.testid}: ${c.getAttribute('aria-label')}`),
+    );
+  log(`charts drawn:\n  ${charts.join('\n  ')}`);
+
+  // The numbers behind the chart: this run's jobs have finished within the hour.
+  const label = (await page.getByTestId('chart-minutes').getAttribute('aria-label')) ?? '';
+  const counted = (status) =>
+    Number((label.match(new RegExp(`([\\d,]+) ${status}`)) ?? ['', '0'])[1].replace(/,/g, ''));
+  assert(
+    counted('succeeded') >= 1 && counted('failed') >= 2,
+    `the finished jobs are counted (${label})`,
+  );
+  // The latest failures link to their jobs: the re-run is among them.
+  const failure = page.locator(`[data-testid="failures"] tr[data-job-id="${state.rerunId}"] a`);
+  await failure.waitFor({ timeout: WAIT_MS });
+  assert(
+    (await failure.getAttribute('href')) === `/jobs/${state.rerunId}`,
+    'a failure links to its job',
+  );
+
+  // Live: asked again every 5 s, and the busy worker shows while the job runs.
+  let busySeen = 0;
+  let refreshes = 0;
+  const until = Date.now() + WAIT_MS;
+  while (Date.now() < until && (refreshes < 2 || busySeen === 0)) {
+    const answer = await page.waitForResponse(
+      (response) => response.url().endsWith('/api/v1/stats') && response.status() === 200,
+      { timeout: 15_000 },
+    );
+    const stats = await answer.json();
+    refreshes += 1;
+    busySeen = Math.max(busySeen, stats.workers.busy);
+    log(`stats refresh ${refreshes}: workers ${JSON.stringify(stats.workers)}`);
+    await page.waitForTimeout(100); // let the page draw what it got
+  }
+  assert(refreshes >= 2, `the overview refreshes itself (${refreshes} refreshes)`);
+  assert(busySeen >= 1, `a busy worker was shown while ${id} ran`);
+  const online = Number(
+    (
+      await page.locator('[data-testid="workers"] .tile').first().locator('dd').textContent()
+    )?.trim(),
+  );
+  assert(online >= 1, `workers are online (${online})`);
+  assert(await chartsDrawn(page), 'the charts are still drawn after the refreshes');
+
+  const shot = path.join(ARTIFACTS_DIR, 'overview.png');
+  await page.screenshot({ path: shot, fullPage: true });
+  const size = (await stat(shot)).size;
+  assert(size > 20_000, `the overview screenshot has the charts in it (${size} bytes)`);
+  await expectCleanAudit(page, 'overview');
+
+  // The numbers are there as tables too, for whoever cannot see the charts.
+  await page.getByText('The numbers, minute by minute').click();
+  const rows = await page.locator('#minutes-title ~ details tbody tr').count();
+  assert(rows === 60, `one row per minute of the last hour (${rows})`);
+  await expectCleanAudit(page, 'overview, numbers shown');
+});
+
 check(
   'accessibility of every page: axe-core, tap targets, text sizes (desktop, 375 px, dark)',
   async (page) => {
@@ -662,6 +863,11 @@ check(
         name: 'succeeded job',
         url: `/jobs/${state.simulateId}`,
         ready: () => page.getByTestId('result').waitFor(),
+      },
+      {
+        name: 'overview',
+        url: '/overview',
+        ready: () => page.locator('[data-testid="chart-minutes"]').waitFor(),
       },
       {
         name: 'API tokens',

@@ -1,6 +1,6 @@
 import { Routes } from '@angular/router';
 
-import { signedInGuard, signedOutGuard } from './core/auth.guard';
+import { adminGuard, signedInGuard, signedOutGuard } from './core/auth.guard';
 
 /** Every page but /sign-in needs a signed-in user (signedInGuard sends the others to sign in). */
 export const routes: Routes = [
@@ -34,6 +34,19 @@ export const routes: Routes = [
     title: 'API tokens · Taskbroker',
     canActivate: [signedInGuard],
     loadComponent: () => import('./pages/tokens/tokens.page').then((m) => m.TokensPage),
+  },
+  {
+    path: 'overview',
+    title: 'Overview · Taskbroker',
+    canMatch: [adminGuard],
+    loadComponent: () => import('./pages/overview/overview.page').then((m) => m.OverviewPage),
+  },
+  {
+    // Not an admin (adminGuard did not match): say so, rather than "not found".
+    path: 'overview',
+    title: 'Overview · Taskbroker',
+    canActivate: [signedInGuard],
+    loadComponent: () => import('./pages/admins-only.page').then((m) => m.AdminsOnlyPage),
   },
   {
     path: '**',

@@ -52,10 +52,15 @@ describe('App shell', () => {
     expect(root.querySelector('#user-id')).toBeNull();
   });
 
-  it('says "admin" for an admin', async () => {
+  it('says "admin" for an admin, and offers the Overview', async () => {
     signInAs('root', 'admin');
     await create();
     expect(text(root, '[data-testid="session-admin"]')).toBe('admin');
+    const links = Array.from(root.querySelectorAll('nav[aria-label="Main"] a')).map((a) =>
+      a.textContent?.trim(),
+    );
+    expect(links).toEqual(['Submit', 'My jobs', 'API tokens', 'Overview']);
+    expect(query(root, 'nav a[href="/overview"]')).toBeTruthy();
   });
 
   it('shows no navigation and no user while signed out', async () => {

@@ -25,6 +25,9 @@ export function makeJob(overrides: Partial<Job> = {}): Job {
     updated_at: '2026-11-01T10:00:00Z',
     started_at: null,
     finished_at: null,
+    run_at: null,
+    rerun_of: null,
+    callback_url: null,
     ...overrides,
   };
 }

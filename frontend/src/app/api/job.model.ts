@@ -5,6 +5,7 @@
 
 export const JOB_STATUSES = [
   'created',
+  'scheduled',
   'queued',
   'running',
   'retrying',
@@ -50,11 +51,23 @@ export interface Job {
   updated_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** When a `scheduled` job is due (ISO UTC); null for a job that runs at once. */
+  run_at: string | null;
+  /** The job this one re-runs, or null. */
+  rerun_of: string | null;
+  /** The webhook called when the job finishes, or null. */
+  callback_url: string | null;
 }
+
+/**
+ * A job as GET /api/v1/jobs lists it (backend/jobs.py JobSummary): no params, result or
+ * callback_url, and the error cut short. The detail page fetches the whole job.
+ */
+export type JobSummary = Omit<Job, 'params' | 'result' | 'callback_url'>;
 
 /** One page of jobs, newest first. */
 export interface JobPage {
-  items: Job[];
+  items: JobSummary[];
   total: number;
   limit: number;
   offset: number | null;
@@ -67,6 +80,10 @@ export interface JobExecutionRequest {
   estimated_time: number;
   description?: string | null;
   params?: JsonObject | null;
+  /** When to run it: ISO 8601 with a zone (a time in the past means now). */
+  run_at?: string | null;
+  /** Called (POST) when the job finishes; its host must be in WEBHOOK_ALLOWED_HOSTS. */
+  callback_url?: string | null;
 }
 
 export interface SubmitResponse {

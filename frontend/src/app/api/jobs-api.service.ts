@@ -62,6 +62,14 @@ export class JobsApi {
     return this.http.post<Job>(`${this.base}/jobs/${encodeURIComponent(id)}/cancel`, null);
   }
 
+  /** A new job with the same task, executor, params and description; 409 while unfinished. */
+  rerun(id: string): Observable<SubmitResponse> {
+    return this.http.post<SubmitResponse>(
+      `${this.base}/jobs/${encodeURIComponent(id)}/rerun`,
+      null,
+    );
+  }
+
   delete(id: string): Observable<Deleted> {
     return this.http.delete<Deleted>(`${this.base}/jobs/${encodeURIComponent(id)}`);
   }

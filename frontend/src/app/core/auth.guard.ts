@@ -1,5 +1,5 @@
 import { inject } from '@angular/core';
-import { CanActivateFn, Router, UrlTree } from '@angular/router';
+import { CanActivateFn, CanMatchFn, Router, UrlTree } from '@angular/router';
 import { map } from 'rxjs';
 
 import { AuthService } from './auth.service';
@@ -20,6 +20,16 @@ export const signedInGuard: CanActivateFn = (_route, state) => {
     .session()
     .pipe(map((user) => (user ? true : signInUrlTree(router, state.url))));
 };
+
+/**
+ * Admin pages (canMatch): the route matches for a signed-in admin only. Anyone else
+ * falls through to the next route of the same path, which says "admins only" (or, signed
+ * out, sends them to sign in); the admin page's code is never even loaded for them.
+ */
+export const adminGuard: CanMatchFn = () =>
+  inject(AuthService)
+    .session()
+    .pipe(map((user) => user?.role === 'admin'));
 
 /** /sign-in itself: someone already signed in goes on to returnUrl (or My jobs). */
 export const signedOutGuard: CanActivateFn = (route) => {

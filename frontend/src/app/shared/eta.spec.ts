@@ -1,5 +1,5 @@
 import { makeJob } from '../../testing/fixtures';
-import { estimateFinish, formatDuration, formatRelative } from './eta';
+import { estimateFinish, formatDuration, formatRelative, scheduledStart } from './eta';
 
 const NOW = Date.parse('2026-11-01T10:01:00Z');
 
@@ -43,6 +43,23 @@ describe('estimateFinish', () => {
   it('gives a queued job its whole estimate from now', () => {
     const eta = estimateFinish(makeJob({ status: 'queued', estimated_time: 6 }), NOW);
     expect(eta).toEqual({ finishAt: NOW + 6000, remainingSeconds: 6, basis: 'estimate' });
+  });
+
+  it('counts a scheduled job from its run_at, not from now', () => {
+    // Due in 2 minutes, 6 s of work: finished 126 s from now.
+    const job = makeJob({ status: 'scheduled', estimated_time: 6, run_at: '2026-11-01T10:03:00Z' });
+    expect(estimateFinish(job, NOW)).toEqual({
+      finishAt: Date.parse('2026-11-01T10:03:06Z'),
+      remainingSeconds: 126,
+      basis: 'estimate',
+    });
+    expect(scheduledStart(job, NOW)).toBe(Date.parse('2026-11-01T10:03:00Z'));
+  });
+
+  it('counts a scheduled job that is due already from now', () => {
+    const job = makeJob({ status: 'scheduled', estimated_time: 6, run_at: '2026-11-01T09:00:00Z' });
+    expect(scheduledStart(job, NOW)).toBe(NOW);
+    expect(estimateFinish(job, NOW)?.remainingSeconds).toBe(6);
   });
 
   it('has nothing to say about finished jobs or jobs without an estimate', () => {

@@ -1,4 +1,4 @@
-import { Job, isTerminal } from '../api/job.model';
+import { JobSummary, isTerminal } from '../api/job.model';
 
 /** When a job should finish, and what the guess rests on. */
 export interface Eta {
@@ -12,11 +12,23 @@ export interface Eta {
 const MIN_PROGRESS_FOR_EXTRAPOLATION = 2;
 
 /**
- * Estimate a queued or running job's finish time (ms since epoch), from its
- * estimated_time and the progress it has reported. Null for finished jobs and
- * when there is nothing to go on.
+ * When a scheduled job should start (ms since epoch): its run_at, or now once that has
+ * passed (due, waiting for the dispatcher). Null for any other job.
  */
-export function estimateFinish(job: Job, now: number): Eta | null {
+export function scheduledStart(job: JobSummary, now: number): number | null {
+  if (job.status !== 'scheduled' || !job.run_at) {
+    return null;
+  }
+  const at = Date.parse(job.run_at);
+  return Number.isNaN(at) ? null : Math.max(at, now);
+}
+
+/**
+ * Estimate a queued or running job's finish time (ms since epoch), from its
+ * estimated_time and the progress it has reported; a scheduled job's counts from its
+ * run_at. Null for finished jobs and when there is nothing to go on.
+ */
+export function estimateFinish(job: JobSummary, now: number): Eta | null {
   if (isTerminal(job.status)) {
     return null;
   }
@@ -37,9 +49,12 @@ export function estimateFinish(job: Job, now: number): Eta | null {
     }
     return null;
   }
-  // created, queued, retrying: not started (again) yet, so at least the whole estimate.
+  // created, scheduled, queued, retrying: not started (again) yet, so at least the whole
+  // estimate, from now or from when a scheduled job is due.
   if (estimate !== null) {
-    return { finishAt: now + estimate * 1000, remainingSeconds: estimate, basis: 'estimate' };
+    const start = scheduledStart(job, now) ?? now;
+    const remaining = (start - now) / 1000 + estimate;
+    return { finishAt: start + estimate * 1000, remainingSeconds: remaining, basis: 'estimate' };
   }
   return null;
 }

@@ -183,6 +183,101 @@ describe('JobDetailPage', () => {
     expect(TestBed.inject(NoticeService).message()).toBe(`Job simulate (${job.id}) deleted.`);
   });
 
+  describe('Re-run', () => {
+    it('runs a failed job again and opens the new job, which links back', async () => {
+      const job = makeJob({ name: 'fail', status: 'failed', error: 'PermanentError: boom' });
+      await open(job);
+      buttonByText(root, 'Re-run').click();
+      await settle();
+      http
+        .expectOne({ method: 'POST', url: `/api/v1/jobs/${job.id}/rerun` })
+        .flush({ status: 200, job_id: 'c'.repeat(24) });
+      await settle();
+      expect(TestBed.inject(Router).url).toBe(`/jobs/${'c'.repeat(24)}`);
+      expect(TestBed.inject(NoticeService).message()).toBe(
+        `Job fail (${job.id}) re-run as ${'c'.repeat(24)}.`,
+      );
+      // The old job's fields are not shown under the new id while it loads.
+      expect(root.querySelector('[data-testid="job-id"]')).toBeNull();
+      const rerun = makeJob({ id: 'c'.repeat(24), name: 'fail', rerun_of: job.id });
+      http.expectOne(`/api/v1/jobs/${'c'.repeat(24)}`).flush(rerun);
+      await settle();
+      expect(field('Id')).toBe('c'.repeat(24));
+      const back = query<HTMLAnchorElement>(root, '[data-testid="rerun-of"]');
+      expect(field('Re-run of')).toBe(job.id);
+      expect(back.getAttribute('href')).toBe(`/jobs/${job.id}`);
+      // Queued: nothing to re-run yet.
+      expect(
+        Array.from(root.querySelectorAll('button')).some((b) => b.textContent?.trim() === 'Re-run'),
+      ).toBe(false);
+      FakeEventSource.last().close();
+    });
+
+    it.each([
+      ['cancelled', true],
+      ['succeeded', false],
+      ['running', false],
+      ['scheduled', false],
+    ] as const)('is offered for a %s job: %s', async (status, offered) => {
+      const job = makeJob({ status });
+      await open(job);
+      const buttons = Array.from(root.querySelectorAll('button')).map((b) => b.textContent?.trim());
+      expect(buttons.includes('Re-run')).toBe(offered);
+      FakeEventSource.instances.forEach((source) => source.close());
+    });
+
+    it('says why a re-run was refused (409: not finished) and shows where the job is', async () => {
+      const job = makeJob({ status: 'cancelled' });
+      await open(job);
+      buttonByText(root, 'Re-run').click();
+      http
+        .expectOne(`/api/v1/jobs/${job.id}/rerun`)
+        .flush(
+          { status_code: 409, detail: 'Job is not finished', extra: { current_status: 'running' } },
+          { status: 409, statusText: 'Conflict' },
+        );
+      http.expectOne(`/api/v1/jobs/${job.id}`).flush({ ...job, status: 'cancelled' });
+      await settle();
+      expect(text(root, '.callout--error')).toBe('Re-run failed: Job is not finished (HTTP 409)');
+      expect(document.activeElement).toBe(query(root, '.callout--error'));
+      expect(TestBed.inject(Router).url).toBe(`/jobs/${job.id}`);
+    });
+
+    it('says so when the job is gone (404)', async () => {
+      const job = makeJob({ status: 'failed' });
+      await open(job);
+      buttonByText(root, 'Re-run').click();
+      http
+        .expectOne(`/api/v1/jobs/${job.id}/rerun`)
+        .flush({ status_code: 404, detail: 'Not found' }, { status: 404, statusText: 'Not Found' });
+      http
+        .expectOne(`/api/v1/jobs/${job.id}`)
+        .flush({ status_code: 404, detail: 'Not found' }, { status: 404, statusText: 'Not Found' });
+      await settle();
+      expect(text(root, '[data-testid="not-found"] h1')).toBe('Job not found');
+    });
+  });
+
+  it('says when a scheduled job starts, and estimates its finish from then', async () => {
+    const runAt = new Date(Date.now() + 10 * 60_000);
+    const job = makeJob({
+      status: 'scheduled',
+      estimated_time: 30,
+      run_at: runAt.toISOString(),
+      callback_url: 'https://hooks.example.com/done',
+    });
+    await open(job);
+    expect(text(root, 'app-status-badge')).toBe('scheduled');
+    expect(text(root, '[data-testid="starts-at"]')).toMatch(
+      /^Starts at \d\d:\d\d:\d\d · in 10 min$|^Starts at \d\d:\d\d:\d\d · in 9 min 5\d s$/,
+    );
+    // The estimate: 30 s after the start, so 10 min 30 s from now.
+    expect(text(root, '.detail-progress app-job-timing')).toMatch(/· in 10 min (29|30) s$/);
+    expect(field('Run at')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d · in /);
+    expect(field('Callback URL')).toBe('https://hooks.example.com/done');
+    FakeEventSource.last().close();
+  });
+
   it('says when the job does not exist', async () => {
     harness = await RouterTestingHarness.create();
     await harness.navigateByUrl(`/jobs/${'0'.repeat(24)}`, JobDetailPage);

@@ -27,13 +27,13 @@ import { Clock } from '../../core/clock.service';
 import { NoticeService } from '../../core/notice.service';
 import { ConfirmDialog } from '../../shared/confirm-dialog';
 import { formatDuration, formatRelative, formatTimestamp } from '../../shared/eta';
-import { JobTiming } from '../../shared/job-timing';
+import { JobTiming, startText } from '../../shared/job-timing';
 import { ProgressBar } from '../../shared/progress-bar';
 import { StatusBadge } from '../../shared/status-badge';
 
 type PendingAction = 'cancel' | 'delete';
 
-/** One job: every field, live while it runs, with cancel and delete. */
+/** One job: every field, live while it runs, with cancel, re-run and delete. */
 @Component({
   selector: 'app-job-detail-page',
   changeDetection: ChangeDetectionStrategy.OnPush,
@@ -58,12 +58,22 @@ export class JobDetailPage {
   protected readonly notFound = signal(false);
   protected readonly error = signal<ApiError | null>(null);
   protected readonly confirming = signal<PendingAction | null>(null);
-  protected readonly busy = signal<PendingAction | null>(null);
+  protected readonly busy = signal<PendingAction | 'rerun' | null>(null);
   protected readonly actionError = signal<string | null>(null);
 
   protected readonly finished = computed(() => {
     const job = this.job();
     return !!job && isTerminal(job.status);
+  });
+  /** A failed or cancelled job can be run again, as a new job. */
+  protected readonly canRerun = computed(() => {
+    const status = this.job()?.status;
+    return status === 'failed' || status === 'cancelled';
+  });
+  /** A scheduled job: when it starts. */
+  protected readonly start = computed(() => {
+    const job = this.job();
+    return job ? startText(job, this.clock.now()) : null;
   });
   protected readonly hasResult = computed(() => {
     const job = this.job();
@@ -88,6 +98,7 @@ export class JobDetailPage {
     }
     const stamps: [string, string | null][] = [
       ['Created', job.created_at],
+      ...(job.run_at ? ([['Run at', job.run_at]] as [string, string][]) : []),
       ['Started', job.started_at],
       ['Updated', job.updated_at],
       ['Finished', job.finished_at],
@@ -124,6 +135,12 @@ export class JobDetailPage {
   protected load(id: string): void {
     this.request?.unsubscribe();
     this.watch?.unsubscribe();
+    if (this.job()?.id !== id) {
+      // Another job (a re-run just made, say): never show the last one's fields under its id.
+      this.job.set(null);
+      this.actionError.set(null);
+      this.confirming.set(null);
+    }
     this.loading.set(true);
     this.error.set(null);
     this.notFound.set(false);
@@ -181,6 +198,24 @@ export class JobDetailPage {
         error: (error: unknown) => this.actionFailed('Delete', error, job.id),
       });
     }
+  }
+
+  /** POST /jobs/{id}/rerun, then the new job's page. */
+  protected rerun(): void {
+    const job = this.job();
+    if (!job || this.busy() !== null) {
+      return;
+    }
+    this.actionError.set(null);
+    this.busy.set('rerun');
+    this.api.rerun(job.id).subscribe({
+      next: (answer) => {
+        this.busy.set(null);
+        this.notices.show(`Job ${job.name} (${job.id}) re-run as ${answer.job_id}.`);
+        void this.router.navigate(['/jobs', answer.job_id]);
+      },
+      error: (error: unknown) => this.actionFailed('Re-run', error, job.id),
+    });
   }
 
   private actionFailed(what: string, error: unknown, id: string): void {

@@ -11,12 +11,21 @@ import { RouterTestingHarness } from '@angular/router/testing';
 import { signInAs } from '../../../testing/auth';
 import { FakeEventSource, makeJob } from '../../../testing/fixtures';
 import { buttonByText, query, queryAll, setValue, text } from '../../../testing/dom';
-import { Job, JobPage } from '../../api/job.model';
+import { Job, JobPage, JobSummary } from '../../api/job.model';
 import { EVENT_SOURCE_FACTORY } from '../../api/job-watcher.service';
 import { JobsPage } from './jobs.page';
 
-function page(items: Job[], total = items.length, offset = 0): JobPage {
+function page(items: JobSummary[], total = items.length, offset = 0): JobPage {
   return { items, total, limit: 20, offset, next_cursor: null };
+}
+
+/** A job as the list sends it: without params and result. */
+function summary(job: Job): JobSummary {
+  const copy: Partial<Job> = { ...job };
+  delete copy.params;
+  delete copy.result;
+  delete copy.callback_url;
+  return copy as JobSummary;
 }
 
 describe('JobsPage', () => {
@@ -93,6 +102,52 @@ describe('JobsPage', () => {
     expect(text(row(failed.id), '[data-testid="status"]')).toBe('failed');
     expect(text(root, '#jobs-range')).toBe('1–2 of 2');
     FakeEventSource.instances.forEach((s) => s.close());
+  });
+
+  it('lists job summaries; a scheduled job says when it starts and should finish', async () => {
+    await open();
+    const runAt = new Date(Date.now() + 5 * 60_000).toISOString();
+    // The list sends summaries: no params, no result.
+    const scheduled = summary(makeJob({ status: 'scheduled', estimated_time: 60, run_at: runAt }));
+    expect(Object.keys(scheduled)).not.toContain('params');
+    expectList().flush(page([scheduled]));
+    await settle();
+    expect(text(row(scheduled.id), '[data-testid="status"]')).toBe('scheduled');
+    expect(query(row(scheduled.id), '.badge').classList).toContain('badge--scheduled');
+    expect(text(row(scheduled.id), '[data-testid="starts-at"]')).toMatch(
+      /^Starts at \d\d:\d\d:\d\d · in (5 min|4 min 5\d s)$/,
+    );
+    // Its finish counts from its start: 6 minutes from now, give or take a second.
+    expect(text(row(scheduled.id), 'app-job-timing')).toMatch(
+      /≈ \d\d:\d\d:\d\d · in (6 min|5 min 5\d s)$/,
+    );
+    // Followed live like any unfinished job: once due, it is queued.
+    const source = FakeEventSource.last();
+    expect(source.url).toBe(`/api/v1/jobs/${scheduled.id}/events`);
+    source.sendJob(
+      makeJob({ ...scheduled, status: 'queued', updated_at: new Date().toISOString() }),
+    );
+    await settle();
+    expect(text(row(scheduled.id), '[data-testid="status"]')).toBe('queued');
+    expect(row(scheduled.id).querySelector('[data-testid="starts-at"]')).toBeNull();
+    source.close();
+  });
+
+  it('offers the scheduled status in the filter', async () => {
+    await open('/jobs?status=scheduled');
+    expect(expectList().request.params.get('status')).toBe('scheduled');
+    const options = queryAll<HTMLOptionElement>(root, '#status-filter option').map((o) => o.value);
+    expect(options).toEqual([
+      '',
+      'created',
+      'scheduled',
+      'queued',
+      'running',
+      'retrying',
+      'succeeded',
+      'failed',
+      'cancelled',
+    ]);
   });
 
   it('updates unfinished jobs live from their event stream, without reloading', async () => {

@@ -16,7 +16,7 @@ import { Router, RouterLink } from '@angular/router';
 import { Subscription } from 'rxjs';
 
 import { ApiError, toApiError } from '../../api/api-error';
-import { JOB_STATUSES, Job, JobPage, JobStatus, isTerminal } from '../../api/job.model';
+import { JOB_STATUSES, JobPage, JobStatus, JobSummary, isTerminal } from '../../api/job.model';
 import { JobWatcher } from '../../api/job-watcher.service';
 import { JobsApi } from '../../api/jobs-api.service';
 import { ApiStatus } from '../../core/api-status.service';
@@ -41,7 +41,7 @@ function sameScope(a: OwnerScope, b: OwnerScope): boolean {
   return a.kind === b.kind && (a.kind !== 'user' || b.kind !== 'user' || a.name === b.name);
 }
 
-function newer(a: Job, b: Job): Job {
+function newer(a: JobSummary, b: JobSummary): JobSummary {
   return Date.parse(a.updated_at) >= Date.parse(b.updated_at) ? a : b;
 }
 
@@ -262,7 +262,7 @@ export class JobsPage {
     this.goTo(this.pageOffset() + PAGE_SIZE);
   }
 
-  protected created(job: Job): { text: string; title: string } {
+  protected created(job: JobSummary): { text: string; title: string } {
     return {
       text: formatRelative(Date.parse(job.created_at), this.clock.now()),
       title: formatTimestamp(job.created_at),
@@ -285,7 +285,7 @@ export class JobsPage {
     };
   }
 
-  private applyUpdate(job: Job): void {
+  private applyUpdate(job: JobSummary): void {
     this.page.update((page) =>
       page
         ? {
@@ -297,7 +297,7 @@ export class JobsPage {
   }
 
   /** Follow every unfinished job on the page; stop following the rest. */
-  private syncWatches(items: Job[]): void {
+  private syncWatches(items: JobSummary[]): void {
     const live = new Set(items.filter((job) => !isTerminal(job.status)).map((job) => job.id));
     for (const [id, subscription] of this.watches) {
       if (!live.has(id)) {

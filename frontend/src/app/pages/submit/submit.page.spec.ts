@@ -5,6 +5,7 @@ import { provideRouter } from '@angular/router';
 
 import { buttonByText, query, setValue, text } from '../../../testing/dom';
 import { signInAs } from '../../../testing/auth';
+import { toLocalInput } from '../../shared/schedule';
 import { SubmitPage } from './submit.page';
 
 const TASKS = [
@@ -162,6 +163,129 @@ describe('SubmitPage', () => {
     await fixture.whenStable();
     expect(text(root, '[data-testid="form-error"]')).toBe('The queue refused the job (HTTP 503)');
     expect(buttonByText(root, 'Submit job').disabled).toBe(false);
+  });
+
+  describe('Run at and Callback URL', () => {
+    /** The focus moves after the error text renders (a timer in the page). */
+    const afterFocusMove = () => new Promise((resolve) => setTimeout(resolve));
+
+    it('sends the picked local time as UTC, and the callback URL', async () => {
+      await start();
+      const at = Date.now() + 3_600_000;
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-runAt'), toLocalInput(at));
+      setValue(query(root, '#field-callbackUrl'), ' https://hooks.example.com/done ');
+      await clickSubmit();
+      const request = http.expectOne(SUBMIT_URL);
+      const body = request.request.body as Record<string, unknown>;
+      expect(body['run_at']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z$/);
+      // The same instant the user picked, to the second.
+      expect(Date.parse(body['run_at'] as string)).toBe(Math.floor(at / 1000) * 1000);
+      expect(body['callback_url']).toBe('https://hooks.example.com/done');
+      request.flush({ status: 200, job_id: 'b'.repeat(24) });
+      await fixture.whenStable();
+      expect(text(root, '[data-testid="submitted"]')).toContain('b'.repeat(24));
+    });
+
+    it('sends neither when both are left empty: the job runs at once', async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      await clickSubmit();
+      const body = http.expectOne(SUBMIT_URL).request.body as Record<string, unknown>;
+      expect('run_at' in body).toBe(false);
+      expect('callback_url' in body).toBe(false);
+    });
+
+    it('refuses a time in the past before sending, and says so next to the field', async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-runAt'), toLocalInput(Date.now() - 5 * 60_000));
+      await clickSubmit();
+      await afterFocusMove();
+      http.expectNone(SUBMIT_URL);
+      expect(text(root, '#runAt-error')).toBe(
+        'That time has already passed. Pick a later time, or leave it empty to run at once.',
+      );
+      const input = query(root, '#field-runAt');
+      expect(input.getAttribute('aria-invalid')).toBe('true');
+      expect(input.getAttribute('aria-describedby')).toContain('runAt-error');
+      expect(document.activeElement).toBe(input);
+    });
+
+    it('checks the time again when sending: it may have passed since it was picked', async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      const soon = Date.now() + 1500;
+      setValue(query(root, '#field-runAt'), toLocalInput(soon));
+      expect(text(root, '#runAt-error')).toBe('');
+      await new Promise((resolve) => setTimeout(resolve, soon - Date.now() + 50));
+      await clickSubmit();
+      http.expectNone(SUBMIT_URL);
+      expect(text(root, '#runAt-error')).toContain('already passed');
+    });
+
+    it('refuses a callback that is not an http(s) URL before sending', async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-callbackUrl'), 'hooks.example.com/done');
+      await clickSubmit();
+      http.expectNone(SUBMIT_URL);
+      expect(text(root, '#callbackUrl-error')).toMatch(/^Not a URL/);
+    });
+
+    it('shows the server refusing the callback host next to the Callback URL field', async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-callbackUrl'), 'https://evil.example.net/x');
+      await clickSubmit();
+      http.expectOne(SUBMIT_URL).flush(
+        {
+          status_code: 422,
+          detail: 'callback_url host evil.example.net is not in WEBHOOK_ALLOWED_HOSTS',
+        },
+        { status: 422, statusText: 'Unprocessable Entity' },
+      );
+      await fixture.whenStable();
+      await afterFocusMove();
+      expect(text(root, '#callbackUrl-error')).toBe(
+        'callback_url host evil.example.net is not in WEBHOOK_ALLOWED_HOSTS (HTTP 422)',
+      );
+      expect(root.querySelector('[data-testid="form-error"]')).toBeNull();
+      expect(document.activeElement).toBe(query(root, '#field-callbackUrl'));
+
+      // The same when the server names the field in `extra`.
+      setValue(query(root, '#field-callbackUrl'), 'https://other.example.net/x');
+      await fixture.whenStable();
+      expect(text(root, '#callbackUrl-error')).toBe('');
+      await clickSubmit();
+      http.expectOne(SUBMIT_URL).flush(
+        {
+          status_code: 422,
+          detail: 'Validation failed',
+          extra: { callback_url: 'host not in WEBHOOK_ALLOWED_HOSTS' },
+        },
+        { status: 422, statusText: 'Unprocessable Entity' },
+      );
+      await fixture.whenStable();
+      expect(text(root, '#callbackUrl-error')).toBe('host not in WEBHOOK_ALLOWED_HOSTS');
+    });
+
+    it("shows the server's run_at message next to the Run at field", async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-runAt'), toLocalInput(Date.now() + 60_000));
+      await clickSubmit();
+      http.expectOne(SUBMIT_URL).flush(
+        {
+          status_code: 400,
+          detail: 'Validation failed',
+          extra: [{ key: 'run_at', message: 'Expected a datetime with a zone', source: 'body' }],
+        },
+        { status: 400, statusText: 'Bad Request' },
+      );
+      await fixture.whenStable();
+      expect(text(root, '#runAt-error')).toBe('Expected a datetime with a zone');
+    });
   });
 
   it('says who the job will belong to', async () => {

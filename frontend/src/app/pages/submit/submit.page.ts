@@ -21,8 +21,27 @@ import { JobsApi } from '../../api/jobs-api.service';
 import { ApiStatus } from '../../core/api-status.service';
 import { AuthService } from '../../core/auth.service';
 import { jsonObjectValidator, parseParams } from '../../shared/params';
+import {
+  futureTimeValidator,
+  httpUrlValidator,
+  parseLocalInput,
+  toLocalInput,
+  zoneDescription,
+} from '../../shared/schedule';
 
-type FieldName = 'task' | 'executor' | 'description' | 'estimatedTime' | 'params';
+type FieldName =
+  'task' | 'executor' | 'description' | 'estimatedTime' | 'params' | 'runAt' | 'callbackUrl';
+
+/** In the order of the form, for "focus the first field in error". */
+const FIELD_ORDER: FieldName[] = [
+  'task',
+  'executor',
+  'estimatedTime',
+  'description',
+  'params',
+  'runAt',
+  'callbackUrl',
+];
 
 /** Request field (as the server names it) -> form control. */
 const SERVER_FIELDS: Record<string, FieldName> = {
@@ -32,7 +51,24 @@ const SERVER_FIELDS: Record<string, FieldName> = {
   description: 'description',
   estimated_time: 'estimatedTime',
   params: 'params',
+  run_at: 'runAt',
+  delay: 'runAt',
+  callback_url: 'callbackUrl',
 };
+
+/**
+ * A refusal that names no field in `extra` but whose message is about one (the
+ * WEBHOOK_ALLOWED_HOSTS 422, say): the field it is about.
+ */
+function fieldInMessage(message: string): FieldName | null {
+  if (/callback_url|WEBHOOK_ALLOWED_HOSTS|callback URL/i.test(message)) {
+    return 'callbackUrl';
+  }
+  if (/\brun_at\b|\bdelay\b/.test(message)) {
+    return 'runAt';
+  }
+  return null;
+}
 
 const MAX_ESTIMATE = 7 * 24 * 3600;
 
@@ -73,7 +109,16 @@ export class SubmitPage implements OnInit {
       Validators.max(MAX_ESTIMATE),
     ]),
     params: new FormControl('{}', { nonNullable: true, validators: [jsonObjectValidator] }),
+    runAt: new FormControl('', { nonNullable: true, validators: [futureTimeValidator] }),
+    callbackUrl: new FormControl('', {
+      nonNullable: true,
+      validators: [httpUrlValidator, Validators.maxLength(2048)],
+    }),
   });
+
+  /** The earliest "Run at" the picker offers, and the zone its times are in. */
+  protected readonly runAtMin = toLocalInput(Date.now());
+  protected readonly zone = zoneDescription(Date.now());
 
   constructor() {
     inject(ApiStatus)
@@ -141,6 +186,8 @@ export class SubmitPage implements OnInit {
         estimatedTime: 'Give an estimated time in seconds.',
         description: 'Required.',
         params: 'Required.',
+        runAt: 'Required.',
+        callbackUrl: 'Required.',
       }[name];
     }
     if (errors['min']) {
@@ -155,6 +202,12 @@ export class SubmitPage implements OnInit {
     if (errors['params']) {
       return errors['params'] as string;
     }
+    if (errors['runAt']) {
+      return errors['runAt'] as string;
+    }
+    if (errors['url']) {
+      return errors['url'] as string;
+    }
     return 'Invalid value.';
   }
 
@@ -165,6 +218,8 @@ export class SubmitPage implements OnInit {
     this.attempted.set(true);
     this.form.markAllAsTouched();
     this.generalError.set(null);
+    // "Run at" may have passed since it was picked: check it again now.
+    this.form.controls.runAt.updateValueAndValidity();
     if (this.form.invalid) {
       this.focusFirstInvalid();
       return;
@@ -176,6 +231,12 @@ export class SubmitPage implements OnInit {
       description: value.description.trim() || null,
       params: parseParams(value.params).value,
     };
+    if (value.runAt.trim()) {
+      request.run_at = new Date(parseLocalInput(value.runAt.trim())).toISOString();
+    }
+    if (value.callbackUrl.trim()) {
+      request.callback_url = value.callbackUrl.trim();
+    }
     this.submitting.set(true);
     this.created.set(null);
     this.api
@@ -209,6 +270,12 @@ export class SubmitPage implements OnInit {
         unmapped.push(`${key}: ${message}`);
       }
     }
+    if (!Object.keys(error.fields).length) {
+      const field = fieldInMessage(error.message);
+      if (field) {
+        mapped[field] = error.message;
+      }
+    }
     this.serverErrors.set(mapped);
     const hasFieldError = Object.keys(mapped).length > 0;
     if (!hasFieldError || unmapped.length) {
@@ -228,8 +295,7 @@ export class SubmitPage implements OnInit {
   private focusFirstInvalid(): void {
     // Let the error text render first so the screen reader reads it with the field.
     setTimeout(() => {
-      const fields: FieldName[] = ['task', 'executor', 'estimatedTime', 'description', 'params'];
-      const first = fields.find((name) => this.errorFor(name));
+      const first = FIELD_ORDER.find((name) => this.errorFor(name));
       if (first) {
         document.getElementById(`field-${first}`)?.focus();
       }
