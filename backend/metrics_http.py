@@ -38,8 +38,8 @@ def prometheus_config(app_name: str) -> PrometheusConfig:
 def metrics_controller(token: str) -> type[PrometheusController]:
     """The ``/metrics`` route: open, or behind ``token`` when it is set."""
 
-    def metrics_token_guard(connection: ASGIConnection[Any, Any, Any, Any],
-                            handler: BaseRouteHandler) -> None:
+    async def metrics_token_guard(connection: ASGIConnection[Any, Any, Any, Any],
+                                  handler: BaseRouteHandler) -> None:
         if not authorized(connection.headers.get("authorization"), token):
             raise NotAuthorizedException("send the metrics token (METRICS_TOKEN) as "
                                          "Authorization: Bearer <token>")

@@ -339,7 +339,10 @@ def rows() -> list[Row]:
 def compare(results: dict[str, Result], value: Callable[[Result], float] | None) -> list[str]:
     if "redis" not in results or "sqs" not in results:
         return []
-    return [f"{value(results['sqs']) / value(results['redis']):.2f}x" if value else ""]
+    if value is None:
+        return [""]
+    base = value(results["redis"])
+    return [f"{value(results['sqs']) / base:.2f}x" if base else "n/a"]  # e.g. 0 ms runs
 
 
 def throughput_table(results: dict[str, Result], args: argparse.Namespace) -> None:

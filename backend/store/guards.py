@@ -18,7 +18,9 @@ def service_token_guard(token: str) -> Any:
     constant time; routes with ``opt={"public": True}`` are open."""
     expected = token.encode()
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    # async: Litestar would run a plain function in a worker thread, on every request.
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any],
+                    handler: BaseRouteHandler) -> None:
         if handler.opt.get(PUBLIC):
             return
         given = connection.headers.get(SERVICE_TOKEN_HEADER, "").encode()
