@@ -327,6 +327,9 @@ class QueueMessage(Struct, kw_only=True, forbid_unknown_fields=False):
     traceparent: str = ""
     # A scheduled job's due time: the dispatcher keeps it in RQ's scheduled registry until then.
     run_at: datetime | None = None
+    # Whether the job has a callback_url: its end report says so, so that the data service
+    # looks up (for the webhook) only the finished jobs that have one.
+    callback: bool = False
 
     @property
     def ready_at(self) -> datetime:

@@ -77,6 +77,8 @@ class Report(Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=Tru
     submitted_at: datetime | None = None
     trace_id: Annotated[str, Meta(max_length=64)] | None = None
     traceparent: Annotated[str, Meta(max_length=128)] | None = None
+    # The job has a callback URL: the store answers it among ``finished`` (its webhook).
+    callback: bool = False
 
     @property
     def final(self) -> bool:
@@ -146,7 +148,7 @@ def about(message: QueueMessage) -> dict[str, Any]:
     """The fields of an end report that say which job it is (see :class:`Report`)."""
     return {"task": message.name, "submitted_at": message.ready_at,
             "trace_id": message.trace_id or None,
-            "traceparent": message.traceparent or None}
+            "traceparent": message.traceparent or None, "callback": message.callback}
 
 
 def encode_report(report: Report) -> bytes:

@@ -16,18 +16,28 @@ however many jobs ran.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from msgspec import Struct
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from backend.errors import QueueError
 from backend.jobs import JobStatus
+from backend.reports import REPORT_STREAM
+
+if TYPE_CHECKING:
+    from backend.queues import StandardQueue
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "taskbroker:stats"
 MINUTE_KEY = KEY_PREFIX + ":minute:{}"  # epoch minute -> {status: count}
@@ -262,3 +272,36 @@ async def workers(connection: Redis) -> Workers:
     alive = [state for state in states if state is not None]
     busy = sum(1 for state in alive if state in (b"busy", "busy"))
     return Workers(online=len(alive), busy=busy, idle=len(alive) - busy)
+
+
+async def _depth_of(call: Any, what: str) -> int | None:
+    try:
+        return int(await call())
+    except (QueueError, RedisError) as exc:
+        log.warning("the depth of %s is unknown: %s", what, exc)
+        return None
+
+
+async def queue_depths(queue: StandardQueue, connection: Redis,
+                       executors: Sequence[str]) -> list[tuple[str, str, int | None]]:
+    """``(name, kind, depth)`` of the STANDARD queue, each executor's RQ queue, the dead
+    letters and the report stream (kind: standard, rq, dead-letter, reports); a depth that
+    could not be read is None. The stats endpoint and the dispatcher's metrics share it."""
+    async def redis_depths() -> list[int | None]:
+        try:
+            async with connection.pipeline(transaction=False) as pipe:
+                for name in executors:
+                    pipe.llen(f"rq:queue:{name}")
+                pipe.xlen(REPORT_STREAM)
+                return [int(depth) for depth in await pipe.execute()]
+        except RedisError as exc:
+            log.warning("the depths of the RQ queues are unknown: %s", exc)
+            return [None] * (len(executors) + 1)
+
+    (*rq_depths, reports), standard, dead = await asyncio.gather(
+        redis_depths(), _depth_of(queue.depth, queue.name),
+        _depth_of(queue.dead_letter_depth, queue.dead_letter_name))
+    return [(queue.name, "standard", standard),
+            *((name, "rq", depth) for name, depth in zip(executors, rq_depths, strict=True)),
+            (queue.dead_letter_name, "dead-letter", dead),
+            (REPORT_STREAM, "reports", reports)]

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -46,9 +44,9 @@ from rq import Queue
 from benchmarks.common import (
     ROOT,
     print_table,
+    process_logs,
     recording,
     stop_all,
-    terminate_as_interrupt,
 )
 from benchmarks.cpu import CpuMeter, Usage, kill_leftovers
 from tests.services import ManagedProcess, start_redis
@@ -306,25 +304,17 @@ def main() -> None:
     if not kinds or min(args.n, args.workers, args.repeat) < 1:
         parser.error("need a baseline, and --n, --workers, --repeat of at least 1")
     require(kinds)
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-baselines-"))
     started: list[ManagedProcess] = []
-    ok = False
-    try:
-        with terminate_as_interrupt():
-            try:
-                with recording(started):
-                    server, url = start_redis(log_dir)
-                    found = run_baselines(kinds, url, server.pid, args.n, args.workers,
-                                          args.repeat, log_dir)
-            finally:
-                stop_all(started)
+    with process_logs("bench-baselines-") as logs:
+        try:
+            with recording(started):
+                server, url = start_redis(logs.path)
+                found = run_baselines(kinds, url, server.pid, args.n, args.workers,
+                                      args.repeat, logs.path)
+        finally:
+            stop_all(started)
         errors = [b.error for b in found.values() if b.error]
-        ok = not errors
-    finally:
-        if ok:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"process logs kept in {log_dir}", file=sys.stderr)
+        logs.ok = not errors
     if any(b.rounds for b in found.values()):
         print_table(heading(args.n, args.workers, args.repeat), baseline_rows(found))
     for error in errors:

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.common import print_table, recording, stop_all, terminate_as_interrupt
+from benchmarks.common import print_table, process_logs, recording, stop_all
 from benchmarks.kernel import (
     all_jobs,
     as_user,
@@ -225,21 +223,13 @@ def main() -> None:
     if min(args.n, args.concurrency, args.workers, args.repeat) < 1 or \
             not 1 <= args.batch <= 100:
         parser.error("--n, --concurrency, --workers, --repeat at least 1; --batch 1..100")
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     results: dict[str, Result] = {}
-    ok = False
-    try:
-        with terminate_as_interrupt():
-            for backend in backends:
-                results[backend] = run_backend(backend, args, log_dir)
-        ok = not any(r.errors for r in results.values())
-    finally:
-        if ok:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"process logs kept in {log_dir}", file=sys.stderr)
+    with process_logs("bench-batch-") as logs:
+        for backend in backends:
+            results[backend] = run_backend(backend, args, logs.path)
+        logs.ok = not any(r.errors for r in results.values())
     report(results, args)
-    if not ok:
+    if not logs.ok:
         raise SystemExit(1)
 
 

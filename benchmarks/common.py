@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib.metadata import PackageNotFoundError, version
@@ -81,6 +83,30 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class LogFolder:
+    """A temporary folder for the logs of the processes a benchmark starts; see
+    :func:`process_logs`."""
+
+    def __init__(self, prefix: str) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        self.ok = False  # set when every run went well: only then are the logs deleted
+
+
+@contextmanager
+def process_logs(prefix: str) -> Iterator[LogFolder]:
+    """A log folder, deleted at the end if the benchmark set ``ok``, else kept and named;
+    SIGTERM meanwhile unwinds like Ctrl-C (:func:`terminate_as_interrupt`)."""
+    logs = LogFolder(prefix)
+    try:
+        with terminate_as_interrupt():
+            yield logs
+    finally:
+        if logs.ok:
+            shutil.rmtree(logs.path, ignore_errors=True)
+        else:
+            print(f"process logs kept in {logs.path}", file=sys.stderr)
 
 
 # -- what the tables are headed with ----------------------------------------------------

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -31,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from benchmarks.common import print_table, recording, stop_all, terminate_as_interrupt
+from benchmarks.common import print_table, process_logs, recording, stop_all
 from benchmarks.cpu import CpuMeter
 from benchmarks.pipeline import LOAD, Result, measure, start_system
 from tests.services import ManagedProcess
@@ -104,20 +102,12 @@ def main() -> None:
     args = parser.parse_args()
     if min(args.n, args.concurrency, args.workers, args.repeat, args.pairs) < 1:
         parser.error("--n, --concurrency, --workers, --repeat and --pairs must be at least 1")
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
     runs: dict[bool, list[Result]] = {False: [], True: []}
-    ok = False
-    try:
-        with terminate_as_interrupt():
-            for _ in range(args.pairs):
-                for metrics_on in (False, True):
-                    runs[metrics_on].append(run_once(metrics_on, args, log_dir))
-        ok = True
-    finally:
-        if ok:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"process logs kept in {log_dir}", file=sys.stderr)
+    with process_logs("bench-metrics-") as logs:
+        for _ in range(args.pairs):
+            for metrics_on in (False, True):
+                runs[metrics_on].append(run_once(metrics_on, args, logs.path))
+        logs.ok = True
     off, on = best(runs[False]), best(runs[True])
     ratio = on.e2e_rate / off.e2e_rate
     print_table(

@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,9 +62,9 @@ from benchmarks.baselines import heading as baselines_heading
 from benchmarks.common import (
     percentile,
     print_table,
+    process_logs,
     recording,
     stop_all,
-    terminate_as_interrupt,
 )
 from benchmarks.cpu import CpuMeter, Usage
 from benchmarks.kernel import (
@@ -482,22 +480,14 @@ def main() -> None:
     # The baselines run once, on the redis-server of the redis backend's run if there is one.
     with_baselines = "redis" if "redis" in backends else backends[0]
 
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     results: dict[str, Result] = {}
-    ok = False
-    try:
-        with terminate_as_interrupt():
-            for backend in backends:
-                results[backend] = run_backend(
-                    backend, args, log_dir, kinds if backend == with_baselines else [])
-        ok = not any(r.errors for r in results.values())
-    finally:
-        if ok:
-            shutil.rmtree(log_dir, ignore_errors=True)
-        else:
-            print(f"process logs kept in {log_dir}", file=sys.stderr)
+    with process_logs("bench-pipeline-") as logs:
+        for backend in backends:
+            results[backend] = run_backend(
+                backend, args, logs.path, kinds if backend == with_baselines else [])
+        logs.ok = not any(r.errors for r in results.values())
     report(results, args)
-    if not ok:
+    if not logs.ok:
         raise SystemExit(1)
 
 

@@ -97,9 +97,8 @@ class JobWatch:
     def open_streams(self) -> int:
         return self._open
 
-    @contextlib.contextmanager
-    def follow(self, job: Job) -> Any:
-        """Register a stream of ``job``; yields the queue its updates arrive on."""
+    def check_room(self, job: Job) -> None:
+        """Raise :class:`TooManyStreamsError` if a stream of ``job`` would be over a limit."""
         if self._open >= self.max_streams:
             raise TooManyStreamsError(f"this server holds {self._open} live streams, its limit "
                                       f"(SSE_MAX_STREAMS); poll GET /api/v1/jobs/{job.id} "
@@ -108,6 +107,11 @@ class JobWatch:
             raise TooManyStreamsError(f"user {job.user_id} holds {self._users[job.user_id]} "
                                       "live streams on this server, the limit "
                                       "(SSE_MAX_STREAMS_PER_USER); close one first")
+
+    @contextlib.contextmanager
+    def follow(self, job: Job) -> Any:
+        """Register a stream of ``job``; yields the queue its updates arrive on."""
+        self.check_room(job)
         updates: asyncio.Queue[Update] = asyncio.Queue()
         self._streams.setdefault(job.id, set()).add(updates)
         self._users[job.user_id] += 1
@@ -219,8 +223,7 @@ async def job_events(request: Request[Any, Any, Any], job_id: JobIdParam, client
     watch: JobWatch = state.watch
     if not first.finished:
         # Refuse now, with a status code, rather than inside a stream already begun.
-        with watch.follow(first):
-            pass
+        watch.check_room(first)
     return ServerSentEvent(job_changes(watch, first, stopping=state.stopping))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -32,8 +33,16 @@ import redis.asyncio as aioredis
 from litestar.exceptions import ClientException, ValidationException
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 from redis.exceptions import RedisError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from backend.errors import TaskbrokerError
+
+log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 _VALID = re.compile(r"^[\x20-\x7e]{1,128}$")
@@ -42,6 +51,7 @@ WAIT_SECONDS = 15.0  # how long a racing request waits for the first one's outco
 # submit takes at most DATA_SERVICE_DEADLINE plus the queue's send timeout.
 PENDING_SECONDS = 120
 _POLL_SECONDS = 0.05
+SETTLE_SECONDS = 5.0  # how long marking a key done is tried again
 
 # KEYS[1] the key; ARGV[1] the claim, ARGV[2] its lifetime (s). The current value, or nil
 # when this call claimed the key.
@@ -149,10 +159,19 @@ class IdempotencyKeys:
             raise
         done = msgspec.json.encode(_Claim(job_id=job_id, request=request, done=True))
         try:
-            await self._call(self._settle, name, mine, done, self.ttl)
-        except IdempotencyUnavailableError:
-            # The job is recorded and queued; the claim stays pending until it expires,
-            # so a retry waits, then is told to try again: it never makes a second job.
+            # The job is recorded and queued: its key must say so, or a retry after the
+            # pending claim expires would make a second job. Redis gets a few tries.
+            async for attempt in AsyncRetrying(
+                    retry=retry_if_exception_type(IdempotencyUnavailableError),
+                    stop=stop_after_delay(SETTLE_SECONDS), wait=wait_exponential(0.1, max=2),
+                    reraise=True):
+                with attempt:
+                    await self._call(self._settle, name, mine, done, self.ttl)
+        except IdempotencyUnavailableError as exc:
+            # Still pending: a retry within PENDING_SECONDS gets a 409; after that the
+            # key is free again and a retry would make a second job.
+            log.error("job %s is submitted but its %s could not be marked done: %s",
+                      job_id, HEADER, exc)
             pass
 
     async def _release(self, name: str, mine: bytes) -> None:

@@ -131,7 +131,8 @@ def prepare_job(data: JobExecutionRequest, *, executor: str | None, caller: Prin
                        f"job may run, {limit} s (MAX_JOB_TIMEOUT)")
     options = submit_options(data, settings)  # run_at/delay and callback_url
     job_id = new_job_id()
-    message = queue_message(job_id, data, executor, trace_id, run_at=options.run_at)
+    message = queue_message(job_id, data, executor, trace_id, run_at=options.run_at,
+                            callback=options.callback_url is not None)
     check_message_size(message)
     job = NewJob(id=job_id, name=data.job_name, user_id=owner, status=options.status,
                  description=data.description, estimated_time=data.estimated_time,

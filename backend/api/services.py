@@ -59,8 +59,8 @@ async def cancel_job(client: DataServiceClient, connection: aioredis.Redis, curr
     await note_cancelled(connection, job)
     if current.status is not JobStatus.CREATED:
         # Queued or scheduled in RQ: RQ's own cancel. Running: RQ's stop-job command.
-        await cancel_in_rq(rq, job_id, rq_keep)
-        await stop_running_job(connection, job_id)
+        if not await cancel_in_rq(rq, job_id, rq_keep):
+            await stop_running_job(connection, job_id)
     await schedule_webhook(connection, job)
     return job
 

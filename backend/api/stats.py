@@ -25,37 +25,18 @@ from backend.api.security import Principal
 from backend.client import DataServiceClient
 from backend.errors import QueueError, TaskbrokerError
 from backend.queues import StandardQueue
-from backend.reports import REPORT_STREAM
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-async def _queue_depth(call: Any, what: str) -> int:
-    try:
-        return int(await call())
-    except (QueueError, RedisError, NotImplementedError) as exc:  # unknown: shows 0
-        log.warning("stats: the depth of %s is unknown: %s", what, exc)
-        return 0
-
-
 async def queue_depths(queue: StandardQueue, connection: Any,
                        settings: Settings) -> list[stats.QueueDepth]:
-    """The STANDARD queue, each executor's RQ queue, the dead letters, the report stream."""
-    executors = settings.worker.executor_names
-    async with connection.pipeline(transaction=False) as pipe:
-        for name in executors:
-            pipe.llen(f"rq:queue:{name}")
-        pipe.xlen(REPORT_STREAM)
-        *rq_depths, reports = await pipe.execute()
-    standard, dead = await asyncio.gather(
-        _queue_depth(queue.depth, queue.name),
-        _queue_depth(queue.dead_letter_depth, queue.dead_letter_name))
-    return [stats.QueueDepth(name=queue.name, kind="standard", depth=standard),
-            *(stats.QueueDepth(name=name, kind="rq", depth=int(depth))
-              for name, depth in zip(executors, rq_depths, strict=True)),
-            stats.QueueDepth(name=queue.dead_letter_name, kind="dead-letter", depth=dead),
-            stats.QueueDepth(name=REPORT_STREAM, kind="reports", depth=int(reports))]
+    """The STANDARD queue, each executor's RQ queue, the dead letters, the report stream
+    (a depth that could not be read shows 0)."""
+    found = await stats.queue_depths(queue, connection, settings.worker.executor_names)
+    return [stats.QueueDepth(name=name, kind=kind, depth=depth or 0)
+            for name, kind, depth in found]
 
 
 async def _owners(client: DataServiceClient, failures: list[stats.Failure]) -> None:

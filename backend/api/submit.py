@@ -73,13 +73,15 @@ def new_job_id() -> str:
 
 
 def queue_message(job_id: str, request: JobExecutionRequest, executor: str,
-                  trace_id: str, *, run_at: datetime | None = None) -> QueueMessage:
+                  trace_id: str, *, run_at: datetime | None = None,
+                  callback: bool = False) -> QueueMessage:
     # With tracing on, the job's trace is the submit request's (its W3C ids).
     traced = tracing.current_trace()
     trace_id, traceparent = traced if traced is not None else (trace_id, "")
     return QueueMessage(job_id=job_id, name=request.job_name, executor=executor,
                         params=request.params, estimated_time=request.estimated_time,
-                        trace_id=trace_id, traceparent=traceparent, run_at=run_at)
+                        trace_id=trace_id, traceparent=traceparent, run_at=run_at,
+                        callback=callback)
 
 
 def check_message_size(message: QueueMessage) -> None:
@@ -231,7 +233,8 @@ class Submitter:
         at once too when the jobs are known to be recorded and the store answers)."""
         why = f"submit failed: {reason} (the client was answered 503)"
         reports = [Report(job_id=p.job.id, attempt=0, at=datetime.now(UTC),
-                          status=JobStatus.FAILED, error=why) for p in batch]
+                          status=JobStatus.FAILED, error=why, callback=p.message.callback)
+                   for p in batch]
         if recorded:
             try:
                 await self.client.apply_reports(reports)

@@ -179,9 +179,9 @@ class StandardQueue(ABC):
     async def depth(self) -> int:
         """Messages waiting (not counting those in flight)."""
 
+    @abstractmethod
     async def dead_letter_depth(self) -> int:
         """Messages in the dead-letter queue (for metrics and the statistics)."""
-        raise NotImplementedError
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -49,8 +49,10 @@ class _Write:
     status: JobStatus | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     progress: float | None = None  # the highest progress reported
+    callback: bool = False  # the job has a callback URL (its end report says so)
 
     def absorb(self, report: Report) -> None:
+        self.callback = self.callback or report.callback
         if report.progress is not None:
             self.progress = max(self.progress or 0.0, report.progress)
         if report.status is None:
@@ -102,7 +104,8 @@ def _storable(report: Report) -> tuple[Report, str | None]:
         error = f"the task's result cannot be stored: {exc}"
         failed = Report(job_id=report.job_id, attempt=report.attempt, at=report.at,
                         status=JobStatus.FAILED, error=error, worker_id=report.worker_id,
-                        started_at=report.started_at, progress=report.progress)
+                        started_at=report.started_at, progress=report.progress,
+                        callback=report.callback)
         return failed, f"job {report.job_id}: {error}"
     return report, None
 
@@ -129,8 +132,9 @@ def plan(reports: list[Report]) -> tuple[list[_Write], list[str]]:
 
 async def _with_callbacks(collection: AsyncCollection, writes: list[_Write]) -> list[Job]:
     """The finished jobs with a callback URL among those the batch's final writes were
-    about (one query, and only for a batch with final writes)."""
-    ids = list(dict.fromkeys(ObjectId(w.job_id) for w in writes if w.status in TERMINAL_STATUSES))
+    about (one query, and only for a batch with a final write of such a job)."""
+    ids = list(dict.fromkeys(ObjectId(w.job_id) for w in writes
+                             if w.callback and w.status in TERMINAL_STATUSES))
     if not ids:
         return []
     found = collection.find({"_id": {"$in": ids}, "callback_url": {"$ne": None}})

@@ -15,12 +15,10 @@ import logging
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from redis.exceptions import RedisError
 
-from backend.errors import QueueError
+from backend import stats
 from backend.metrics import METRICS_PATH, QUEUE_DEPTH, authorized, unauthorized_body
 from backend.queues import StandardQueue
-from backend.reports import REPORT_STREAM
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,26 +39,10 @@ class DispatcherMetrics:
 
     async def measure(self) -> None:
         """Set the depth gauges (a queue that cannot be measured keeps its last value)."""
-        queue = self.queue
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for name in self.executors:
-                    pipe.llen(f"rq:queue:{name}")
-                pipe.xlen(REPORT_STREAM)
-                *rq_depths, reports = await pipe.execute()
-        except RedisError as exc:
-            log.warning("metrics: Redis depths not measured: %s", exc)
-        else:
-            for name, depth in zip(self.executors, rq_depths, strict=True):
-                QUEUE_DEPTH.labels(name, "rq").set(depth)
-            QUEUE_DEPTH.labels(REPORT_STREAM, "reports").set(reports)
-        for name, kind, call in ((queue.name, "standard", queue.depth),
-                                 (queue.dead_letter_name, "dead-letter",
-                                  queue.dead_letter_depth)):
-            try:
-                QUEUE_DEPTH.labels(name, kind).set(await call())
-            except (QueueError, RedisError, NotImplementedError) as exc:
-                log.warning("metrics: depth of %s not measured: %s", name, exc)
+        for name, kind, depth in await stats.queue_depths(self.queue, self.redis,
+                                                          self.executors):
+            if depth is not None:
+                QUEUE_DEPTH.labels(name, kind).set(depth)
 
     async def handle(self, request: web.Request) -> web.Response:
         token = self.settings.observability.metrics_token

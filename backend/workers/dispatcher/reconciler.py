@@ -37,6 +37,7 @@ from backend.queues import StandardQueue
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
 from backend.settings import Settings
 from backend.workers.dispatcher.dispatch import drained_key
+from backend.workers.dispatcher.pause import pause
 from backend.workers.enqueue import scheduled_key
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def message_of(job: Job) -> QueueMessage:
     return QueueMessage(job_id=job.id, name=job.name, executor=job.executor, params=job.params,
                         estimated_time=job.estimated_time, attempt=job.attempts + 1,
                         submitted_at=job.created_at, trace_id=uuid.uuid4().hex,
-                        run_at=job.run_at)
+                        run_at=job.run_at, callback=job.callback_url is not None)
 
 
 def _stream_id_time(entry_id: bytes | str) -> datetime:
@@ -87,12 +88,8 @@ class Reconciler:
             return
         while not self._stopping.is_set():
             # Jitter keeps replicas started together from trying the lock in lockstep.
-            try:
-                await asyncio.wait_for(self._stopping.wait(),
-                                       interval * random.uniform(0.8, 1.2))
+            if await pause(self._stopping, interval * random.uniform(0.8, 1.2)):
                 return
-            except TimeoutError:
-                pass
             try:
                 if await self._lead(interval):
                     await self.reconcile_once()
@@ -163,7 +160,8 @@ class Reconciler:
             if stop is not None:
                 status, error = control.stopped_as(stop)
                 ends.append(Report(job_id=job.id, attempt=max(1, job.attempts),
-                                   at=datetime.now(UTC), status=status, error=error))
+                                   at=datetime.now(UTC), status=status, error=error,
+                                   callback=job.callback_url is not None))
             elif not done and (rq_status not in HELD_BY_RQ or lost_schedule) and not recent:
                 resend.append(job)
                 if rq_status in LEFT_BY_RQ or lost_schedule:

@@ -34,6 +34,7 @@ from backend.client import DataServiceClient, DataServiceRefusedError
 from backend.errors import TaskbrokerError
 from backend.queues import StandardQueue
 from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, decode_report
+from backend.workers.dispatcher.pause import pause
 from backend.workers.dispatcher.tally import note_dead_letter, note_finished
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Recorder:
                 backoff = FIRST_BACKOFF
             except (RedisError, TaskbrokerError) as exc:
                 log.warning("recording failed (%s); trying again in %.1f s", exc, backoff)
-                await self._pause(backoff)
+                await pause(self._stopping, backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
         deadline = time.monotonic() + DRAIN_SECONDS
         try:
@@ -109,12 +110,6 @@ class Recorder:
             await self.flush_acks()
         except (RedisError, TaskbrokerError) as exc:
             log.warning("reports left for the next start: %s", exc)
-
-    async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _ensure_group(self) -> None:
         if self._group_ready:

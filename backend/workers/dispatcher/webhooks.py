@@ -36,6 +36,7 @@ from backend.webhooks import (
     delivery_key,
     signature,
 )
+from backend.workers.dispatcher.pause import pause
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +83,6 @@ class WebhookSender:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _pause(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), seconds)
-        except TimeoutError:
-            pass
-
     async def run(self) -> None:
         if not self.settings.webhook_secret:
             log.error("WEBHOOK_SECRET is not set: this dispatcher delivers no webhook (they "
@@ -104,10 +99,10 @@ class WebhookSender:
                     claimed = await self.deliver_due()
                 except RedisError as exc:
                     log.warning("webhooks: Redis unavailable (%s); trying again in 1 s", exc)
-                    await self._pause(1.0)
+                    await pause(self._stopping, 1.0)
                     continue
                 if not claimed:
-                    await self._pause(POLL)
+                    await pause(self._stopping, POLL)
             # What is in flight gets its timeout; a claim cut short is delivered again.
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=self.settings.webhook_timeout + 1)
