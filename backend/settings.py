@@ -255,6 +255,11 @@ class WorkerSettings(BaseSettings):
         500, ge=1, le=5000, description="Most reports the recorder applies with one data "
         "service call."
     )
+    batch_linger: float = Field(
+        0.005, ge=0, le=1, description="Seconds the dispatcher and the recorder wait after "
+        "a batch smaller than their most before reading again, so that under load one read "
+        "(and one data service call) takes several messages; an idle queue is read at once."
+    )
     reconcile_interval: float = Field(
         15.0, ge=0, description="Seconds between two reconciliations of unfinished jobs that "
         "neither the queue nor RQ holds; 0 disables them."

@@ -24,7 +24,6 @@ with batch ÷ single.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -33,11 +32,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
+import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.common import print_table, process_logs, recording, stop_all
 from benchmarks.kernel import (
+    LoadClient,
     all_jobs,
     as_user,
     expect,
@@ -77,7 +77,7 @@ class Result:
         return min(values) if values else None
 
 
-async def store_requests(http: httpx.AsyncClient, store_url: str) -> dict[tuple[str, str], float]:
+async def store_requests(http: LoadClient, store_url: str) -> dict[tuple[str, str], float]:
     """The data service's request counter by (method, route); empty without /metrics."""
     answer = await http.get(f"{store_url}/metrics")
     if answer.status_code != 200:
@@ -101,7 +101,7 @@ def requests_between(before: dict[tuple[str, str], float], after: dict[tuple[str
                if keep(key) and key[1] != "/metrics")
 
 
-async def submit_batches(http: httpx.AsyncClient, api_url: str, user: str, n: int,
+async def submit_batches(http: LoadClient, api_url: str, user: str, n: int,
                          size: int) -> list[str]:
     ids: list[str] = []
     for start in range(0, n, size):
@@ -113,7 +113,7 @@ async def submit_batches(http: httpx.AsyncClient, api_url: str, user: str, n: in
     return ids
 
 
-async def one_way(mode: str, http: httpx.AsyncClient, api_url: str, store_url: str,
+async def one_way(mode: str, http: LoadClient, api_url: str, store_url: str,
                   args: argparse.Namespace) -> Run:
     user = sign_up(store_url, api_url, mode)
     before = await store_requests(http, store_url)
@@ -138,9 +138,7 @@ async def one_way(mode: str, http: httpx.AsyncClient, api_url: str, store_url: s
 
 async def measure(api_url: str, store_url: str, args: argparse.Namespace, result: Result,
                   ) -> None:
-    limits = httpx.Limits(max_connections=args.concurrency,
-                          max_keepalive_connections=args.concurrency)
-    async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+    async with LoadClient(args.concurrency) as http:
         warm = sign_up(store_url, api_url, "warmup")  # connections, the queue, a few jobs
         ids = await submit_batches(http, api_url, warm, args.concurrency, args.concurrency)
         await wait_succeeded(http, api_url, warm, args.concurrency, ids[-1])
@@ -159,7 +157,7 @@ def run_backend(backend: str, args: argparse.Namespace, log_dir: Path) -> Result
         with recording(started):
             try:
                 api_url, store_url = start_system(backend, args.workers, log_dir, processes)
-                asyncio.run(measure(api_url, store_url, args, result))
+                uvloop.run(measure(api_url, store_url, args, result))
             except (Exception, SystemExit) as exc:  # not KeyboardInterrupt
                 result.errors.append(f"batch, {backend} backend: {type(exc).__name__}: {exc}")
         return result

@@ -35,7 +35,6 @@ against Redis, so the figures travel between machines better than the raw number
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import uuid
 from collections.abc import Callable
@@ -44,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
 import redis
+import uvloop
 from rq import Worker as RQWorker
 
 from backend.embedded import free_port
@@ -69,6 +68,7 @@ from benchmarks.common import (
 from benchmarks.cpu import CpuMeter, Usage
 from benchmarks.kernel import (
     Burst,
+    LoadClient,
     Steady,
     all_jobs,
     burst,
@@ -226,8 +226,7 @@ async def measure(api_url: str, store_url: str, meter: CpuMeter, n: int, concurr
     """Warm up, then ``repeat`` rounds of: the healthz baseline, the submits, and the
     wait for the last job to succeed (CPU read before the submits and after the wait);
     each round is appended to ``rounds`` as it ends."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as http:
+    async with LoadClient(concurrency, timeout=30.0) as http:
 
         async def healthz(i: int) -> None:
             expect(await http.get(f"{api_url}/healthz"))
@@ -270,11 +269,11 @@ def run_backend(backend: str, args: argparse.Namespace, log_dir: Path,
                 api_url, store_url = start_system(backend, args.workers, log_dir, processes)
                 meter = CpuMeter({name: proc.pid for name, proc in processes.items()},
                                  this_process=LOAD)
-                asyncio.run(measure(api_url, store_url, meter, args.n, args.concurrency,
+                uvloop.run(measure(api_url, store_url, meter, args.n, args.concurrency,
                                     args.repeat, result.rounds))
                 if args.rate > 0:
                     steady_user = sign_up(store_url, api_url, "steady")
-                    result.steady = asyncio.run(steady_rate(api_url, steady_user, args.rate,
+                    result.steady = uvloop.run(steady_rate(api_url, steady_user, args.rate,
                                                             args.duration))
             except (Exception, SystemExit) as exc:  # not KeyboardInterrupt
                 result.errors.append(failure(f"pipeline, {backend} backend", exc))

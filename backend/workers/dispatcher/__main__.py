@@ -13,6 +13,7 @@ import signal
 
 import redis
 import redis.asyncio as aioredis
+import uvloop
 
 from backend.client import DataServiceClient
 from backend.logs import configure_process
@@ -40,7 +41,7 @@ async def serve(settings: Settings) -> None:
     name = consumer_name()
     dispatcher = Dispatcher(settings, queue, connection, streams)
     recorder = Recorder(streams, client, queue, batch=settings.worker.recorder_batch,
-                        consumer=name)
+                        consumer=name, linger=settings.worker.batch_linger)
     reconciler = Reconciler(settings, streams, client, queue, name=name)
     sender = WebhookSender(settings.webhooks, streams)
     parts = (dispatcher, recorder, reconciler, sender)
@@ -66,7 +67,9 @@ def main() -> None:
     configure_tracing(settings.observability, "dispatcher")
     set_metrics_enabled(settings.observability.metrics_enabled)
     try:
-        asyncio.run(serve(settings))
+        # uvloop: the dispatcher's work is small reads and writes on many sockets, where
+        # the event loop's own cost shows (benchmarks/pipeline.py).
+        uvloop.run(serve(settings))
     finally:
         shutdown_tracing()
 

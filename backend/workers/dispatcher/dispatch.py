@@ -69,12 +69,19 @@ class Dispatcher:
             await self.queue.ensure()
         log.info("dispatching from queue %s to RQ queues %s", self.queue.name,
                  ",".join(sorted(self.executors)))
+        wanted = min(self.settings.worker.dispatch_batch, self.queue.max_batch)
+        linger = self.settings.worker.batch_linger
         while not self._stopping.is_set():
             try:
-                await self.dispatch_once()
+                handled = await self.dispatch_once()
             except Exception:  # queue or Redis down: retry
                 log.exception("dispatching failed; trying again in 1 s")
                 await asyncio.sleep(1.0)
+                continue
+            if 0 < handled < wanted and linger:
+                # Messages trickle in: let a few gather, so the next receive and its
+                # transaction carry several (an idle queue is still read at once).
+                await asyncio.sleep(linger)
 
     async def dispatch_once(self) -> int:
         """Receive one batch and dispatch it; returns how many messages were handled."""

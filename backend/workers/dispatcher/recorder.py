@@ -72,13 +72,14 @@ class Recorder:
 
     def __init__(self, connection: Redis, client: DataServiceClient, queue: StandardQueue,
                  *, batch: int = 500, consumer: str | None = None,
-                 reclaim_idle: float = RECLAIM_IDLE) -> None:
+                 reclaim_idle: float = RECLAIM_IDLE, linger: float = 0.0) -> None:
         self.redis = connection
         self.client = client
         self.queue = queue
         self.batch = batch
         self.consumer = consumer or consumer_name()
         self.reclaim_idle = reclaim_idle
+        self.linger = linger  # seconds to wait after a partial batch (BATCH_LINGER)
         self._stopping = asyncio.Event()
         self._group_ready = False
         self._claim_cursor: bytes | str = "0-0"
@@ -96,8 +97,12 @@ class Recorder:
         backoff = FIRST_BACKOFF
         while not self._stopping.is_set():
             try:
-                await self.record_once(block_ms=READ_BLOCK_MS)
+                recorded = await self.record_once(block_ms=READ_BLOCK_MS)
                 backoff = FIRST_BACKOFF
+                if 0 < recorded < self.batch and self.linger:
+                    # Reports trickle in: let a few gather, so that the next data service
+                    # call applies several (an idle stream is still read at once).
+                    await asyncio.sleep(self.linger)
             except (RedisError, TaskbrokerError) as exc:
                 log.warning("recording failed (%s); trying again in %.1f s", exc, backoff)
                 await pause(self._stopping, backoff)
