@@ -40,6 +40,7 @@ from rq.job import _job_stack
 from rq.queue import Queue
 from rq.registry import CanceledJobRegistry
 from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended
 from rq.utils import now
 from rq.worker import WorkerStatus
 
@@ -57,6 +58,23 @@ from backend.workers.reporter import Begun, ReportWriter
 log = logging.getLogger(__name__)
 
 BEATS_BEFORE_ABANDONED = 4
+# Takes the next job of the worker's queues (in order) and returns its queue key, id and
+# hash, as RQ's dequeue (LPOP, or LMOVE to the intermediate list for a single queue) and
+# Job.fetch would; nothing when the queues are empty.
+# KEYS: the queue keys; ARGV[1]: the intermediate list ('' unless one queue); ARGV[2]:
+# the job key prefix.
+_TAKE_NEXT = """
+for _, key in ipairs(KEYS) do
+  local id
+  if ARGV[1] ~= '' then
+    id = redis.call('lmove', key, ARGV[1], 'LEFT', 'RIGHT')
+  else
+    id = redis.call('lpop', key)
+  end
+  if id then return {key, id, redis.call('hgetall', ARGV[2] .. id)} end
+end
+return false
+"""
 WORKER_KEY_REFRESH = 1.0  # seconds between two refreshes of the worker's own key
 SUSPENSION_CHECK_EVERY = 1.0  # seconds between two looks at `rq suspend`
 
@@ -107,10 +125,16 @@ class TaskWorker(SimpleWorker):
 
     RQ makes about fifteen round trips per job; most are bookkeeping that can share one:
     the two preparations of a job and the read of its markers go in one pipeline, the
-    end of the job (RQ's, and the end report with the ``done`` marker) in one transaction,
-    and the worker's own heartbeat and suspension check happen at most once a second
-    instead of several times per job. What lands in Redis is what RQ writes, except for
-    what our jobs never use (dependents, job TTLs).
+    end of the job (RQ's, and the end report with the ``done`` marker) in one transaction
+    that also takes the next job waiting (RQ's pop and fetch, see :data:`_TAKE_NEXT`), and
+    the worker's own heartbeat and suspension check happen at most once a second instead
+    of several times per job. Under load that is two round trips per job. What lands in
+    Redis is what RQ writes, except for what our jobs never use (dependents, job TTLs).
+
+    A job taken with the end of the previous one is started at once; a worker that stops
+    (or is suspended) before starting it puts it back at the head of its queue. A worker
+    killed in between leaves it out of RQ, as RQ's own pop would: the reconciler sends
+    it again.
     """
 
     def __init__(self, *args: Any, heartbeat: float = 5.0, running_after: float = 0.5,
@@ -130,6 +154,7 @@ class TaskWorker(SimpleWorker):
         self._writer: ReportWriter | None = None
         self._last_beat = float("-inf")
         self._next_suspension_check = 0.0
+        self._next: tuple[str, str, dict[bytes, bytes]] | None = None  # taken, not started
 
     def get_heartbeat_ttl(self, job: RQJob) -> int:
         # Short, because the heartbeat thread keeps refreshing it while the job runs.
@@ -152,7 +177,70 @@ class TaskWorker(SimpleWorker):
         if time.monotonic() < self._next_suspension_check:
             return
         self._next_suspension_check = time.monotonic() + SUSPENSION_CHECK_EVERY
+        if self._next is not None and is_suspended(self.connection, self):
+            self._put_back()  # it waits in its queue, not in a suspended worker
         super().check_for_suspension(burst)
+
+    # -- the next job, taken with the end of the last one --------------------------------
+    def _take_next_with(self, pipeline: Any) -> bool:
+        """Add the taking of the next job to ``pipeline`` (its reply comes last), unless
+        this worker is about to stop; whether it was added."""
+        if self._stop_requested:
+            return False
+        queues = self._ordered_queues
+        intermediate = queues[0].intermediate_queue_key if len(queues) == 1 else ""
+        # EVAL, not a registered script: redis-py checks those with SCRIPT EXISTS before
+        # every pipeline, a round trip more.
+        pipeline.eval(_TAKE_NEXT, len(queues), *(queue.key for queue in queues), intermediate,
+                      self.job_class.redis_job_namespace_prefix)
+        return True
+
+    def _keep_next(self, reply: Any) -> None:
+        if not reply:
+            return
+        key, job_id, flat = reply
+        self._next = (key.decode(), job_id.decode(), dict(zip(flat[::2], flat[1::2],
+                                                              strict=True)))
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None,
+                                     ) -> tuple[RQJob, Queue] | None:
+        taken, self._next = self._next, None
+        if taken is None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        key, job_id, data = taken
+        queue = next(queue for queue in self._ordered_queues if queue.key == key)
+        if not data:  # deleted since it was enqueued: RQ skips it too
+            return self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        self.heartbeat()
+        if self.should_run_maintenance_tasks:
+            self.run_maintenance_tasks()
+        job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
+        job.restore(data)
+        self.reorder_queues(reference_queue=queue)
+        job.redis_server_version = self.get_redis_server_version()
+        self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+        return job, queue
+
+    def _put_back(self) -> None:
+        """Return a taken job that will not start here to the head of its queue."""
+        taken, self._next = self._next, None
+        if taken is None:
+            return
+        key, job_id, _ = taken
+        queues = self._ordered_queues
+        try:
+            with self.connection.pipeline() as pipe:
+                if len(queues) == 1:
+                    pipe.lrem(queues[0].intermediate_queue_key, 1, job_id)
+                pipe.lpush(key, job_id)
+                pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("job %s could not go back to its queue (%s); the reconciler will "
+                        "send it again", job_id, exc)
+
+    def teardown(self) -> None:
+        self._put_back()
+        super().teardown()
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         # RQ writes "idle" after a job and again before dequeueing the next one.
@@ -222,7 +310,10 @@ class TaskWorker(SimpleWorker):
                     self.cleanup_execution(job, pipeline=pipeline)
                     for report in self._staged:
                         ReportWriter.append_end(pipeline, report, self._done_ttl())
-                    pipeline.execute()
+                    taking = self._take_next_with(pipeline)
+                    replies = pipeline.execute()
+                if taking:  # kept even if a stop came meanwhile: teardown puts it back
+                    self._keep_next(replies[-1])
                 break
             except redis.ConnectionError as exc:
                 log.warning("job %s: Redis did not take its end (%s); trying again", job.id, exc)

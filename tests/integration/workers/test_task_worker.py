@@ -91,6 +91,39 @@ def test_short_jobs_report_their_result_in_one_report(connections):
         assert fetch(redis, job_id).get_status() == "finished"  # RQ's end, same transaction
 
 
+def test_under_load_each_next_job_is_taken_with_the_end_of_the_last(connections):
+    redis = connections.redis
+    ids = [_submit(connections, "echo", {"n": n}) for n in range(6)]
+    redis.config_resetstat()
+    _work(connections)
+    ends = [reports(redis, job_id)[-1] for job_id in ids]
+    assert [(end.status, end.result) for end in ends] == [
+        (JobStatus.SUCCEEDED, {"n": n}) for n in range(6)]
+    assert [end.started_at for end in ends] == sorted(end.started_at for end in ends)
+    # RQ's own pop and fetch ran for the first job only (and the last, empty, look);
+    # the other five came with the end of the job before, in its transaction (one EVAL
+    # each, and no other script runs here).
+    calls = {name: stats["calls"] for name, stats in redis.info("commandstats").items()}
+    assert calls.get("cmdstat_eval", 0) == len(ids)
+
+
+def test_a_worker_that_stops_puts_the_job_it_took_back_at_the_head_of_its_queue(
+        connections):
+    redis = connections.redis
+    first, taken, last = (_submit(connections, "echo", {"n": n}) for n in range(3))
+    worker = TaskWorker(["standard"], connection=redis,
+                        heartbeat=connections.settings.worker.worker_heartbeat)
+    worker.work(burst=True, max_jobs=1)  # stops after one job, with the next one taken
+    assert statuses(redis, first) == [("succeeded", 1)]
+    assert statuses(redis, taken) == []  # it never started here
+    queue = Queue("standard", connection=redis, serializer=JSONSerializer)
+    assert queue.get_job_ids() == [taken, last]
+    assert fetch(redis, taken).get_status() == "queued"
+    _work(connections)  # the next worker runs it, once
+    assert statuses(redis, taken) == [("succeeded", 1)]
+    assert statuses(redis, last) == [("succeeded", 1)]
+
+
 def test_a_job_that_runs_a_while_reports_running_first(connections):
     job_id = _submit(connections, "simulate", {"duration": 1.2}, estimated_time=2)
     _work(connections)
