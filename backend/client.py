@@ -1,7 +1,7 @@
 """The client of the data service, for the kernel and the dispatcher's recorder.
 
 One aiohttp session per client (kept-alive connections; aiohttp costs a fraction of the
-CPU of httpx per request, see benchmarks/). Transient failures (no connection, a
+CPU of httpx per request: benchmarks/http_clients.py). Transient failures (no connection, a
 timeout, 502/503/504) are retried with exponential backoff until a deadline, then raise
 :class:`DataServiceError`, which the kernel turns into a 503. A request is retried after
 it may have reached the server only if repeating it is harmless: every write here is

@@ -18,7 +18,8 @@ from pathlib import Path
 from types import FrameType
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["workers.py", "pipeline.py", "batch.py", "streams.py", "metrics_cost.py"]
+BENCHMARKS = ["workers.py", "http_clients.py", "pipeline.py", "batch.py", "streams.py",
+              "metrics_cost.py"]
 CLEANUP_GRACE = 60.0  # seconds a benchmark gets to stop the servers it started
 
 
