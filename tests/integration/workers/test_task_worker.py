@@ -19,13 +19,15 @@ from rq import Queue
 from rq.command import send_stop_job_command
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 
 from backend import control
 from backend.jobs import JobStatus, QueueMessage
 from backend.tasks import task
 from backend.workers import reaper
+from backend.workers.connections import get_connections
 from backend.workers.enqueue import enqueue, fetch
-from backend.workers.worker import TaskWorker
+from backend.workers.worker import SUSPENSION_CHECK_EVERY, TaskWorker
 from tests.integration.workers.conftest import reports, statuses
 
 pytestmark = pytest.mark.usefixtures("keep_signal_handlers")
@@ -38,6 +40,12 @@ def _block(ctx):
     STARTED.append(ctx.job_id)
     time.sleep(30)  # not cooperative: only the stop command can end it early
     FINISHED.append(ctx.job_id)
+
+
+@task("test-worker-suspend")
+def _suspend_workers(ctx):
+    suspend(get_connections().redis)  # as `rq suspend` does
+    time.sleep(SUSPENSION_CHECK_EVERY + 0.1)  # the worker's next look at it is due
 
 
 @task("test-worker-huge")
@@ -120,6 +128,35 @@ def test_a_worker_that_stops_puts_the_job_it_took_back_at_the_head_of_its_queue(
     assert queue.get_job_ids() == [taken, last]
     assert fetch(redis, taken).get_status() == "queued"
     _work(connections)  # the next worker runs it, once
+    assert statuses(redis, taken) == [("succeeded", 1)]
+    assert statuses(redis, last) == [("succeeded", 1)]
+
+
+def test_a_suspended_worker_puts_the_job_it_took_back_and_runs_it_after_resume(connections):
+    redis = connections.redis
+    first = _submit(connections, "test-worker-suspend")
+    taken, last = (_submit(connections, "echo", {"n": n}) for n in range(2))
+    queue = Queue("standard", connection=redis, serializer=JSONSerializer)
+    seen_waiting: list[list[str]] = []
+    main = threading.main_thread().ident
+
+    def watch_then_stop():
+        # While the worker waits, suspended (not in burst mode), the job it took with
+        # the end of the first one is back in the queue, for any worker resumed later.
+        try:
+            _wait_for(lambda: statuses(redis, first)[-1:] == [("succeeded", 1)]
+                      and queue.get_job_ids() == [taken, last], timeout=10)
+            seen_waiting.append(queue.get_job_ids())
+        finally:
+            signal.pthread_kill(main, signal.SIGTERM)
+
+    threading.Thread(target=watch_then_stop, daemon=True).start()
+    TaskWorker(["standard"], connection=redis,
+               heartbeat=connections.settings.worker.worker_heartbeat).work()
+    assert seen_waiting == [[taken, last]]
+    assert statuses(redis, taken) == [] and statuses(redis, last) == []
+    resume(redis)
+    _work(connections)
     assert statuses(redis, taken) == [("succeeded", 1)]
     assert statuses(redis, last) == [("succeeded", 1)]
 
