@@ -172,7 +172,6 @@ class IdempotencyKeys:
             # key is free again and a retry would make a second job.
             log.error("job %s is submitted but its %s could not be marked done: %s",
                       job_id, HEADER, exc)
-            pass
 
     async def _release(self, name: str, mine: bytes) -> None:
         try:

@@ -60,6 +60,11 @@ class Dispatcher:
         self._next_drained = 0.0
         self._stopping = asyncio.Event()
 
+    @property
+    def wanted(self) -> int:
+        """The most messages one receive asks for."""
+        return min(self.settings.worker.dispatch_batch, self.queue.max_batch)
+
     def stop(self) -> None:
         self._stopping.set()
 
@@ -69,7 +74,6 @@ class Dispatcher:
             await self.queue.ensure()
         log.info("dispatching from queue %s to RQ queues %s", self.queue.name,
                  ",".join(sorted(self.executors)))
-        wanted = min(self.settings.worker.dispatch_batch, self.queue.max_batch)
         linger = self.settings.worker.batch_linger
         while not self._stopping.is_set():
             try:
@@ -78,14 +82,14 @@ class Dispatcher:
                 log.exception("dispatching failed; trying again in 1 s")
                 await asyncio.sleep(1.0)
                 continue
-            if 0 < handled < wanted and linger:
+            if 0 < handled < self.wanted and linger:
                 # Messages trickle in: let a few gather, so the next receive and its
                 # transaction carry several (an idle queue is still read at once).
                 await asyncio.sleep(linger)
 
     async def dispatch_once(self) -> int:
         """Receive one batch and dispatch it; returns how many messages were handled."""
-        wanted = min(self.settings.worker.dispatch_batch, self.queue.max_batch)
+        wanted = self.wanted
         received_at = time.time()
         deliveries = await self.queue.receive(wanted)
         if self.settings.worker.dispatcher_exit_after_receive and deliveries:
