@@ -1,10 +1,12 @@
 """The backend image's process commands, read from docker-compose.yml, run outside Docker
 the way the image runs them: through its entrypoint (ops/docker/with-secrets.sh), with the
-secrets the one-shot `secrets` service makes (ops/docker/make-secrets.py) in a directory
-standing in for the volume, a Redis that requires the generated password, and compose's
-settings (service addresses swapped for local servers: Redis, the MongoDB-wire server,
-moto's SQS). Each becomes healthy by the probes the manifests and compose use, and a job
-submitted by a user made with the documented CLI command runs to its result.
+secrets the one-shot `secrets` service makes (ops/docker/make-secrets.py) in directories
+standing in for each service's own volume, a Redis that requires the generated password,
+and each service's compose settings (service addresses swapped for local servers: Redis,
+the MongoDB-wire server, which has no auth, so the data service is given its address in
+place of the volume's mongodb_url, and moto's SQS). Each becomes healthy by the probes
+the manifests and compose use, and a job submitted by a user made with the documented CLI
+command runs to its result.
 
 Needs every part of the backend (store, api, dispatcher, workers); no Docker, no network.
 """
@@ -32,6 +34,7 @@ from tests.ops.settings_files import (
     MAKE_SECRETS,
     VOLUME_SECRETS,
     WITH_SECRETS,
+    compose_env,
     interpolate,
     k8s_docs,
     load_compose,
@@ -48,15 +51,15 @@ ADMIN, ADMIN_PASSWORD = "ops-admin", "ops-admin-password-123"
 
 @dataclass
 class System:
-    env: dict[str, str]          # what compose gives the containers (no secret in it)
-    k8s_env: dict[str, str]      # what the ConfigMap and the Secret give a pod
-    secrets: dict[str, str]      # the files of the secrets volume
+    envs: dict[str, dict[str, str]]      # what compose gives each container (no secret)
+    k8s_envs: dict[str, dict[str, str]]  # what the ConfigMap and its Secret keys give a pod
+    secrets: dict[str, str]              # the files of the (all) secrets volume
     procs: dict[str, ManagedProcess]
     redis_url: str
 
     def url(self, service: str) -> str:
         port = {"store": "STORE_PORT", "api": "API_PORT", "rq-dashboard": "DASHBOARD_PORT"}
-        return f"http://127.0.0.1:{self.env[port[service]]}"
+        return f"http://127.0.0.1:{self.envs['api'][port[service]]}"
 
 
 def image_argv(argv: list[str]) -> list[str]:
@@ -72,26 +75,31 @@ def image_argv(argv: list[str]) -> list[str]:
     return result
 
 
-def _make_secrets(directory: Path, redis_port: int) -> dict[str, str]:
-    """The compose one-shot's command, for a Redis on this machine."""
+def _make_secrets(directory: Path, roles_dir: Path, redis_port: int) -> dict[str, str]:
+    """The compose one-shot's command, for a Redis on this machine; each backend service's
+    volume is ``roles_dir/<service>``."""
+    for service in PROCESSES:
+        (roles_dir / service).mkdir(parents=True)
     command = load_compose()["services"]["secrets"]["command"]
-    swap = {"--dir": str(directory), "--redis-host": f"127.0.0.1:{redis_port}"}
+    swap = {"--dir": str(directory), "--roles-dir": str(roles_dir),
+            "--redis-host": f"127.0.0.1:{redis_port}"}
     argv = [command[0]] + [swap.get(previous, arg) for previous, arg in pairwise(command)]
     subprocess.run(image_argv(argv), check=True, capture_output=True, timeout=30)
     return {p.name: p.read_text() for p in directory.iterdir()}
 
 
-def _local_env(secrets_dir: Path, mongo_url: str, sqs_url: str,
-               data_dir: Path) -> dict[str, str]:
-    """compose's x-backend-env with its ${...:-default}s resolved and its service
-    addresses replaced by local ones; the secrets come from ``secrets_dir`` as from the
-    volume."""
+def _local_env(service: str, secrets_dir: Path, mongo_url: str, sqs_url: str,
+               data_dir: Path, ports: dict[str, int], run: str) -> dict[str, str]:
+    """compose's environment of ``service`` with its ${...:-default}s resolved and its
+    service addresses replaced by local ones; the secrets come from ``secrets_dir`` as from
+    the service's volume."""
     compose = load_compose()
-    env = {k: interpolate(str(v), {}) for k, v in compose["x-backend-env"].items()}
-    store_port, api_port, dashboard_port = free_port(), free_port(), free_port()
-    run = uuid.uuid4().hex[:8]
+    env = {k: interpolate(str(v), {}) for k, v in compose_env(service).items()}
+    store_port, api_port, dashboard_port = ports["store"], ports["api"], ports["dashboard"]
+    # Explicitly empty, like compose without a .env (and whatever this shell has):
+    # with-secrets must fill each one from the files.
+    env.update(dict.fromkeys(VOLUME_SECRETS.values(), ""))
     env.update({
-        "MONGODB_URL": mongo_url,
         "DATABASE_NAME": f"ops_{run}",
         "SQS_ENDPOINT_URL": sqs_url,
         # moto starts empty, where compose's ElasticMQ creates the queues from its config;
@@ -109,10 +117,11 @@ def _local_env(secrets_dir: Path, mongo_url: str, sqs_url: str,
         "DATA_DIR": str(data_dir),
         # Where with-secrets finds the volume's files (/run/taskbroker in the image).
         "TASKBROKER_SECRETS_DIR": str(secrets_dir),
-        # Explicitly empty, like compose without a .env (and whatever this shell has):
-        # with-secrets must fill each one from the files.
-        **dict.fromkeys(VOLUME_SECRETS.values(), ""),
     })
+    if service == "store":
+        # The volume's mongodb_url names compose's MongoDB with its root user; the local
+        # MongoDB-wire server has no auth: its address wins over the file, as .env would.
+        env["MONGODB_URL"] = mongo_url
     # Every compose service address must have been swapped for a local one.
     for name, value in env.items():
         host = urlsplit(value).hostname if "://" in value else None
@@ -157,28 +166,39 @@ def _workers(redis_url: str) -> list[rq.Worker]:
 def system(mongo_url: str, sqs_url: str, log_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     secrets_dir = tmp_path_factory.mktemp("ops-secrets")
+    roles_dir = tmp_path_factory.mktemp("ops-secrets-roles")
     redis_port = free_port()
-    secrets = _make_secrets(secrets_dir, redis_port)
+    secrets = _make_secrets(secrets_dir, roles_dir, redis_port)
     # A Redis of its own (RQ's worker registry must not show other tests' workers), with
     # the generated password, as compose's Redis starts.
     redis_proc, redis_url = start_redis(log_dir, port=redis_port,
                                         password=secrets["redis_password"])
     assert redis_url == secrets["redis_url"]
-    env = _local_env(secrets_dir, mongo_url, sqs_url, tmp_path_factory.mktemp("ops-data"))
-    # A pod: the same settings, the secrets straight from the Secret, no volume.
-    k8s_env = {**env, "TASKBROKER_SECRETS_DIR": str(secrets_dir / "absent"),
-               **{setting: secrets[file] for file, setting in VOLUME_SECRETS.items()}}
+    ports = {"store": free_port(), "api": free_port(), "dashboard": free_port()}
+    run = uuid.uuid4().hex[:8]
+    data_dir = tmp_path_factory.mktemp("ops-data")
+    envs = {service: _local_env(service, roles_dir / service, mongo_url, sqs_url, data_dir,
+                                ports, run) for service in PROCESSES}
+    # A pod: the same settings, the keys of the Secret its Deployment names, no volume.
+    k8s_envs = {}
+    for service, deployment in PROCESSES.items():
+        keys = {e["name"] for e in _k8s_container(deployment).get("env", [])}
+        values = {setting: secrets[file] for file, setting in VOLUME_SECRETS.items()
+                  if setting in keys}
+        k8s_envs[service] = {**envs[service], **values,
+                             "TASKBROKER_SECRETS_DIR": str(secrets_dir / "absent")}
     compose = load_compose()["services"]
     procs = {
-        service: ManagedProcess(f"ops-{service}",
-                                _local_command(compose[service]["command"], env, service),
-                                log_dir, env=env)
+        service: ManagedProcess(
+            f"ops-{service}",
+            _local_command(compose[service]["command"], envs[service], service),
+            log_dir, env=envs[service])
         for service in PROCESSES
     }
     try:
         for proc in procs.values():
             proc.start()
-        yield System(env, k8s_env, secrets, procs, redis_url)
+        yield System(envs, k8s_envs, secrets, procs, redis_url)
     finally:
         for proc in procs.values():
             proc.stop()
@@ -217,7 +237,7 @@ def test_rq_dashboard_asks_for_the_generated_password(system: System) -> None:
     url = system.url("rq-dashboard") + "/"
     proc = system.procs["rq-dashboard"]
     proc.wait_until(lambda: httpx.get(url, timeout=1.0).status_code == 401, timeout=STARTUP)
-    user = system.env["DASHBOARD_USERNAME"]
+    user = system.envs["rq-dashboard"]["DASHBOARD_USERNAME"]
     assert httpx.get(url, auth=(user, "wrong"), timeout=5).status_code == 401
     page = httpx.get(url, auth=(user, system.secrets["dashboard_password"]), timeout=5)
     assert page.status_code == 200 and "RQ" in page.text
@@ -230,12 +250,12 @@ def test_rq_dashboard_passes_its_probes(system: System) -> None:
     container = _k8s_container("rq-dashboard")
     for probe in (container["readinessProbe"]["exec"]["command"],
                   container["livenessProbe"]["exec"]["command"]):
-        result = _exec_probe(probe, system.k8s_env)
+        result = _exec_probe(probe, system.k8s_envs["rq-dashboard"])
         assert result.returncode == 0, result.stderr
-    result = _exec_probe(_compose_check("rq-dashboard"), system.env)
+    result = _exec_probe(_compose_check("rq-dashboard"), system.envs["rq-dashboard"])
     assert result.returncode == 0, result.stderr
     # Not vacuous: the same check with the wrong password fails.
-    wrong = {**system.k8s_env, "DASHBOARD_PASSWORD": "wrong"}
+    wrong = {**system.k8s_envs["rq-dashboard"], "DASHBOARD_PASSWORD": "wrong"}
     assert _exec_probe(container["livenessProbe"]["exec"]["command"], wrong).returncode != 0
 
 
@@ -247,10 +267,10 @@ def test_workers_register_in_rq_and_pass_their_probes(system: System) -> None:
     container = _k8s_container("workers")
     for probe in (container["readinessProbe"]["exec"]["command"],
                   container["livenessProbe"]["exec"]["command"]):
-        result = _exec_probe(probe, system.k8s_env)
+        result = _exec_probe(probe, system.k8s_envs["worker"])
         assert result.returncode == 0, result.stderr
     # compose's check gets REDIS_URL through with-secrets.
-    result = _exec_probe(_compose_check("worker"), system.env)
+    result = _exec_probe(_compose_check("worker"), system.envs["worker"])
     assert result.returncode == 0, result.stderr
 
 
@@ -260,7 +280,8 @@ def test_a_probe_fails_when_no_worker_of_this_host_is_registered(system: System,
     empty_proc, empty_url = start_redis(log_dir)
     try:
         probe = _k8s_container("workers")["livenessProbe"]["exec"]["command"]
-        assert _exec_probe(probe, {**system.k8s_env, "REDIS_URL": empty_url}).returncode != 0
+        assert _exec_probe(probe, {**system.k8s_envs["worker"],
+                                   "REDIS_URL": empty_url}).returncode != 0
     finally:
         empty_proc.stop()
 
@@ -274,9 +295,9 @@ def test_dispatcher_stays_up_and_passes_its_probe(system: System) -> None:
                                       timeout=STARTUP)
     assert dispatcher.alive(), dispatcher.log_tail()
     probe = _k8s_container("dispatcher")["livenessProbe"]["exec"]["command"]
-    result = _exec_probe(probe, system.k8s_env)
+    result = _exec_probe(probe, system.k8s_envs["dispatcher"])
     assert result.returncode == 0, result.stderr
-    result = _exec_probe(_compose_check("dispatcher"), system.env)
+    result = _exec_probe(_compose_check("dispatcher"), system.envs["dispatcher"])
     assert result.returncode == 0, result.stderr
 
 
@@ -293,7 +314,7 @@ def test_a_job_submitted_to_the_kernel_runs_through_dispatcher_and_worker(
     created = subprocess.run(
         image_argv(["with-secrets", "taskbroker", "users", "create", ADMIN, "--admin",
                     "--password", ADMIN_PASSWORD]),
-        env={**os.environ, **system.env}, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **system.envs["api"]}, capture_output=True, text=True, timeout=60,
         check=False)
     assert created.returncode == 0, created.stdout + created.stderr
     issued = httpx.post(f"{api}/api/v1/auth/token", timeout=30,
