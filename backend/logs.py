@@ -4,6 +4,10 @@ Loggers that write a line per request or per job (httpx, RQ's worker, uvicorn's 
 log) are held at WARNING unless LOG_LEVEL is DEBUG: at a few hundred jobs a second they
 would cost more CPU than the jobs.
 
+Either format writes one record on one line, whatever its message says (a task's
+exception text is the user's): text escapes control characters (``\\n``, ``\\x1b``),
+JSON escapes them as JSON does, line separators included.
+
 ``LOG_FORMAT=json`` writes one JSON object per line (python-json-logger): ``timestamp``,
 ``level``, ``logger``, ``message``, ``role`` (which process), ``pid``, and on every line
 about a job its ``job_id`` and ``trace_id``. Those two come from :func:`job_context`, set
@@ -22,6 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from pythonjsonlogger.core import LogData
 from pythonjsonlogger.json import JsonFormatter
 
 if TYPE_CHECKING:
@@ -68,12 +73,45 @@ class _Context(logging.Filter):
         return True
 
 
+def _escape(code: int) -> str:
+    return {9: "\\t", 10: "\\n", 13: "\\r"}.get(
+        code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+# C0 and C1 controls, DEL and the Unicode line and paragraph separators: whatever a
+# terminal or a log viewer may take for the end of a line (or a colour, or a cursor move).
+_CONTROLS = {code: _escape(code) for code in
+             (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)}
+
+
+class OneLineFormatter(logging.Formatter):
+    """The text format with every control character escaped (``\\n``, ``\\x1b``, ...):
+    one record is always one line, whatever its message (a task's exception text is the
+    user's) or its traceback says. A forged line cannot start a line of its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).translate(_CONTROLS)
+
+
+# JSON escapes C0 controls itself, but not these (with ensure_ascii off, kept for
+# readable non-ASCII text); escaped (\\uXXXX, still valid JSON) for the same reason.
+_JSON_CONTROLS = {code: f"\\u{code:04x}" for code in _CONTROLS if code >= 0x7F}
+
+
+class OneLineJsonFormatter(JsonFormatter):
+    """One JSON object per line, with no character a log viewer may break a line at."""
+
+    def jsonify_log_record(self, log_data: LogData) -> str:
+        return super().jsonify_log_record(log_data).translate(_JSON_CONTROLS)
+
+
 def formatter(fmt: str) -> logging.Formatter:
-    """The formatter of ``LOG_FORMAT`` (``text`` or ``json``)."""
+    """The formatter of ``LOG_FORMAT`` (``text`` or ``json``): either writes each record
+    on one line, whatever its message says."""
     if fmt == "json":
-        return JsonFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES, timestamp=True,
-                             json_ensure_ascii=False)
-    return logging.Formatter(FORMAT)
+        return OneLineJsonFormatter(JSON_FIELDS, rename_fields=JSON_RENAMES, timestamp=True,
+                                    json_ensure_ascii=False)
+    return OneLineFormatter(FORMAT)
 
 
 def configure_logging(level: str = "INFO", *, role: str = "", fmt: str = "text") -> None:

@@ -12,9 +12,10 @@ give for free is added back in :class:`TaskWorker`:
 * jobs RQ's own registry cleanup finds abandoned go through our recovery too.
 
 And one thing RQ does not do: a worker performs only the job runner
-(:data:`backend.workers.enqueue.RUN_JOB`), read with RQ's JSON serializer. Anyone who
-can write to Redis could otherwise make a worker call any importable function (or
-unpickle anything).
+(:data:`backend.workers.enqueue.RUN_JOB`), read with RQ's JSON serializer, from a job
+hash with nothing else in it (:mod:`backend.workers.allowlist`). Anyone who can write to
+Redis could otherwise make a worker call any importable function (or unpickle
+anything), import and call the callbacks a hash names, or send its RQ webhooks.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import signal
 import threading
 import time
+import zlib
 from abc import ABC, abstractmethod
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -34,14 +36,15 @@ import redis
 from rq import SimpleWorker
 from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
+from rq.job import UNEVALUATED, _job_stack
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
-from rq.job import _job_stack
 from rq.queue import Queue
 from rq.registry import CanceledJobRegistry
+from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
-from rq.utils import now
+from rq.utils import current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 
 from backend import control
@@ -50,6 +53,7 @@ from backend.jobs import JobStatus
 from backend.logs import configure_process
 from backend.reports import Report
 from backend.tracing import configure_tracing, shutdown_tracing
+from backend.workers.allowlist import refusal
 from backend.workers.connections import get_connections
 from backend.workers.enqueue import RUN_JOB
 from backend.workers.middleware import cancellation
@@ -93,10 +97,47 @@ class RunnerJob(RQJob):
     The worker hands the runner what it learnt while preparing the job (its ``stop`` and
     ``done`` markers, read in the same round trip) and takes back the runner's end report
     to write it in the same transaction as RQ's own end of the job.
+
+    Its hash is checked as it is read (:mod:`backend.workers.allowlist`): a refused job
+    keeps why in :attr:`refusal` and is never performed. Whatever the hash says, this job
+    has no callbacks, webhooks, retries, repeats or dependencies for RQ to act on, on
+    every path RQ reads one (the worker's dequeue, its registry cleanup).
     """
 
     worker: TaskWorker | None = None
     markers: Begun | None = None
+    refusal: str | None = None
+
+    def restore(self, raw_data: Any) -> None:
+        self.refusal = refusal(raw_data)
+        try:
+            super().restore(raw_data)
+        except Exception as exc:  # unreadable: RQ would stop the worker over it
+            self.refusal = self.refusal or f"RQ cannot read it ({type(exc).__name__})"
+            if self._data is UNEVALUATED and self._func_name is UNEVALUATED:
+                self.data = b""  # so RQ can still save it as failed
+        if self.refusal is not None:
+            self._success_callback_name = self._failure_callback_name = None
+            self._stopped_callback_name = None
+            self.webhooks = []
+            self._dependency_ids = []
+            self.retries_left = self.repeats_left = None
+
+    # Never resolved from a name (an import and a call), whatever the hash says.
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        """Our jobs have no RQ webhooks (the project's own are sent by the dispatcher)."""
 
     def _execute(self) -> Any:
         name = self.func_name  # reading it decodes the job's data (JSON, never pickle)
@@ -358,6 +399,9 @@ class TaskWorker(SimpleWorker):
 
     # -- the job's life ------------------------------------------------------------------
     def execute_job(self, job: RQJob, queue: Queue) -> None:
+        if isinstance(job, RunnerJob) and job.refusal is not None:
+            self._refuse(job, queue)
+            return
         if self._beat_thread is None:
             # One thread for the worker's life: starting one per job would cost more than
             # the job itself for short tasks.
@@ -380,6 +424,25 @@ class TaskWorker(SimpleWorker):
             self._beating = None
             self._stopped_job_id = None
             cancellation.forget(job.id)
+
+    def _refuse(self, job: RunnerJob, queue: Queue) -> None:
+        """File a refused job as failed, by hand: RQ's failure handling would run its
+        callbacks, webhooks, retries and dependents, and a broken hash could stop it."""
+        log.error("refused RQ job %s: %s", job.id, job.refusal)
+        error = f"refused: {job.refusal}"
+        ttl = get_connections().settings.worker.rq_failure_ttl
+        with self.connection.pipeline() as pipe:
+            if len(self.queues) == 1:
+                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipe.hset(job.key, mapping={"status": RQStatus.FAILED.value,
+                                        "ended_at": utcformat(now()),
+                                        "exc_info": zlib.compress(error.encode())})
+            pipe.expire(job.key, ttl)
+            pipe.zadd(queue.failed_job_registry.key, {job.id: current_timestamp() + ttl})
+            Result.create_failure(job, ttl, exc_string=error, worker_name=self.name,
+                                  pipeline=pipe)
+            self.increment_failed_job_count(pipeline=pipe)
+            pipe.execute()
 
     def _beat(self) -> None:
         next_beat = time.monotonic() + self.heartbeat_interval
@@ -421,6 +484,9 @@ class TaskWorker(SimpleWorker):
 
     def _recover_abandoned(self, job: RQJob, exc_type: type, exc_value: BaseException,
                            traceback: Any) -> bool:
+        if isinstance(job, RunnerJob) and job.refusal is not None:
+            log.error("refused RQ job %s (found abandoned): %s", job.id, job.refusal)
+            return False  # not ours to recover
         if exc_type is AbandonedJobError:
             from backend.workers.reaper import recover
 
