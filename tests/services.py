@@ -114,6 +114,7 @@ TEST_SECRETS = {
     "DASHBOARD_PASSWORD": "test-dashboard-password",
     "SUBMIT_RATE_LIMIT": "100000/second",
     "LOGIN_RATE_LIMIT": "100000/second",
+    "LOGIN_FAILURES_PER_ACCOUNT": "100000",
 }
 TEST_PASSWORD = "test-password-123"
 SERVICE_HEADERS = {"X-Service-Token": TEST_SECRETS["DATA_SERVICE_TOKEN"]}

@@ -8,6 +8,7 @@ and runs the app's shutdown; open event streams are told to end at their next po
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
 from types import FrameType
@@ -42,6 +43,21 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
 
 
+def trusted_proxies(value: str) -> list[str]:
+    """TRUSTED_PROXIES as addresses and networks; anything else stops the start, since
+    uvicorn would take it for a name no peer ever has, or ``*`` (every peer) that lets
+    any client choose the address the sign-in limit counts."""
+    proxies = [item.strip() for item in value.split(",") if item.strip()]
+    for item in proxies:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SystemExit(f"TRUSTED_PROXIES: {item!r} is not an address or a network "
+                             "(CIDR); list the reverse proxies in front of the kernel, or "
+                             "leave it empty") from None
+    return proxies
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the flags (defaults from API_HOST/API_PORT) and serve until SIGTERM/SIGINT."""
     # uvicorn re-raises the stop signal once it has shut down, which would end the
@@ -56,13 +72,15 @@ def main(argv: list[str] | None = None) -> None:
     configure_process("api", settings)
     configure_tracing(settings.observability, "api")
     set_metrics_enabled(settings.observability.metrics_enabled)
+    proxies = trusted_proxies(settings.api.trusted_proxies)
     app = create_app(settings)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=level.lower(),
                             log_config=None, access_log=False, loop="uvloop",
                             http="httptools", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                            # the client's address behind nginx or an ingress (sign-in limit)
-                            proxy_headers=True,
-                            forwarded_allow_ips=settings.api.trusted_proxies)
+                            # the client's address behind nginx or an ingress (sign-in
+                            # limit), believed from the configured proxies only
+                            proxy_headers=bool(proxies),
+                            forwarded_allow_ips=proxies)
     try:
         _Server(config, app).run()
     finally:

@@ -57,6 +57,7 @@ from backend.jobs import (
 )
 from backend.queues import MAX_MESSAGE_BYTES
 from backend.settings import Settings
+from backend.storable import UnstorableValueError, check_storable
 from backend.tasks import registered_tasks
 from backend.web import plain_validation
 
@@ -117,7 +118,8 @@ def prepare_job(data: JobExecutionRequest, *, executor: str | None, caller: Prin
                 rerun_of: str | None = None) -> tuple[NewJob, QueueMessage]:
     """The one place a submit's body becomes a job and its queue message (single submits,
     each item of a batch, re-runs): checks what the types cannot (whose job, known task
-    and executor, limits) and raises the 4xx of the first problem. Nothing is recorded."""
+    and executor, limits, params the job store can hold) and raises the 4xx of the first
+    problem. Nothing is recorded."""
     owner = data.user_id or caller.username
     if owner != caller.username and not caller.admin:
         raise PermissionDeniedException(
@@ -129,6 +131,10 @@ def prepare_job(data: JobExecutionRequest, *, executor: str | None, caller: Prin
     if data.estimated_time is not None and data.estimated_time > limit:
         raise _invalid("estimated_time", f"{data.estimated_time:g} s is over the longest a "
                        f"job may run, {limit} s (MAX_JOB_TIMEOUT)")
+    try:  # the store's own check: a job it would refuse must never join a group commit
+        check_storable("params", data.params)
+    except UnstorableValueError as exc:
+        raise _invalid(exc.field, exc.message) from exc
     options = submit_options(data, settings)  # run_at/delay and callback_url
     job_id = new_job_id()
     message = queue_message(job_id, data, executor, trace_id, run_at=options.run_at,

@@ -15,6 +15,12 @@ Every 503 names the job, and that job never runs:
   timeout again); it is made void the same way.
 
 So a client that retries after a 503 runs the work once.
+
+The store refuses a whole bulk for one job it cannot hold (a 4xx naming ``jobs[i]``). The
+kernel checks each job before it joins a batch (backend/storable.py, the store's own
+check); should one still be refused, only its submit gets the 4xx (its fields named as
+the submit's) and the batch is sent again without it: one user's bad job never fails
+another user's submit.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +40,7 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from backend import control, metrics, tracing
-from backend.client import DataServiceClient, DataServiceError
+from backend.client import DataServiceClient, DataServiceError, DataServiceRefusedError
 from backend.errors import MessageTooLargeError, QueueError, TaskbrokerError
 from backend.jobs import JobExecutionRequest, JobStatus, NewJob, QueueMessage
 from backend.logs import job_fields
@@ -65,6 +72,59 @@ class OverloadedError(TaskbrokerError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+_JOB_INDEX = re.compile(r"^jobs\[(\d+)\]")
+
+
+def _offset(groups: list[list[_Pending]], group: list[_Pending]) -> int:
+    """Where ``group``'s first job is in the bulk the groups make."""
+    start = 0
+    for other in groups:
+        if other is group:
+            return start
+        start += len(other)
+    raise ValueError("group not in groups")
+
+
+def _refused_group(groups: list[list[_Pending]],
+                   exc: DataServiceRefusedError) -> list[_Pending] | None:
+    """The group holding the job a bulk refusal names (``extra``: ``[{"key": "jobs[i]..."}]``)."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    for problem in problems:
+        key = problem.get("key") if isinstance(problem, dict) else None
+        match = _JOB_INDEX.match(key) if isinstance(key, str) else None
+        if match is None:
+            continue
+        index = int(match.group(1))
+        for group in groups:
+            if index < len(group):
+                return group
+            index -= len(group)
+    return None
+
+
+def _as_submit(exc: DataServiceRefusedError, start: int, size: int, position: int,
+               job_id: str) -> DataServiceRefusedError:
+    """The store's refusal of ``jobs[start + i]`` as the submit's own: ``params``, not
+    ``jobs[17].params`` (``jobs[i]`` of the batch request, for one of several jobs)."""
+    def own(text: str) -> str:
+        def name(match: re.Match[str]) -> str:
+            index = int(match.group(1)) - start
+            if not 0 <= index < size:
+                return "another job"
+            if size > 1:
+                return f"jobs[{index}]{match.group(2)}"
+            return "" if match.group(2) else "job"
+        return re.sub(r"jobs\[(\d+)\](\.?)", name, text)
+
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    extra = [{key: own(value) if isinstance(value, str) else value
+              for key, value in problem.items()} | {"job_id": job_id}
+             for problem in problems if isinstance(problem, dict)]
+    return DataServiceRefusedError(own(str(exc)), exc.status_code,
+                                   extra or [{"key": "body", "message": own(str(exc)),
+                                              "source": "body", "job_id": job_id}])
 
 
 def new_job_id() -> str:
@@ -182,24 +242,64 @@ class Submitter:
 
     async def _flush_all(self) -> None:
         while self._pending:
-            batch: list[_Pending] = []
-            while self._pending and (not batch or
-                                     len(batch) + len(self._pending[0]) <= self.max_batch):
-                batch += self._pending.pop(0)
+            groups: list[list[_Pending]] = []
+            size = 0
+            while self._pending and (not groups or
+                                     size + len(self._pending[0]) <= self.max_batch):
+                groups.append(self._pending.pop(0))
+                size += len(groups[-1])
             try:
-                await self._flush(batch)
+                await self._flush(groups)
             except Exception as exc:  # a bug must not leave submits waiting forever
                 log.exception("submit batch failed")
-                self._fail(batch, f"the job could not be submitted ({type(exc).__name__})")
+                self._fail([pending for group in groups for pending in group],
+                           f"the job could not be submitted ({type(exc).__name__})")
 
-    async def _flush(self, batch: list[_Pending]) -> None:
+    async def _record(self, groups: list[list[_Pending]]) -> list[list[_Pending]]:
+        """Record the groups' jobs with one data service call; the groups recorded.
+
+        The store refuses a whole bulk for one job it cannot hold (a 4xx naming
+        ``jobs[i]``). That job's group (one submit) alone gets the refusal, and the others
+        are sent again: one user's bad job never fails another's submit."""
+        while groups:
+            try:
+                await self.client.create_jobs([p.job for group in groups for p in group])
+                return groups
+            except DataServiceRefusedError as exc:
+                refused = _refused_group(groups, exc)
+                if refused is None and len(groups) > 1:
+                    # The store did not say which job: each group on its own call.
+                    return [group for group in groups if await self._record([group])]
+                refused = refused or groups[0]
+                await self._refuse(refused, groups, exc)
+                groups = [group for group in groups if group is not refused]
+        return groups
+
+    async def _refuse(self, group: list[_Pending], groups: list[list[_Pending]],
+                      exc: DataServiceRefusedError) -> None:
+        """Answer one submit with the store's refusal, its fields named as the submit's.
+        Its jobs are made void too: a refused bulk writes nothing, but never run is sure."""
+        start = _offset(groups, group)
+        log.warning("the job store refused job %s of %s: %s", group[0].job.id,
+                    group[0].job.user_id, exc)
+        await self._void(group, f"the job store refused it: {exc}", answered=exc.status_code)
+        for position, pending in enumerate(group):
+            if not pending.done.done():
+                pending.done.set_exception(_as_submit(exc, start, len(group), position,
+                                                      pending.job.id))
+
+    async def _flush(self, groups: list[list[_Pending]]) -> None:
         try:
-            await self.client.create_jobs([pending.job for pending in batch])
+            groups = await self._record(groups)
         except DataServiceError as exc:
+            batch = [p for group in groups for p in group if not p.done.done()]
             log.warning("recording %d jobs failed: %s", len(batch), exc)
             await self._void(batch, "the job store did not record it in time")
             self._fail(batch, "the job store (data service) is unavailable: the job was "
                               "not recorded, or is marked failed, and will never run")
+            return
+        batch = [pending for group in groups for pending in group]
+        if not batch:
             return
         try:
             with anyio.fail_after(SEND_TIMEOUT):
@@ -228,10 +328,11 @@ class Submitter:
                 job_id = pending.job.id
                 pending.done.set_exception(SubmitError(f"job {job_id}: {reason}", job_id))
 
-    async def _void(self, batch: list[_Pending], reason: str, *, recorded: bool = False) -> None:
+    async def _void(self, batch: list[_Pending], reason: str, *, recorded: bool = False,
+                    answered: int = 503) -> None:
         """Make the jobs never run: stop markers, then a ``failed`` report each (applied
         at once too when the jobs are known to be recorded and the store answers)."""
-        why = f"submit failed: {reason} (the client was answered 503)"
+        why = f"submit failed: {reason} (the client was answered {answered})"
         reports = [Report(job_id=p.job.id, attempt=0, at=datetime.now(UTC),
                           status=JobStatus.FAILED, error=why, callback=p.message.callback)
                    for p in batch]
