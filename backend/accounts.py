@@ -21,7 +21,17 @@ UserName = Annotated[
 ]
 Password = Annotated[str, Meta(min_length=8, max_length=256, description="8 to 256 characters.")]
 TokenName = Annotated[str, Meta(min_length=1, max_length=100, description="What the token is for.")]
-TokenId = Annotated[str, Meta(pattern=r"^[0-9a-f]{32}$", description="Token id: 32 hex digits.")]
+TOKEN_ID_PATTERN = r"^[0-9a-f]{32}$"
+TokenId = Annotated[str, Meta(pattern=TOKEN_ID_PATTERN, description="Token id: 32 hex digits.")]
+# A user of the identity provider (OIDC) is "oidc:<claim>": a local name has no ':' (see
+# UserName), so no IdP claim can ever name a local user. Such a user has a record only
+# once an operator disables it (`taskbroker users disable oidc:<claim>`).
+OIDC_PREFIX = "oidc:"
+
+
+def is_external(username: str) -> bool:
+    """Whether ``username`` names an identity provider's user, not a local one."""
+    return ":" in username
 
 
 class Role(enum.StrEnum):
@@ -36,6 +46,9 @@ class User(Struct, kw_only=True):
     role: Role = Role.USER
     disabled: bool = False
     created_at: datetime | None = None
+    # Sessions carry the version they were made under; a bump (sign-out everywhere, a new
+    # password, disable) ends every earlier one.
+    session_version: int = 0
 
 
 class NewUser(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -52,6 +65,7 @@ class UserChange(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults
     password: Password | None = None
     role: Role | None = None
     disabled: bool | None = None
+    end_sessions: bool | None = None  # true: every session of the user ends (sign-out everywhere)
 
 
 class Credentials(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -83,6 +97,7 @@ class ApiToken(Struct, kw_only=True):
     name: str
     created_at: datetime
     last_used_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 class IssuedToken(ApiToken, kw_only=True):
@@ -101,6 +116,7 @@ class StoredToken(Struct, kw_only=True, forbid_unknown_fields=True):
     created_at: datetime | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
 
 
 def token_hash(secret: str) -> str:

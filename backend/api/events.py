@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -31,6 +31,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client, JobIdParam
 from backend.api.jobs import visible_job
+from backend.api.security import still_signed_in
 from backend.client import DataServiceClient
 from backend.errors import TaskbrokerError
 from backend.jobs import Job
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 15.0
 QUERY_CHUNK = 1000  # ids per data service request
 STOP_CHECK_SECONDS = 1.0
+SIGNED_OUT = "your sign-in is no longer valid (signed out, expired, revoked or disabled)"
 
 
 class TooManyStreamsError(TaskbrokerError):
@@ -171,10 +173,13 @@ class JobWatch:
 
 async def job_changes(watch: JobWatch, first: Job, *, keepalive: float = KEEPALIVE_SECONDS,
                       stopping: threading.Event | None = None,
+                      allowed: Callable[[], Awaitable[bool]] | None = None,
                       ) -> AsyncIterator[ServerSentEventMessage]:
     """Events for ``first`` and each later change of the job, until it finishes.
 
-    Also ends, without an event, once ``stopping`` is set (the process is shutting down).
+    Also ends, without an event, once ``stopping`` is set (the process is shutting down),
+    and with an ``error`` event once ``allowed`` says the caller may no longer be served
+    (asked at every keep-alive and before every change is sent).
     """
     yield job_event(first)
     if first.finished:
@@ -183,16 +188,11 @@ async def job_changes(watch: JobWatch, first: Job, *, keepalive: float = KEEPALI
         last, last_sent = _state(first), time.monotonic()
         while True:
             try:
-                # Wake every second to notice a shutdown; a comment keeps proxies from
-                # closing a quiet stream.
-                update = await asyncio.wait_for(updates.get(), timeout=STOP_CHECK_SECONDS)
+                # Wake every second to notice a shutdown.
+                update: Update | None = await asyncio.wait_for(updates.get(),
+                                                               timeout=STOP_CHECK_SECONDS)
             except TimeoutError:
-                if stopping is not None and stopping.is_set():
-                    return
-                if time.monotonic() - last_sent >= keepalive:
-                    last_sent = time.monotonic()
-                    yield ServerSentEventMessage(comment="keep-alive", data=None)
-                continue
+                update = None
             if stopping is not None and stopping.is_set():
                 return
             if isinstance(update, _Deleted):
@@ -201,11 +201,23 @@ async def job_changes(watch: JobWatch, first: Job, *, keepalive: float = KEEPALI
             if isinstance(update, _Failed):
                 yield error_event(update.detail)
                 return
-            if _state(update) != last:
-                last, last_sent = _state(update), time.monotonic()
-                yield job_event(update)
-            if update.finished:
-                return
+            if isinstance(update, Job):
+                if _state(update) != last:
+                    if allowed is not None and not await allowed():
+                        yield error_event(SIGNED_OUT)
+                        return
+                    last, last_sent = _state(update), time.monotonic()
+                    yield job_event(update)
+                if update.finished:
+                    return
+            # Nothing sent for a while (the poll brings the unchanged job, or nothing): a
+            # comment keeps proxies from closing the stream, and the caller is asked for again.
+            if time.monotonic() - last_sent >= keepalive:
+                if allowed is not None and not await allowed():
+                    yield error_event(SIGNED_OUT)
+                    return
+                last_sent = time.monotonic()
+                yield ServerSentEventMessage(comment="keep-alive", data=None)
 
 
 @get("/jobs/{job_id:str}/events", summary="Follow a job live", tags=["jobs"],
@@ -224,7 +236,10 @@ async def job_events(request: Request[Any, Any, Any], job_id: JobIdParam, client
     if not first.finished:
         # Refuse now, with a status code, rather than inside a stream already begun.
         watch.check_room(first)
-    return ServerSentEvent(job_changes(watch, first, stopping=state.stopping))
+    # The caller is looked at again while the stream lasts: a sign-out, a revoked token or
+    # a disabled user ends it (within the few seconds the kernel caches who is who).
+    return ServerSentEvent(job_changes(watch, first, stopping=state.stopping,
+                                       allowed=lambda: still_signed_in(request)))
 
 
 EVENT_ROUTES = [job_events]

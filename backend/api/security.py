@@ -6,21 +6,23 @@
   AUTH_SECRET, naming a token record the data service keeps (SHA-256 of the secret,
   name, creation, last use, revocation);
 * with AUTH_OIDC_ISSUER, a bearer JWT of the company's identity provider (RS256/ES256,
-  keys from the issuer's JWKS, fetched and cached), the user being AUTH_OIDC_USER_CLAIM.
+  keys from the issuer's JWKS, fetched and cached: :mod:`backend.api.oidc`), the user
+  being ``oidc:<AUTH_OIDC_USER_CLAIM>``, a name no local user can have.
 
 Every one is checked by :class:`KernelToken` (signature, algorithm, expiry, issuer,
-audience; ``alg: none`` never passes) and then by :func:`retrieve_principal` (the user
-exists and is not disabled, the API token is not revoked and is the very one recorded).
+audience; ``alg: none`` never passes) and then by :func:`retrieve_principal` on every
+request (the user exists, or is an IdP's, and is not disabled; a session is of the user's
+current session version; the API token is not revoked and is the very one recorded).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import hmac
 import logging
+import re
 import secrets
-import threading
 import time
-import urllib.request
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,9 +36,12 @@ from litestar.security.jwt import JWTCookieAuth, Token
 from litestar.types import Receive, Scope, Send
 from msgspec import Struct
 
-from backend.accounts import Role, token_hash
+from backend.accounts import OIDC_PREFIX, Role, User, is_external, token_hash
+from backend.api.oidc import ALGORITHMS as OIDC_ALGORITHMS
+from backend.api.oidc import OidcIssuer
 from backend.client import DataServiceClient
 from backend.errors import DataServiceError
+from backend.jobs import USER_ID_PATTERN
 from backend.settings import AuthSettings
 
 log = logging.getLogger(__name__)
@@ -47,14 +52,11 @@ MIN_SECRET_LENGTH = 32  # characters of AUTH_SECRET (HS256 wants a key of 256 bi
 SESSION_COOKIE = "taskbroker_session"
 CSRF_COOKIE = "csrftoken"
 CSRF_HEADER = "x-csrftoken"
-API_TOKEN_LIFETIME = timedelta(days=3650)  # revoked, not expired
 CACHE_SECONDS = 5.0  # a user or token record is looked up again after this long
 STALE_SECONDS = 600.0  # ...but while the data service is away, it is trusted this long
 LAST_USED_EVERY = 60.0  # seconds between two notes of a token's last use
-JWKS_CACHE_SECONDS = 3600
+MAX_USERNAME = 128  # a job's user_id: an IdP user's name must fit it
 VERIFIED_CACHE_SIZE = 10_000  # tokens whose signature was checked, kept until they expire
-JWKS_RETRY_SECONDS = 60.0  # at most one fetch this often for keys not known yet
-OIDC_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
 # Paths anyone may call: the schema and sign-in. The probes and the web app's files are
 # marked on their routes (exclude_from_auth); the app asks /api/v1/auth/me who is signed in.
@@ -73,68 +75,10 @@ class Principal(Struct, kw_only=True, frozen=True):
         return self.role is Role.ADMIN
 
 
-class _Oidc:
-    """An OIDC issuer's signing keys, from its discovery document, kept in memory.
-
-    Checking a token never waits on the network: the keys are fetched at start
-    (:meth:`refresh`, in a thread), again every JWKS_CACHE_SECONDS, and when a token names
-    a key id not known yet (a rotation), at most once per JWKS_RETRY_SECONDS, always in a
-    background thread. Meanwhile such a token is a 401, so a flood of made-up key ids
-    costs one fetch a minute, not one per request.
-    """
-
-    def __init__(self, issuer: str, audience: str) -> None:
-        self.issuer = issuer.rstrip("/")
-        self.audience = audience
-        self._keys: dict[str | None, jwt.PyJWK] = {}
-        self._fetched = float("-inf")
-        self._tried = float("-inf")
-        self._lock = threading.Lock()
-
-    def refresh(self) -> None:
-        """Fetch the issuer's keys now (blocking: call it from a thread)."""
-        with self._lock:
-            self._tried = time.monotonic()
-        try:
-            url = f"{self.issuer}/.well-known/openid-configuration"
-            with urllib.request.urlopen(url, timeout=5) as answer:
-                discovery = json.load(answer)
-            with urllib.request.urlopen(discovery["jwks_uri"], timeout=5) as answer:
-                found = jwt.PyJWKSet.from_dict(json.load(answer))
-        except (OSError, ValueError, KeyError, TypeError, jwt.PyJWTError) as exc:
-            log.warning("could not fetch the OIDC keys of %s: %r", self.issuer, exc)
-            return
-        keys = {key.key_id: key for key in found.keys}
-        with self._lock:
-            self._keys, self._fetched = keys, time.monotonic()
-        log.info("OIDC: %d signing keys of %s", len(keys), self.issuer)
-
-    def _refresh_soon(self) -> None:
-        with self._lock:
-            if time.monotonic() - self._tried < JWKS_RETRY_SECONDS:
-                return
-            self._tried = time.monotonic()
-        threading.Thread(target=self.refresh, name="oidc-jwks", daemon=True).start()
-
-    def decode(self, encoded: str, kid: str | None) -> dict[str, Any]:
-        if time.monotonic() - self._fetched > JWKS_CACHE_SECONDS:
-            self._refresh_soon()  # the keys in hand still serve meanwhile
-        key = self._keys.get(kid)
-        if key is None and kid is None and len(self._keys) == 1:
-            key = next(iter(self._keys.values()))
-        if key is None:
-            self._refresh_soon()
-            raise NotAuthorizedException("the token's signing key is not one of the "
-                                         "issuer's known keys (try again shortly)")
-        return jwt.decode(encoded, key=key.key, algorithms=OIDC_ALGORITHMS,
-                          issuer=self.issuer, audience=self.audience,
-                          options={"require": ["exp", "iss", "aud"]})
-
-
 class KernelToken(Token):
     """Litestar's JWT token, decoding our own tokens and, when configured, OIDC ones."""
 
-    oidc: _Oidc | None = None
+    oidc: OidcIssuer | None = None
     user_claim = "sub"
     # Tokens (exactly as sent) whose signature and claims passed, with their payloads: a
     # client sends the same token on every request, and checking it again costs more than
@@ -165,21 +109,36 @@ class KernelToken(Token):
         if header.get("alg") == ALGORITHM:
             # Only ever HS256 under our secret: a token claiming "none" or another
             # algorithm is not ours to check with this key.
-            return jwt.decode(encoded_token, key=secret, algorithms=[ALGORITHM], issuer=ISSUER,
-                              options={"require": ["exp", "sub", "iss"]})
+            try:
+                return jwt.decode(encoded_token, key=secret, algorithms=[ALGORITHM],
+                                  issuer=ISSUER, options={"require": ["exp", "sub", "iss"]})
+            except (jwt.PyJWTError, TypeError, ValueError) as exc:
+                raise NotAuthorizedException(f"the token is not valid: {exc}") from exc
         if cls.oidc is None or header.get("alg") not in OIDC_ALGORITHMS:
             raise NotAuthorizedException("the token's algorithm is not accepted")
-        payload = cls.oidc.decode(encoded_token, header.get("kid"))
-        user = payload.get(cls.user_claim)
-        if not isinstance(user, str) or not user:
+        payload = cls.oidc.decode(encoded_token, header)
+        return {"sub": cls._oidc_user(payload), "exp": payload["exp"],
+                "iat": payload.get("iat", 0), "iss": payload["iss"], "typ": "oidc"}
+
+    @classmethod
+    def _oidc_user(cls, payload: dict[str, Any]) -> str:
+        """``oidc:<claim>``: the IdP's users never share a name with a local user."""
+        claim = payload.get(cls.user_claim)
+        if not isinstance(claim, str) or not claim:
             raise NotAuthorizedException(f"the OIDC token has no {cls.user_claim!r} claim")
-        return {"sub": user, "exp": payload["exp"], "iat": payload.get("iat", 0),
-                "iss": payload["iss"], "typ": "oidc"}
+        # An e-mail address names a person only once the IdP checked it is theirs.
+        if cls.user_claim == "email" and payload.get("email_verified") not in (True, "true"):
+            raise NotAuthorizedException("the OIDC token's email is not verified")
+        username = OIDC_PREFIX + claim
+        if len(username) > MAX_USERNAME or not re.fullmatch(USER_ID_PATTERN, username):
+            raise NotAuthorizedException(f"the OIDC token's {cls.user_claim!r} claim cannot "
+                                         "name a user (blanks, '/', '?', '#' or too long)")
+        return username
 
 
 def _token_class(settings: AuthSettings) -> type[KernelToken]:
     """A token class bound to these settings (the class is what Litestar is given)."""
-    oidc = (_Oidc(settings.auth_oidc_issuer, settings.auth_oidc_audience)
+    oidc = (OidcIssuer(settings.auth_oidc_issuer, settings.auth_oidc_audience)
             if settings.auth_oidc_issuer else None)
     return type("BoundKernelToken", (KernelToken,),
                 {"oidc": oidc, "user_claim": settings.auth_oidc_user_claim, "verified": {}})
@@ -236,19 +195,40 @@ class Identities:
             log.debug("could not note the use of token %s: %s", token_id, exc)
 
 
+async def _account(identities: Identities, username: str) -> User | None:
+    """Who ``username`` is now, if they may come in: a local user must exist and not be
+    disabled; an IdP's user (``oidc:...``) has a record only if an operator disabled it,
+    and is always a plain user."""
+    user = await identities.user(username)
+    if not is_external(username):
+        return None if user is None or user.disabled else user
+    if user is not None and user.disabled:
+        return None
+    return User(username=username, role=Role.USER,
+                session_version=user.session_version if user else 0)
+
+
 async def retrieve_principal(token: Token, connection: ASGIConnection[Any, Any, Any, Any],
                              ) -> Principal | None:
     """The caller, once the token's signature is good; None refuses the request (401)."""
     identities: Identities = connection.app.state.identities
-    kind = token.extras.get("typ")
-    if kind == "oidc":
-        return Principal(username=token.sub, via="oidc")
-    user = await identities.user(token.sub)
-    if user is None or user.disabled:
+    kind = str(token.extras.get("typ"))
+    # An IdP's user comes only through OIDC or an API token of its own; a local one never
+    # through OIDC.
+    external = is_external(token.sub)
+    if not {"oidc": external, "session": not external, "api": True}.get(kind, False):
         return None
+    user = await _account(identities, token.sub)
+    if user is None:
+        return None
+    if kind == "oidc":
+        return Principal(username=user.username, via="oidc")
     if kind == "session":
+        # Signing out (everywhere), a new password or disabling bumps the version.
+        if token.extras.get("ver", 0) != user.session_version:
+            return None
         return Principal(username=user.username, role=user.role, via="session")
-    if kind == "api" and isinstance(token.jti, str):
+    if isinstance(token.jti, str):
         record = await identities.token(token.jti)
         presented = connection.headers.get("authorization", "").partition(" ")[2]
         if (record is None or record.revoked_at is not None or record.username != user.username
@@ -257,6 +237,19 @@ async def retrieve_principal(token: Token, connection: ASGIConnection[Any, Any, 
         await identities.note_use(token.jti)
         return Principal(username=user.username, role=user.role, via="token")
     return None
+
+
+async def still_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """Whether the caller of a long request (a live stream) may still be served: its token
+    not expired, its user not disabled nor signed out, its API token not revoked (as seen
+    through the few seconds' cache of :class:`Identities`)."""
+    token = connection.auth
+    if not isinstance(token, Token) or token.exp <= datetime.now(UTC):
+        return False
+    try:
+        return await retrieve_principal(token, connection) is not None
+    except DataServiceError:
+        return True  # an outage, not a revocation: the stream's own reads report it
 
 
 def make_auth(settings: AuthSettings) -> JWTCookieAuth[Principal, KernelToken]:
@@ -284,20 +277,28 @@ def make_auth(settings: AuthSettings) -> JWTCookieAuth[Principal, KernelToken]:
     )
 
 
-def session_cookie(auth: JWTCookieAuth[Any, Any], username: str, role: Role) -> Cookie:
-    """The HttpOnly cookie that signs ``username`` in (the token never shows elsewhere)."""
-    token = auth.create_token(identifier=username, token_issuer=ISSUER,
-                              token_extras={"typ": "session", "role": str(role)})
+def session_cookie(auth: JWTCookieAuth[Any, Any], user: User) -> Cookie:
+    """The HttpOnly cookie that signs ``user`` in (the token never shows elsewhere)."""
+    token = auth.create_token(identifier=user.username, token_issuer=ISSUER,
+                              token_extras={"typ": "session", "role": str(user.role),
+                                            "ver": user.session_version})
     return Cookie(key=SESSION_COOKIE, value=token, path="/", httponly=True, secure=auth.secure,
                   samesite="strict", max_age=int(auth.default_token_expiration.total_seconds()))
 
 
-def api_token(auth: JWTCookieAuth[Any, Any], username: str) -> tuple[str, str]:
-    """A new API token for ``username``: (its id, its secret)."""
+def api_token(auth: JWTCookieAuth[Any, Any], username: str,
+              lifetime: timedelta) -> tuple[str, str, datetime]:
+    """A new API token for ``username``: (its id, its secret, when it expires)."""
     token_id = secrets.token_hex(16)
-    token = KernelToken(sub=username, exp=datetime.now(UTC) + API_TOKEN_LIFETIME, iss=ISSUER,
+    token = KernelToken(sub=username, exp=datetime.now(UTC) + lifetime, iss=ISSUER,
                         jti=token_id, extras={"typ": "api"})
-    return token_id, token.encode(secret=auth.token_secret, algorithm=ALGORITHM)
+    return token_id, token.encode(secret=auth.token_secret, algorithm=ALGORITHM), token.exp
+
+
+def csrf_secret(auth_secret: str) -> str:
+    """The CSRF tokens' HMAC key: derived from AUTH_SECRET, so no value made under one key
+    (a CSRF token, a JWT) can ever serve under the other."""
+    return hmac.new(auth_secret.encode(), b"taskbroker csrf", hashlib.sha256).hexdigest()
 
 
 class BearerAwareCSRFMiddleware(CSRFMiddleware):

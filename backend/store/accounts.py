@@ -30,6 +30,7 @@ from backend.accounts import (
     StoredToken,
     User,
     UserChange,
+    is_external,
 )
 from backend.jobs import utcnow
 
@@ -45,6 +46,7 @@ class UserDocument(Document):
     role: Role = Role.USER
     disabled: bool = False
     created_at: datetime
+    session_version: int = 0
 
     class Settings:
         name = "users"
@@ -60,6 +62,7 @@ class ApiTokenDocument(Document):
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
 
     class Settings:
         name = "api_tokens"
@@ -75,13 +78,14 @@ async def _hash(password: str) -> str:
 
 def _user(doc: UserDocument) -> User:
     return User(username=doc.username, role=doc.role, disabled=doc.disabled,
-                created_at=doc.created_at)
+                created_at=doc.created_at, session_version=doc.session_version)
 
 
 def _token(doc: ApiTokenDocument) -> StoredToken:
     return StoredToken(id=doc.token_id, username=doc.username, name=doc.name,
                        token_hash=doc.token_hash, created_at=doc.created_at,
-                       last_used_at=doc.last_used_at, revoked_at=doc.revoked_at)
+                       last_used_at=doc.last_used_at, revoked_at=doc.revoked_at,
+                       expires_at=doc.expires_at)
 
 
 async def _find_user(username: str) -> UserDocument:
@@ -89,6 +93,19 @@ async def _find_user(username: str) -> UserDocument:
     if doc is None:
         raise NotFoundException(f"no user {username!r}")
     return doc
+
+
+async def _external_user(username: str) -> UserDocument:
+    """The record of an identity provider's user, made on first need (no password: an
+    empty hash never verifies, so it cannot sign in with one)."""
+    doc = await UserDocument.find_one({"username": username})
+    if doc is not None:
+        return doc
+    try:
+        await UserDocument(username=username, password_hash="", created_at=utcnow()).insert()
+    except DuplicateKeyError:
+        pass  # made meanwhile by a concurrent change
+    return await _find_user(username)
 
 
 class AccountController(Controller):
@@ -117,14 +134,30 @@ class AccountController(Controller):
 
     @patch("/users/{username:str}", summary="Change a user's password, role or access")
     async def change_user(self, username: UsernameParam, data: JSONBody[UserChange]) -> User:
-        doc = await _find_user(username)
+        """A new password or disabling ends every session and revokes every API token of
+        the user (so enabling again brings none back); ``end_sessions`` ends the sessions.
+        An identity provider's user (``oidc:...``) gets a record here on its first change:
+        only its access can change (it has no password here and is always a ``user``)."""
+        if is_external(username):
+            if data.password is not None or data.role is not None:
+                raise ClientException(f"{username!r} signs in through the identity provider: "
+                                      "only its access (disable, enable) can change here")
+            doc = await _external_user(username)
+        else:
+            doc = await _find_user(username)
         if data.password is not None:
             doc.password_hash = await _hash(data.password)
         if data.role is not None:
             doc.role = data.role
         if data.disabled is not None:
             doc.disabled = data.disabled
+        ends_access = data.password is not None or data.disabled is True
+        if ends_access or data.end_sessions:
+            doc.session_version += 1
         await doc.save()
+        if ends_access:
+            await ApiTokenDocument.get_pymongo_collection().update_many(
+                {"username": username, "revoked_at": None}, {"$set": {"revoked_at": utcnow()}})
         return _user(doc)
 
     @post("/users/check", status_code=HTTP_200_OK, summary="Check a user's password")
@@ -151,7 +184,8 @@ class AccountController(Controller):
     @post("/tokens", status_code=HTTP_201_CREATED, summary="Record an API token (its hash)")
     async def create_token(self, data: JSONBody[StoredToken]) -> StoredToken:
         doc = ApiTokenDocument(token_id=data.id, username=data.username, name=data.name,
-                               token_hash=data.token_hash, created_at=utcnow())
+                               token_hash=data.token_hash, created_at=utcnow(),
+                               expires_at=data.expires_at)
         try:
             await doc.insert()
         except DuplicateKeyError:

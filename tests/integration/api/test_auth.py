@@ -4,11 +4,13 @@ cross-user matrix, CSRF, and the limits per user."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -203,6 +205,11 @@ class _Issuer(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.fetches.append(self.path)
         body = self.documents.get(self.path)
+        if isinstance(body, str):  # a redirect to that address
+            self.send_response(302)
+            self.send_header("location", body)
+            self.end_headers()
+            return
         self.send_response(200 if body is not None else 404)
         self.send_header("content-type", "application/json")
         self.end_headers()
@@ -212,8 +219,9 @@ class _Issuer(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def issuer() -> Any:
+@contextlib.contextmanager
+def serve_issuer() -> Iterator[tuple[str, Any]]:
+    """A test OIDC issuer on 127.0.0.1: (its URL, its RSA signing key)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -224,8 +232,16 @@ def issuer() -> Any:
     _Issuer.fetches = []
     server = ThreadingHTTPServer(("127.0.0.1", port), _Issuer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield url, key
-    server.shutdown()
+    try:
+        yield url, key
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def issuer() -> Iterator[tuple[str, Any]]:
+    with serve_issuer() as served:
+        yield served
 
 
 def hs256_with(secret: bytes, payload: dict[str, Any]) -> str:
@@ -251,9 +267,10 @@ async def test_oidc_jwts_of_the_configured_issuer_are_accepted(
     carol = await kernel.client(oidc_token(url, key))
     me = await carol.get("/api/v1/auth/me")
     assert me.status_code == 200, me.text
-    assert me.json() == {"username": "carol@example.com", "role": "user", "via": "oidc"}
+    # The IdP's users have names of their own, never a local user's.
+    assert me.json() == {"username": "oidc:carol@example.com", "role": "user", "via": "oidc"}
     job_id = await submitted(carol)
-    assert (await carol.get(JOB.format(job_id))).json()["user_id"] == "carol@example.com"
+    assert (await carol.get(JOB.format(job_id))).json()["user_id"] == "oidc:carol@example.com"
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_pem = key.public_key().public_bytes(
         encoding=serialization.Encoding.PEM,

@@ -73,6 +73,8 @@ async def test_a_user_can_be_disabled_given_a_new_password_and_made_admin(store,
     {"username": "", "password": PASSWORD}, {"username": ".hidden", "password": PASSWORD},
     {"username": "has space", "password": PASSWORD}, {"username": "ok", "password": "short"},
     {"username": "ok", "password": PASSWORD, "role": "root"},
+    # ':' is kept for the identity provider's users (oidc:<claim>): no local name has one.
+    {"username": "oidc:admin", "password": PASSWORD},
 ])
 async def test_bad_users_are_a_400(store, body):
     assert (await store.post("/users", json=body)).status_code == 400
@@ -93,6 +95,49 @@ async def test_tokens_are_kept_hashed_listed_revoked_and_noted_when_used(store, 
     assert (await store.get("/tokens", params={"username": name})).json() == []
     assert (await store.get(f"/tokens/{token_id}")).json()["revoked_at"] is not None
     assert (await store.get(f"/tokens/{uuid.uuid4().hex}")).status_code == 404
+
+
+async def test_a_new_password_or_disabling_revokes_every_token_and_ends_sessions(store, name):
+    await store.post("/users", json={"username": name, "password": PASSWORD})
+
+    async def token() -> str:
+        token_id = uuid.uuid4().hex
+        assert (await store.post("/tokens", json={"id": token_id, "username": name, "name": "t",
+                                                  "token_hash": token_hash(token_id)})
+                ).status_code == 201
+        return token_id
+
+    async def revoked(token_id: str) -> bool:
+        return (await store.get(f"/tokens/{token_id}")).json()["revoked_at"] is not None
+
+    version = (await store.get(f"/users/{name}")).json()["session_version"]
+    first = await token()
+    signed_out = await store.patch(f"/users/{name}", json={"end_sessions": True})
+    assert signed_out.json()["session_version"] == version + 1
+    assert not await revoked(first)  # signing out ends sessions only
+    changed = await store.patch(f"/users/{name}", json={"password": "a new one 42"})
+    assert changed.json()["session_version"] == version + 2 and await revoked(first)
+    second = await token()
+    await store.patch(f"/users/{name}", json={"role": "admin"})
+    assert not await revoked(second)  # a role is read on every request: nothing to end
+    disabled = await store.patch(f"/users/{name}", json={"disabled": True})
+    assert disabled.json()["session_version"] == version + 3 and await revoked(second)
+    assert (await store.get("/tokens", params={"username": name})).json() == []
+
+
+async def test_an_identity_providers_user_gets_a_record_only_for_its_access(store, name):
+    who = f"oidc:{name}"
+    assert (await store.get(f"/users/{who}")).status_code == 404
+    disabled = await store.patch(f"/users/{who}", json={"disabled": True})
+    assert disabled.status_code == 200, disabled.text
+    assert disabled.json()["disabled"] is True and disabled.json()["role"] == "user"
+    for change in ({"password": PASSWORD}, {"role": "admin"}):
+        assert (await store.patch(f"/users/{who}", json=change)).status_code == 400
+    await store.patch(f"/users/{who}", json={"disabled": False})
+    # It has no password here: no password signs it in.
+    for password in ("", PASSWORD):
+        check = await store.post("/users/check", json={"username": who, "password": password})
+        assert check.status_code in (400, 403)
 
 
 def test_a_data_service_without_a_token_refuses_to_start(mongo_url):
