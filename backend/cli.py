@@ -7,6 +7,7 @@
     taskbroker watch <job-id>
     taskbroker list --status running
     taskbroker cancel <job-id>
+    taskbroker webhooks rotate-secret      # your webhook signing secret, shown once
     taskbroker users create alice          # operators: talks to the data service
 
 Global options come before the command: ``taskbroker --api-url URL --token T list``.
@@ -47,6 +48,8 @@ app = typer.Typer(help="Submit jobs to taskbroker and follow them.", no_args_is_
 users_app = typer.Typer(help="Manage users (operators: talks to the data service with "
                         "DATA_SERVICE_URL and DATA_SERVICE_TOKEN).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+webhooks_app = typer.Typer(help="Your webhook signing secret.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 err = Console(stderr=True)
 
@@ -431,6 +434,30 @@ def tasks(ctx: typer.Context) -> None:
             console.print(f"[bold]{item['name']}[/bold]  {item['description']}")
 
 
+# -- webhooks ------------------------------------------------------------------------------
+@webhooks_app.command("rotate-secret")
+def webhooks_rotate_secret(ctx: typer.Context) -> None:
+    """Make or replace your webhook signing secret (printed once).
+
+    Deliveries are signed with the new one within 30 s; the old one then verifies nothing.
+    """
+    with _client(ctx) as http:
+        answer = _call(http, "POST", "/api/v1/webhooks/secret").json()
+    console.print(answer["secret"], soft_wrap=True)
+    err.print("give it to your receivers now: it is not shown again")
+
+
+@webhooks_app.command("secret")
+def webhooks_secret(ctx: typer.Context) -> None:
+    """Whether you have a webhook secret, and when it was made (never the secret)."""
+    with _client(ctx) as http:
+        state = _call(http, "GET", "/api/v1/webhooks/secret").json()
+    if state["exists"]:
+        console.print(f"made or rotated {state['rotated_at'][:19].replace('T', ' ')} UTC")
+    else:
+        console.print("none yet: `taskbroker webhooks rotate-secret` makes one")
+
+
 # -- users (operators) ----------------------------------------------------------------------
 def _store() -> httpx.Client:
     from backend.local import LocalSecrets  # the launcher's modules: only for these commands
@@ -480,7 +507,8 @@ def users_list() -> None:
 
 @users_app.command("disable")
 def users_disable(username: str) -> None:
-    """Refuse a user from now on (sessions and tokens included)."""
+    """Refuse a user from now on: ends their sessions and revokes their API tokens (enabling
+    brings none back). An identity provider's user is named oidc:<claim>."""
     with _store() as http:
         _call(http, "PATCH", f"/users/{username}", json={"disabled": True})
     console.print(f"disabled {username}")
@@ -494,12 +522,20 @@ def users_enable(username: str) -> None:
     console.print(f"enabled {username}")
 
 
+@users_app.command("sign-out")
+def users_sign_out(username: str) -> None:
+    """End every web session of a user (API tokens stay: revoke them one by one)."""
+    with _store() as http:
+        _call(http, "PATCH", f"/users/{username}", json={"end_sessions": True})
+    console.print(f"signed {username} out everywhere")
+
+
 @users_app.command("set-password")
 def users_set_password(
     username: str,
     password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
 ) -> None:
-    """Set a user's password (asks for it)."""
+    """Set a user's password (asks for it); ends their sessions and revokes their API tokens."""
     with _store() as http:
         _call(http, "PATCH", f"/users/{username}", json={"password": _new_password(password)})
     console.print(f"password of {username} changed")

@@ -12,6 +12,7 @@ seed's create with a server-chosen id.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -20,7 +21,14 @@ import aiohttp
 import msgspec
 import tenacity
 
-from backend.accounts import Credentials, NewUser, StoredToken, User, UserChange
+from backend.accounts import (
+    TOKEN_ID_PATTERN,
+    Credentials,
+    NewUser,
+    StoredToken,
+    User,
+    UserChange,
+)
 from backend.client_trace import data_service_trace, observed
 from backend.errors import (
     DataServiceError,
@@ -43,6 +51,7 @@ from backend.jobs import (
 )
 from backend.reports import Report, ReportBatch, ReportsApplied
 from backend.settings import ApiSettings
+from backend.webhooks import WebhookKey
 
 SERVICE_TOKEN_HEADER = "X-Service-Token"
 
@@ -115,6 +124,10 @@ def _conflict(body: bytes) -> TransitionError:
     if not isinstance(decoded, dict):
         return TransitionError(f"conflict: {body[:500].decode(errors='replace')}")
     return TransitionError(str(decoded.get("detail", "conflict")), decoded.get("current_status"))
+
+
+def _is_token_id(token_id: str) -> bool:
+    return re.fullmatch(TOKEN_ID_PATTERN, token_id) is not None
 
 
 def _decode(body: bytes, kind: type[T]) -> T:
@@ -344,6 +357,8 @@ class DataServiceClient:
                        list[StoredToken])
 
     async def get_token(self, token_id: str) -> StoredToken | None:
+        if not _is_token_id(token_id):  # never a path of our making: no such token
+            return None
         try:
             content = await self._request("GET", f"/tokens/{token_id}")
         except NotFoundError:
@@ -351,6 +366,8 @@ class DataServiceClient:
         return _decode(content, StoredToken)
 
     async def revoke_token(self, token_id: str) -> StoredToken | None:
+        if not _is_token_id(token_id):
+            return None
         try:
             content = await self._request("DELETE", f"/tokens/{token_id}")
         except NotFoundError:
@@ -358,7 +375,24 @@ class DataServiceClient:
         return _decode(content, StoredToken)
 
     async def token_used(self, token_id: str) -> None:
+        if not _is_token_id(token_id):
+            return
         await self._request("POST", f"/tokens/{token_id}/used")
+
+    # webhook keys ------------------------------------------------------------------------
+    async def get_webhook_key(self, username: str) -> WebhookKey | None:
+        """The user's webhook key id, or None if they never made a webhook secret."""
+        try:
+            content = await self._request("GET", f"/webhook-keys/{quote(username, safe='')}")
+        except NotFoundError:
+            return None
+        return _decode(content, WebhookKey)
+
+    async def rotate_webhook_key(self, username: str) -> WebhookKey:
+        """A new webhook key id for the user (the old one is gone). Safe to repeat: a
+        repeat makes another key, and the answer is the one that stays."""
+        content = await self._request("POST", f"/webhook-keys/{quote(username, safe='')}")
+        return _decode(content, WebhookKey)
 
     async def ready(self) -> bool:
         """Whether the data service answers its ``/readyz`` (one try, no retries)."""

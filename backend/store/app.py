@@ -30,6 +30,7 @@ from backend.store.routes import (
     list_user_jobs,
     readyz,
 )
+from backend.store.webhook_keys import WebhookKeyController, WebhookKeyDocument
 from backend.web import require_json
 
 log = logging.getLogger("backend.store")
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             bind_collection(mongo.collection_name)
             try:
                 await init_beanie(database=client[mongo.database_name],
-                                  document_models=[JobDocument, UserDocument, ApiTokenDocument])
+                                  document_models=[JobDocument, UserDocument, ApiTokenDocument,
+                                                   WebhookKeyDocument])
             except PyMongoError as exc:
                 log.error("cannot start: MongoDB (MONGODB_URL) did not answer: %s", exc)
                 raise
@@ -76,7 +78,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await client.close()
 
     return Litestar(
-        route_handlers=[JobController, BatchController, AccountController, list_user_jobs,
+        route_handlers=[JobController, BatchController, AccountController, WebhookKeyController,
+                        list_user_jobs,
                         count_unfinished, delete_job_seed_path, healthz, readyz,
                         *metrics_routes(settings.observability)],
         guards=[service_token_guard(token)],

@@ -4,9 +4,10 @@ processes, once on the Redis Stream queue and once on SQS.
 * a job given a delay shows ``scheduled`` with its ``run_at``, starts no earlier, and
   succeeds; it survives its worker executor killed (kill -9) and Redis losing its data
   while it waits; cancelled while it waits, it never runs;
-* a job with a callback URL is POSTed, signed, to a receiver this test runs on
-  127.0.0.1: a 500 is retried, a dispatcher killed mid-delivery does not lose it, and a
-  host not allowed is refused at submit;
+* a job with a callback URL is POSTed, signed with the secret its owner got from the
+  kernel (``POST /api/v1/webhooks/secret``), to a receiver this test runs on 127.0.0.1: a
+  500 is retried, a dispatcher killed mid-delivery does not lose it, and a host not
+  allowed is refused at submit;
 * a result over MAX_RESULT_BYTES fails the job for good.
 """
 
@@ -34,7 +35,7 @@ from tests.e2e.tasks import runs
 pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("system", ["redis", "sqs"],
                                                        indirect=True)]
 
-SECRET = "e2e-webhook-secret"
+SECRET = "e2e-webhook-secret"  # WEBHOOK_SECRET: the master no delivery is signed with
 
 
 @dataclass
@@ -114,6 +115,18 @@ def system(request: pytest.FixtureRequest, log_dir: Path, receiver: Receiver,
     running.stop_all()
 
 
+@pytest.fixture(scope="module")
+def hook_secret(system: System) -> str:
+    """The e2e user's webhook secret, as the kernel shows it (once)."""
+    answer = system.http.post(f"{system.api_url}/api/v1/webhooks/secret")
+    assert answer.status_code == 201, answer.text
+    return answer.json()["secret"]
+
+
+def signed(secret: str, url: str, call: Call) -> bool:
+    return webhooks.verify(secret, url, call.body, call.headers[webhooks.SIGNATURE_HEADER])
+
+
 def submit(system: System, name: str = "count", params: dict[str, Any] | None = None,
            **fields: Any) -> str:
     answer = system.http.post(f"{system.api_url}/api/v1/job_executor/async", json={
@@ -177,7 +190,7 @@ def test_a_scheduled_job_still_runs_at_its_time_after_redis_lost_its_data(system
 
 
 def test_a_cancelled_scheduled_job_never_runs_and_its_webhook_says_so(
-        system: System, receiver: Receiver):
+        system: System, receiver: Receiver, hook_secret: str):
     job_id = submit(system, delay=2, callback_url=receiver.url("ok"))
     wait_for(lambda: in_rq_schedule(system, job_id), 30, "the job in RQ's scheduled registry")
     cancelled = system.cancel(job_id)
@@ -185,6 +198,7 @@ def test_a_cancelled_scheduled_job_never_runs_and_its_webhook_says_so(
     assert not in_rq_schedule(system, job_id)
     [call] = wait_for(lambda: receiver.of(job_id), 30, "the webhook of the cancel")
     assert msgspec.json.decode(call.body)["status"] == "cancelled"
+    assert signed(hook_secret, receiver.url("ok"), call)
     time.sleep(4)  # well past its run_at
     job = system.job(job_id)
     assert (job["status"], job["attempts"], job["started_at"]) == ("cancelled", 0, None)
@@ -192,23 +206,27 @@ def test_a_cancelled_scheduled_job_never_runs_and_its_webhook_says_so(
     assert len(receiver.of(job_id)) == 1
 
 
-def test_a_webhook_is_signed_and_retried_after_a_500(system: System, receiver: Receiver):
+def test_a_webhook_is_signed_and_retried_after_a_500(system: System, receiver: Receiver,
+                                                     hook_secret: str):
     job_id = submit(system, "echo", {"hello": "hooks"}, callback_url=receiver.url("fail-once"))
     first, second = wait_for(lambda: receiver.of(job_id)[:2] if len(receiver.of(job_id)) >= 2
                              else None, 60, "the webhook and its retry")
     assert second.at - first.at >= 0.5 * 0.9  # WEBHOOK_BACKOFF_BASE, less the jitter
     job = system.job(job_id)
     assert job["status"] == "succeeded" and job["result"] == {"hello": "hooks"}
-    # The job as GET /api/v1/jobs/{id} shows it, signed with WEBHOOK_SECRET.
+    # The job as GET /api/v1/jobs/{id} shows it, signed with its owner's secret (and URL),
+    # never with WEBHOOK_SECRET itself.
     assert msgspec.json.decode(second.body) == job
     assert second.headers[webhooks.JOB_ID_HEADER] == job_id
-    assert webhooks.verify(SECRET, second.body, second.headers[webhooks.SIGNATURE_HEADER])
+    assert signed(hook_secret, receiver.url("fail-once"), second)
+    assert not signed(SECRET, receiver.url("fail-once"), second)
+    assert not signed(hook_secret, receiver.url("ok"), second)  # replayed elsewhere
     time.sleep(2)
     assert len(receiver.of(job_id)) == 2  # delivered: not sent again
 
 
 def test_a_dispatcher_killed_mid_delivery_does_not_lose_the_webhook(
-        system: System, receiver: Receiver):
+        system: System, receiver: Receiver, hook_secret: str):
     job_id = submit(system, "echo", {"n": 1}, callback_url=receiver.url("hang-once"))
     wait_for(lambda: receiver.of(job_id), 60, "the first delivery to arrive")
     system.dispatcher.kill()  # kill -9 while the receiver holds the request
@@ -216,7 +234,7 @@ def test_a_dispatcher_killed_mid_delivery_does_not_lose_the_webhook(
     # Delivered again once the dead sender's claim expires (2 x WEBHOOK_TIMEOUT + 5 s).
     calls = wait_for(lambda: len(receiver.of(job_id)) >= 2 and receiver.of(job_id), 60,
                      "the webhook delivered again")
-    assert webhooks.verify(SECRET, calls[1].body, calls[1].headers[webhooks.SIGNATURE_HEADER])
+    assert signed(hook_secret, receiver.url("hang-once"), calls[1])
     assert msgspec.json.decode(calls[1].body)["status"] == "succeeded"
 
 

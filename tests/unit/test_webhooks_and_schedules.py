@@ -14,7 +14,13 @@ from backend import control
 from backend.api.scheduling import due_time
 from backend.jobs import JobExecutionRequest, QueueMessage
 from backend.settings import WebhookSettings
-from backend.webhooks import CallbackRefusedError, check_callback_url, signature, verify
+from backend.webhooks import (
+    CallbackRefusedError,
+    check_callback_url,
+    derive_secret,
+    signature,
+    verify,
+)
 from backend.workers.dispatcher.webhooks import backoff
 from backend.workers.enqueue import due_second
 
@@ -65,7 +71,7 @@ def test_the_dispatcher_schedules_only_what_is_still_ahead() -> None:
 
 @pytest.mark.parametrize(("url", "allowed"), [
     ("https://hooks.example.com/x", ["hooks.example.com"]),
-    ("http://hooks.example.com:8080/x", ["hooks.example.com"]),
+    ("http://hooks.example.com:80/x", ["hooks.example.com"]),
     ("https://HOOKS.Example.com/x", ["hooks.example.com"]),
     ("http://127.0.0.1:9999/x", ["127.0.0.1:9999"]),
     ("https://hooks.example.com/x", ["hooks.example.com:443"]),
@@ -81,6 +87,10 @@ def test_allowed_callback_urls(url: str, allowed: list[str]) -> None:
     ("https://hooks.example.com.evil.com/x", ["hooks.example.com"], "WEBHOOK_ALLOWED_HOSTS"),
     ("http://127.0.0.1:9998/x", ["127.0.0.1:9999"], "WEBHOOK_ALLOWED_HOSTS"),
     ("http://hooks.example.com/x", ["hooks.example.com:443"], "WEBHOOK_ALLOWED_HOSTS"),
+    # An entry without a port admits the scheme's default port only (80, 443).
+    ("http://hooks.example.com:6379/", ["hooks.example.com"], "WEBHOOK_ALLOWED_HOSTS"),
+    ("http://hooks.example.com:443/x", ["hooks.example.com"], "WEBHOOK_ALLOWED_HOSTS"),
+    ("https://hooks.example.com:80/x", ["hooks.example.com"], "WEBHOOK_ALLOWED_HOSTS"),
     ("file:///etc/passwd", ["hooks.example.com"], "http or https"),
     ("https://a:b@hooks.example.com/", ["hooks.example.com"], "user name or password"),
     ("https:///x", ["hooks.example.com"], "no host"),
@@ -91,17 +101,29 @@ def test_refused_callback_urls(url: str, allowed: list[str], words: str) -> None
     assert words in str(refused.value)
 
 
-def test_the_signature_is_an_hmac_of_the_timestamp_and_body_that_verify_checks() -> None:
-    body = b'{"id":"x"}'
-    header = signature("s3cret", body, timestamp=1_700_000_000)
-    expected = hmac.new(b"s3cret", b'1700000000.{"id":"x"}', hashlib.sha256).hexdigest()
+def test_the_signature_is_an_hmac_of_the_timestamp_url_and_body_that_verify_checks() -> None:
+    body, url = b'{"id":"x"}', "https://hooks.example.com/a"
+    header = signature("s3cret", url, body, timestamp=1_700_000_000)
+    expected = hmac.new(b"s3cret", b'1700000000.https://hooks.example.com/a.{"id":"x"}',
+                        hashlib.sha256).hexdigest()
     assert header == f"t=1700000000,v1={expected}"
-    fresh = signature("s3cret", body)
-    assert verify("s3cret", body, fresh)
-    assert not verify("s3cret", body + b" ", fresh)  # a changed body
-    assert not verify("other", body, fresh)  # another key
-    assert not verify("s3cret", body, header)  # too old: a replay
-    assert not verify("s3cret", body, "garbage")
+    fresh = signature("s3cret", url, body)
+    assert verify("s3cret", url, body, fresh)
+    assert not verify("s3cret", url, body + b" ", fresh)  # a changed body
+    assert not verify("s3cret", "https://hooks.example.com/b", body, fresh)  # another receiver
+    assert not verify("other", url, body, fresh)  # another key
+    assert not verify("s3cret", url, body, header)  # too old: a replay
+    assert not verify("s3cret", url, body, "garbage")
+
+
+def test_each_user_and_each_rotation_derives_a_secret_of_its_own() -> None:
+    alice, bob = "a" * 32, "b" * 32
+    secret = derive_secret("master", "alice", alice)
+    expected = hmac.new(b"master", f"webhook:alice:{alice}".encode(), hashlib.sha256)
+    assert secret == "whsec_" + expected.hexdigest()
+    others = {derive_secret("master", "bob", alice), derive_secret("master", "alice", bob),
+              derive_secret("another master", "alice", alice), "master"}
+    assert secret not in others and len(others) == 4
 
 
 def test_a_scheduled_jobs_stop_marker_lives_past_its_run_at() -> None:

@@ -43,7 +43,7 @@ async def serve(settings: Settings) -> None:
     recorder = Recorder(streams, client, queue, batch=settings.worker.recorder_batch,
                         consumer=name, linger=settings.worker.batch_linger)
     reconciler = Reconciler(settings, streams, client, queue, name=name)
-    sender = WebhookSender(settings.webhooks, streams)
+    sender = WebhookSender(settings.webhooks, streams, client)
     parts = (dispatcher, recorder, reconciler, sender)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

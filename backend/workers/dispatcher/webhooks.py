@@ -12,6 +12,13 @@ connection) makes it due again after ``WEBHOOK_BACKOFF_BASE * 2**(attempt - 1)``
 seconds (at most WEBHOOK_BACKOFF_MAX, with some jitter). The URL is checked against
 WEBHOOK_ALLOWED_HOSTS again before each attempt. Slow receivers hold up nothing but
 their own delivery: at most CONCURRENCY are in flight, each bounded by WEBHOOK_TIMEOUT.
+
+Each attempt is signed with the job owner's secret, derived from WEBHOOK_SECRET and the
+owner's key id (:func:`backend.webhooks.derive_secret`), which the data service keeps and
+this sender caches for KEY_CACHE_SECONDS: a rotation takes effect within that time. An
+owner without a key id (who never made a webhook secret) gets no request: the attempt
+counts as failed, so one made meanwhile signs the next; WEBHOOK_SECRET itself never
+signs anything. While the data service is down, deliveries wait without using attempts.
 """
 
 from __future__ import annotations
@@ -19,12 +26,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from urllib.parse import urlsplit
 
 import aiohttp
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from backend.client import DataServiceClient, DataServiceRefusedError
+from backend.errors import DataServiceError
 from backend.settings import WebhookSettings
 from backend.webhooks import (
     DUE_KEY,
@@ -34,6 +45,7 @@ from backend.webhooks import (
     CallbackRefusedError,
     check_callback_url,
     delivery_key,
+    derive_secret,
     signature,
 )
 from backend.workers.dispatcher.pause import pause
@@ -43,6 +55,9 @@ log = logging.getLogger(__name__)
 CONCURRENCY = 16  # deliveries in flight per sender
 POLL = 0.5  # seconds between two looks for due deliveries when none was due
 LEASE_EXTRA = 5.0  # seconds a claim outlives twice the delivery's timeout
+KEY_CACHE_SECONDS = 30.0  # how long a user's key id is used before it is read again
+KEY_CACHE_MAX = 10_000  # users whose keys are cached at once (then the cache starts over)
+DATA_SERVICE_RETRY = 5.0  # seconds a delivery waits when the data service did not answer
 
 # KEYS: due set. ARGV: most to claim, lease (ms). Claims due ids, due again a lease ahead.
 _CLAIM = """
@@ -60,6 +75,12 @@ return redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 """
 
 
+class _Owner(msgspec.Struct):
+    """What the sender reads of a delivery's body (the job): whose secret signs it."""
+
+    user_id: str
+
+
 def backoff(attempt: int, settings: WebhookSettings) -> float:
     """Seconds before the attempt after ``attempt`` (the first retry waits the base)."""
     delay = settings.webhook_backoff_base * 2 ** min(attempt - 1, 30)
@@ -69,11 +90,15 @@ def backoff(attempt: int, settings: WebhookSettings) -> float:
 class WebhookSender:
     """Delivers due webhooks until :meth:`stop`."""
 
-    def __init__(self, settings: WebhookSettings, connection: Redis, *,
-                 concurrency: int = CONCURRENCY) -> None:
+    def __init__(self, settings: WebhookSettings, connection: Redis,
+                 client: DataServiceClient, *, concurrency: int = CONCURRENCY,
+                 key_cache: float = KEY_CACHE_SECONDS) -> None:
         self.settings = settings
         self.redis = connection
+        self.client = client
         self.concurrency = concurrency
+        self.key_cache = key_cache
+        self._secrets: dict[str, tuple[float, str | None]] = {}  # user -> (read at, secret)
         # A claim outlasts the delivery (Redis calls and a POST bounded by the timeout).
         self.lease_ms = int((2 * settings.webhook_timeout + LEASE_EXTRA) * 1000)
         self._session: aiohttp.ClientSession | None = None
@@ -141,13 +166,28 @@ class WebhookSender:
             await self.redis.zrem(DUE_KEY, job_id)  # ended meanwhile, or a stray entry
             return True
         url, body = fields[b"url"].decode(), fields.get(b"body", b"")
-        attempt = int(await self.redis.hincrby(key, "attempts", 1))
         where = urlsplit(url).netloc
+        try:
+            owner = msgspec.json.decode(body, type=_Owner).user_id
+        except msgspec.DecodeError as exc:
+            return await self._end(job_id, "given up", f"its body is not a job: {exc}", 0)
+        try:
+            secret = await self.secret_of(owner)
+        except DataServiceError as exc:  # our fault, not the receiver's: no attempt used
+            log.warning("webhook of job %s waits: the data service did not give %s's key "
+                        "(%s)", job_id, owner, exc)
+            await self.redis.eval(_DUE_IN, 1, DUE_KEY, job_id, int(DATA_SERVICE_RETRY * 1000))
+            return False
+        attempt = int(await self.redis.hincrby(key, "attempts", 1))
         try:
             check_callback_url(url, self.settings.allowed_hosts)
         except CallbackRefusedError as exc:
             return await self._end(job_id, "given up", f"{where}: {exc.reason}", attempt)
-        problem = await self._post(job_id, url, body)
+        if secret is None:
+            problem = (f"not sent: user {owner!r} has no webhook secret yet (they make one "
+                       "with `taskbroker webhooks rotate-secret`)")
+        else:
+            problem = await self._post(job_id, url, body, secret)
         if problem is None:
             log.info("webhook of job %s delivered to %s (attempt %d)", job_id, where, attempt)
             return await self._end(job_id, "delivered", None, attempt)
@@ -160,11 +200,30 @@ class WebhookSender:
         await self.redis.eval(_DUE_IN, 1, DUE_KEY, job_id, int(delay * 1000))
         return False
 
-    async def _post(self, job_id: str, url: str, body: bytes) -> str | None:
-        """POST the body; None on a 2xx, else what went wrong."""
+    async def secret_of(self, user_id: str) -> str | None:
+        """The user's signing secret (None: they have none yet), their key id read from
+        the data service at most every ``key_cache`` seconds; raises
+        :class:`DataServiceError` when it does not answer."""
+        now = time.monotonic()
+        cached = self._secrets.get(user_id)
+        if cached is not None and now - cached[0] < self.key_cache:
+            return cached[1]
+        try:
+            key = await self.client.get_webhook_key(user_id)
+        except DataServiceRefusedError:  # an id the data service never keeps a key for
+            key = None
+        secret = (derive_secret(self.settings.webhook_secret, user_id, key.key_id)
+                  if key is not None else None)
+        if len(self._secrets) >= KEY_CACHE_MAX:
+            self._secrets.clear()
+        self._secrets[user_id] = (now, secret)
+        return secret
+
+    async def _post(self, job_id: str, url: str, body: bytes, secret: str) -> str | None:
+        """POST the body signed with ``secret``; None on a 2xx, else what went wrong."""
         assert self._session is not None
         headers = {"Content-Type": "application/json", JOB_ID_HEADER: job_id,
-                   SIGNATURE_HEADER: signature(self.settings.webhook_secret, body),
+                   SIGNATURE_HEADER: signature(secret, url, body),
                    "User-Agent": "taskbroker-webhooks"}
         try:
             async with self._session.post(url, data=body, headers=headers,
