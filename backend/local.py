@@ -8,6 +8,10 @@ Ctrl-C (or any process ending) stops them in order, each stage waiting for the o
 before: the workers first (running jobs get SHUTDOWN_GRACE seconds to finish, and report
 through Redis), then the dispatcher (its recorder hands the last reports to the data
 service), the kernel, the data service, and last the servers the launcher started.
+
+Each process gets only its own secrets in its environment (PROCESS_SECRETS). Everything
+the run writes under DATA_DIR is its user's only: the folder is 0700, its files 0600 (the
+launcher and its children run with umask 077; older files are fixed at start).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -38,6 +43,27 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "admin"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
+# Settings that hold credentials: the URLs that may carry a password, the AWS keys and
+# every text setting named *PASSWORD*, *TOKEN* or *SECRET* (a new one is withheld from every
+# process until it is given to its user below).
+SECRET_SETTINGS = frozenset(
+    {"MONGODB_URL", "REDIS_URL", "AWS_ACCESS_KEY_ID"}
+    | {name.upper() for cls in SETTINGS_CLASSES for name, field in cls.model_fields.items()
+       if field.annotation is str and re.search("PASSWORD|TOKEN|SECRET", name.upper())})
+_QUEUE_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+# The secrets each process of the Procfile gets; the others it gets empty (so that a .env
+# cannot fill them in either). The workers run task code: Redis (their queues, their
+# reports) and their own /metrics token only. Compose and Kubernetes give the same shares.
+PROCESS_SECRETS: dict[str, frozenset[str]] = {
+    "store": frozenset({"MONGODB_URL", "DATA_SERVICE_TOKEN", "METRICS_TOKEN"}),
+    "api": frozenset({"REDIS_URL", "DATA_SERVICE_TOKEN", "AUTH_SECRET", "WEBHOOK_SECRET",
+                      "METRICS_TOKEN", *_QUEUE_KEYS}),
+    "dispatcher": frozenset({"REDIS_URL", "DATA_SERVICE_TOKEN", "WEBHOOK_SECRET",
+                             "METRICS_TOKEN", *_QUEUE_KEYS}),
+    "workers": frozenset({"REDIS_URL", "METRICS_TOKEN"}),
+    "dashboard": frozenset({"REDIS_URL", "DASHBOARD_PASSWORD"}),
+}
+
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as an environment variable, so each child sees the same values."""
@@ -49,6 +75,34 @@ def settings_env(settings: Settings) -> dict[str, str]:
         for name, value in group.model_dump().items():
             env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
+
+
+def process_env(name: str, settings: Settings, base: dict[str, str]) -> dict[str, str]:
+    """The environment of the Procfile's process ``name``: ``base`` and every setting, but
+    of the secrets only its own (PROCESS_SECRETS); the others are set empty."""
+    own = PROCESS_SECRETS.get(name, frozenset())
+    env = {key: value for key, value in base.items() if key not in SECRET_SETTINGS}
+    for key, value in settings_env(settings).items():
+        env[key] = value if key not in SECRET_SETTINGS or key in own else ""
+    return env
+
+
+def private_data_dir(data_dir: Path) -> None:
+    """DATA_DIR for this user only: the folder 0700, and what the run keeps there (the
+    secrets, the logs, the embedded servers' data) dirs 0700 and files 0600, older runs'
+    too. Only those: DATA_DIR may be shared with other things."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for path in data_dir.iterdir():
+        if path.name in ("mongo", "redis") and path.is_dir() and not path.is_symlink():
+            path.chmod(0o700)
+            for root, dirs, files in os.walk(path):
+                for entry in dirs:
+                    (Path(root) / entry).chmod(0o700)
+                for entry in files:
+                    (Path(root) / entry).chmod(0o600)
+        elif path.suffix in (".json", ".log", ".pid") and path.is_file():
+            path.chmod(0o600)
 
 
 def _wait(host: str, port: int, name: str, timeout: float = 30.0) -> None:
@@ -267,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     if args.workers:
         settings.worker.worker_count = args.workers
+    # Whatever the launcher and its children create is this user's only (F12).
+    os.umask(0o077)
+    private_data_dir(settings.local.data_dir.resolve())
     LocalSecrets(settings.local.data_dir.resolve()).apply(settings)
     if not Path(settings.api.frontend_dist).is_dir():
         print(f"note: no web app build at {settings.api.frontend_dist} "
@@ -274,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
     servers = EmbeddedServers(settings)
     servers.start()
-    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    base = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
 
     procfile = parse_procfile((ROOT / "Procfile").read_text())
     grace = settings.worker.shutdown_grace
@@ -285,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, command in procfile.processes.items():
         if name == "dashboard" and args.no_dashboard:
             continue
-        manager.add_process(name, command, env=env, cwd=str(ROOT))
+        manager.add_process(name, command, env=process_env(name, settings, base),
+                            cwd=str(ROOT))
     threading.Thread(target=_announce_when_up, args=(settings, not args.no_dashboard),
                      daemon=True).start()
     try:

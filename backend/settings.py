@@ -118,9 +118,9 @@ class ApiSettings(BaseSettings):
         "served by the kernel itself, same origin)."
     )
     trusted_proxies: str = Field(
-        "127.0.0.1", description="Comma-separated addresses or networks (CIDR) of the reverse "
-        "proxies in front of the kernel; their X-Forwarded-For names the client (the sign-in "
-        "limit counts per client). '*' trusts anyone: only where nothing else reaches the kernel."
+        "", description="Comma-separated addresses or networks (CIDR) of the reverse proxies "
+        "in front of the kernel, and nothing else: only from them is X-Forwarded-For believed "
+        "(the sign-in limit counts per client address); empty: none, the peer is the client."
     )
     sse_poll_interval: float = Field(
         0.5, gt=0, description="Seconds between two looks at the jobs followed by live streams "
@@ -174,7 +174,19 @@ class AuthSettings(BaseSettings):
         "", description="Audience an OIDC JWT must name (required when the issuer is set)."
     )
     auth_oidc_user_claim: str = Field(
-        "sub", description="Claim of an OIDC JWT that names the user."
+        "sub", description="Claim of an OIDC JWT that names the user (who is then "
+        "'oidc:<claim>', never a local user; 'email' also needs email_verified true)."
+    )
+    auth_oidc_api_tokens: bool = Field(
+        False, description="Let a caller signed in through OIDC create API tokens (for its "
+        "'oidc:<claim>' user, role user); false: only local users can."
+    )
+    auth_api_token_ttl: int = Field(
+        90 * 24 * 3600, ge=1, description="Seconds an API token lasts from its creation."
+    )
+    auth_max_api_tokens_per_user: int = Field(
+        50, ge=1, description="API tokens (unrevoked, unexpired) one user may hold; beyond it "
+        "creating one is answered 409."
     )
     admin_password: str = Field(
         "", description="Password of the admin user the local run creates at its first start; "
@@ -185,8 +197,17 @@ class AuthSettings(BaseSettings):
         "(every kernel replica shares the count in Redis); admins are exempt; empty: no limit."
     )
     login_rate_limit: str = Field(
-        "10/minute", description="Sign-in attempts from one address (and for one user name), "
-        "as N/second, N/minute or N/hour."
+        "10/minute", description="Sign-in attempts from one client address, as N/second, "
+        "N/minute or N/hour (every kernel replica shares the count in Redis); empty: no limit."
+    )
+    login_failures_per_account: int = Field(
+        10, ge=0, description="Failed sign-ins for one user name, from any address, before "
+        "its sign-ins are refused (429) for 30 s, doubled at each further failure up to "
+        "LOGIN_LOCKOUT_MAX; a successful sign-in clears the count; 0: no limit per name."
+    )
+    login_lockout_max: int = Field(
+        900, ge=1, description="Longest wait (seconds) after failed sign-ins for one user "
+        "name; its failures are forgotten after twice this long without one."
     )
     max_unfinished_jobs_per_user: int = Field(
         10000, ge=1, description="Unfinished jobs one user may have; beyond it a submit is "
@@ -288,13 +309,16 @@ class WebhookSettings(BaseSettings):
     model_config = _CONFIG
 
     webhook_allowed_hosts: str = Field(
-        "", description="Comma-separated hosts (host, or host:port) a callback_url may name, "
-        "matched exactly; empty: webhooks are off and a submit with callback_url is answered 422."
+        "", description="Comma-separated hosts a callback_url may name, matched exactly: host "
+        "(its scheme's default port only, 80 or 443) or host:port; empty: webhooks are off and "
+        "a submit with callback_url is answered 422."
     )
     webhook_secret: str = Field(
-        "", description="Key of the webhooks' HMAC-SHA256 signature (X-Taskbroker-Signature). "
-        "Empty: the local run generates one under DATA_DIR; a dispatcher without it delivers "
-        "no webhook (they wait in Redis) and says so at start."
+        "", description="Master key of the webhook signatures (X-Taskbroker-Signature): each "
+        "user's signing secret is derived from it and their key id, so the kernel (which shows "
+        "it) and the dispatcher (which signs) need the same one; changing it changes every "
+        "user's secret. Empty: the local run generates one under DATA_DIR; a dispatcher without "
+        "it delivers no webhook (they wait in Redis) and says so at start."
     )
     webhook_timeout: float = Field(
         5.0, gt=0, le=60, description="Seconds one webhook delivery may take (connect, send, "

@@ -44,10 +44,12 @@ from backend.api.security import (
     CSRF_HEADER,
     BearerAwareCSRFMiddleware,
     Identities,
+    csrf_secret,
     make_auth,
 )
 from backend.api.stats import STATS_ROUTES
 from backend.api.submit import Backlog, Submitter
+from backend.api.webhook_secret import WEBHOOK_SECRET_ROUTES
 from backend.client import DataServiceClient
 from backend.metrics_http import metrics_middleware, metrics_routes
 from backend.queues import make_queue
@@ -97,6 +99,21 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
             await state.stream_client.stop()
 
 
+def cors_config(setting: str) -> CORSConfig | None:
+    """CORS for the origins CORS_ORIGINS lists, with credentials (session cookies); none
+    when it is empty. A wildcard or ``null`` would let any site, or any sandboxed frame,
+    read a signed-in user's answers (Litestar echoes the caller's Origin when credentials
+    are allowed): the kernel refuses to start with one."""
+    origins = [origin.strip() for origin in setting.split(",") if origin.strip()]
+    for origin in origins:
+        if "*" in origin or origin.lower() == "null":
+            raise SystemExit(f"CORS_ORIGINS may not contain {origin!r}: the kernel allows "
+                             "credentials (session cookies) cross-origin, so a wildcard would "
+                             "let any site act as its signed-in users. List each origin, e.g. "
+                             "CORS_ORIGINS=https://app.example.com, or leave it empty.")
+    return CORSConfig(allow_origins=origins, allow_credentials=True) if origins else None
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """The kernel app for ``settings`` (default: the process settings)."""
     settings = settings or get_settings()
@@ -129,7 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         Router(API_PREFIX, route_handlers=[
             *job_routes([submit_limit.middleware] if submit_limit else []),
             *auth_routes([login_limit.middleware] if login_limit else []),
-            *EVENT_ROUTES, *CATALOG_ROUTES, *STATS_ROUTES]),
+            *EVENT_ROUTES, *CATALOG_ROUTES, *STATS_ROUTES, *WEBHOOK_SECRET_ROUTES]),
         *HEALTH_ROUTES,
         *metrics_routes(settings.observability),
     ]
@@ -141,10 +158,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     else:
         log.info("no built web app at %s: serving the API only", dist)
 
-    csrf = CSRFConfig(secret=settings.auth.auth_secret, cookie_name=CSRF_COOKIE,
+    csrf = CSRFConfig(secret=csrf_secret(settings.auth.auth_secret), cookie_name=CSRF_COOKIE,
                       header_name=CSRF_HEADER, cookie_samesite="strict",
                       cookie_secure=settings.auth.auth_cookie_secure)
-    origins = [origin.strip() for origin in api.cors_origins.split(",") if origin.strip()]
     return Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
@@ -158,8 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[*metrics_middleware(settings.observability, "api"), SecurityHeadersMiddleware(),
                     DefineMiddleware(BearerAwareCSRFMiddleware, config=csrf)],
         stores={STORE: FailOpenRedisStore(redis, namespace="taskbroker:ratelimit")},
-        cors_config=CORSConfig(allow_origins=origins, allow_credentials=True)
-        if origins else None,
+        cors_config=cors_config(api.cors_origins),
         openapi_config=OpenAPIConfig(
             title="taskbroker kernel API", version="0.1.0", path="/schema",
             description="Submit jobs, follow them to their result.",

@@ -1,7 +1,9 @@
 """Security headers on every answer of the kernel (the web app's pages, the API, errors).
 
 Litestar's ``response_headers`` reach route answers but not error answers; this small
-ASGI wrapper adds the same headers to every response start.
+ASGI wrapper adds the same headers to every response start, and HSTS to the answers of
+requests made over HTTPS: directly, or through a proxy of TRUSTED_PROXIES that says so in
+X-Forwarded-Proto (uvicorn then sets the request's scheme).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+# A year of HTTPS only for this host, once a browser saw it over HTTPS (over http browsers
+# ignore the header). Not includeSubDomains: other hosts of the domain are not ours.
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
 
 
 class SecurityHeadersMiddleware(ASGIMiddleware):
@@ -34,6 +39,8 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
                 for name, value in SECURITY_HEADERS.items():
                     if name not in headers:
                         headers[name] = value
+                if scope.get("scheme") == "https":
+                    headers[HSTS[0]] = HSTS[1]
             await send(message)
 
         await next_app(scope, receive, with_headers)

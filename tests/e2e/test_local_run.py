@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import redis
 
@@ -122,3 +126,120 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
         again.signal(signal.SIGINT)
         assert again.proc is not None
         again.proc.wait(60)
+
+
+# --- each process only its secrets; DATA_DIR for its owner only (F8, F12) ------------------
+
+# A value the operator exported in the launcher's shell: it must reach the kernel only.
+SHELL_AUTH_SECRET = "shell-exported-auth-secret-0123456789abcdef"
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = open(f"/proc/{pid}/environ", "rb").read()
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
+
+
+def _processes(launcher: ManagedProcess, module: str) -> list[psutil.Process]:
+    """The launcher's descendants running ``python -m <module>`` (and their children)."""
+    found = []
+    for proc in psutil.Process(launcher.pid).children(recursive=True):
+        try:
+            cmdline = proc.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if "-m" in cmdline and cmdline[cmdline.index("-m") + 1] == module:
+            found.append(proc)
+            found += proc.children(recursive=True)
+    return found
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_local_run_gives_each_process_its_secrets_and_keeps_data_dir_private(log_dir):
+    # DATA_DIR where another local user could reach it (pytest's own tmp is 0700 already).
+    parent = Path(tempfile.mkdtemp(prefix="taskbroker-f12-", dir="/tmp"))
+    parent.chmod(0o755)
+    data = parent / "data"
+    # An older run's leftovers, made with a loose umask: fixed at start.
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    (data / "mongo.log").write_text("old log\n")
+    (data / "mongo.log").chmod(0o644)
+    ports = {name: free_port() for name in ("redis", "mongo", "store", "api", "dash")}
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "MONGODB_URL": f"mongodb://127.0.0.1:{ports['mongo']}",
+        "STORE_PORT": str(ports["store"]),
+        "DATA_SERVICE_URL": f"http://127.0.0.1:{ports['store']}",
+        "API_PORT": str(ports["api"]),
+        "DASHBOARD_PORT": str(ports["dash"]),
+        "DATA_DIR": str(data),
+        "QUEUE_BACKEND": "redis",
+        "WORKER_COUNT": "1",
+        "SHUTDOWN_GRACE": "5",
+        "AUTH_SECRET": SHELL_AUTH_SECRET,
+    }
+    launcher = _launch(env, log_dir, "local-run-private")
+    try:
+        secrets = json.loads((data / "secrets.json").read_text())
+        withheld = {"AUTH_SECRET": SHELL_AUTH_SECRET,
+                    "DATA_SERVICE_TOKEN": secrets["data_service_token"],
+                    "WEBHOOK_SECRET": secrets["webhook_secret"],
+                    "DASHBOARD_PASSWORD": secrets["dashboard_password"]}
+        # The kernel holds what it signs with (so the reads below read the right thing).
+        [api, *_] = _processes(launcher, "backend.api")
+        assert _environ(api.pid)["AUTH_SECRET"] == SHELL_AUTH_SECRET
+        assert _environ(api.pid)["DATA_SERVICE_TOKEN"] == secrets["data_service_token"]
+        # A worker (task code runs there) and rq-dashboard: Redis, and none of the keys that
+        # mint a session, call the data service or sign webhooks. Every process of theirs.
+        workers = _processes(launcher, "backend.workers")
+        dashboard = _processes(launcher, "backend.dashboard")
+        assert len(workers) >= 2 and dashboard  # the executor and its worker process
+        for proc in workers + dashboard:
+            environ = _environ(proc.pid)
+            raw = open(f"/proc/{proc.pid}/environ", "rb").read().decode(errors="replace")
+            assert secrets["redis_password"] in environ["REDIS_URL"], proc.cmdline()
+            for name, value in withheld.items():
+                if proc in dashboard and name == "DASHBOARD_PASSWORD":
+                    assert environ[name] == value
+                    continue
+                assert value not in raw, f"{name} reached {proc.cmdline()}"
+                assert environ.get(name, "") == "", (name, proc.cmdline())
+        # The data service alone has the database's address; the dispatcher no session key.
+        [store, *_] = _processes(launcher, "backend.store")
+        assert _environ(store.pid)["MONGODB_URL"] == env["MONGODB_URL"]
+        for proc in workers + dashboard + _processes(launcher, "backend.workers.dispatcher"):
+            assert _environ(proc.pid).get("MONGODB_URL", "") == "", proc.cmdline()
+            assert SHELL_AUTH_SECRET not in open(f"/proc/{proc.pid}/environ").read()
+
+        # DATA_DIR and everything in it: its owner's only, the database and the AOF too.
+        assert _mode(data) == 0o700
+        kept = [data / "secrets.json", data / "mongo.log", data / "redis.log",
+                *[p for p in (data / "mongo").rglob("*") if p.is_file()],
+                *[p for p in (data / "redis").rglob("*") if p.is_file()]]
+        assert any(p.suffix == ".db" for p in kept), kept
+        assert any("appendonly" in p.name for p in kept), kept
+        for path in kept:
+            assert _mode(path) == 0o600, path
+        for path in [data / "mongo", data / "redis",
+                     *[p for p in data.rglob("*") if p.is_dir()]]:
+            assert _mode(path) == 0o700, path
+        if os.geteuid() == 0:
+            # The attack itself, as another local user: read the job database's file and the
+            # kept secrets. Both must be refused.
+            database = next(p for p in kept if p.suffix == ".db")
+            for target in (database, data / "secrets.json", data / "redis.log"):
+                attempt = subprocess.run(
+                    ["/usr/bin/python3", "-c", f"print(open({str(target)!r}, 'rb').read()[:9])"],
+                    user=65534, group=65534, extra_groups=[], cwd="/", capture_output=True,
+                    text=True, timeout=30)
+                assert attempt.returncode != 0 and "PermissionError" in attempt.stderr, \
+                    (target, attempt.stdout)
+    finally:
+        launcher.signal(signal.SIGINT)
+        assert launcher.proc is not None
+        launcher.proc.wait(60)
+        shutil.rmtree(parent, ignore_errors=True)

@@ -7,6 +7,7 @@ value), e.g. after adding a setting.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 from functools import cache
@@ -26,19 +27,31 @@ DOCKER_DIR = ROOT / "ops" / "docker"
 # The backend image's entrypoint (under tini) and docker-compose.yml's one-shot `secrets`.
 WITH_SECRETS = DOCKER_DIR / "with-secrets.sh"
 MAKE_SECRETS = DOCKER_DIR / "make-secrets.py"
-# Where compose mounts its `secrets` volume, and what with-secrets exports from it:
-# file -> setting.
+# Where compose mounts the secrets (the one-shot: all; a service: its role's volume), and
+# what with-secrets exports from there: file -> setting.
 SECRETS_MOUNT = "/run/taskbroker"
 VOLUME_SECRETS = {
     "redis_url": "REDIS_URL",
+    "mongodb_url": "MONGODB_URL",
     "data_service_token": "DATA_SERVICE_TOKEN",
     "auth_secret": "AUTH_SECRET",
     "dashboard_password": "DASHBOARD_PASSWORD",
     "webhook_secret": "WEBHOOK_SECRET",
+    "metrics_token": "METRICS_TOKEN",
+}
+# The backend processes under their names in the Procfile (backend.local.PROCESS_SECRETS),
+# docker-compose.yml and ops/kubernetes/.
+PROCESSES = {  # Procfile: (compose service, Kubernetes Deployment)
+    "store": ("store", "store"),
+    "api": ("api", "api"),
+    "dispatcher": ("dispatcher", "dispatcher"),
+    "workers": ("worker", "workers"),
+    "dashboard": ("rq-dashboard", "rq-dashboard"),
 }
 # Settings that hold credentials: the URLs that may carry a password, the AWS keys, and
-# every name with PASSWORD, TOKEN or SECRET in it. They belong in the Kubernetes Secret
-# (never the ConfigMap) and never have a value in docker-compose.yml.
+# every text setting with PASSWORD, TOKEN or SECRET in its name (AUTH_API_TOKEN_TTL is a
+# number). They belong in the Kubernetes Secret (never the ConfigMap) and never have a
+# value in docker-compose.yml.
 _SECRET_WORDS = re.compile(r"PASSWORD|TOKEN|SECRET")
 _CREDENTIAL_SETTINGS = {"MONGODB_URL", "REDIS_URL", "AWS_ACCESS_KEY_ID"}
 
@@ -47,7 +60,15 @@ _INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))
 
 
 def is_secret(name: str) -> bool:
-    return name in _CREDENTIAL_SETTINGS or _SECRET_WORDS.search(name) is not None
+    if name in _CREDENTIAL_SETTINGS:
+        return True
+    if _SECRET_WORDS.search(name) is None:
+        return False
+    try:
+        cls, field = field_of(name)
+    except KeyError:
+        return True  # not a setting of ours (e.g. an image's own PASSWORD variable)
+    return cls.model_fields[field].annotation is str
 
 
 def field_of(name: str) -> tuple[type[BaseSettings], str]:
@@ -119,6 +140,20 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def load_compose() -> dict[str, Any]:
     """docker-compose.yml, parsed once per test run (callers must not mutate it)."""
     return yaml.load(COMPOSE_FILE.read_text(), Loader=_Loader)
+
+
+def compose_env(service: str) -> dict[str, Any]:
+    """The environment of one compose service (its anchor merged in)."""
+    return dict(load_compose()["services"][service].get("environment") or {})
+
+
+def load_make_secrets() -> Any:
+    """ops/docker/make-secrets.py as a module (its name has a dash)."""
+    spec = importlib.util.spec_from_file_location("make_secrets", MAKE_SECRETS)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:

@@ -20,6 +20,7 @@ from tests.ops.settings_files import (
     SECRETS_MOUNT,
     default_of,
     load_compose,
+    load_make_secrets,
 )
 
 CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
@@ -99,24 +100,32 @@ def test_the_secrets_service_runs_once_offline_and_alone_writes_the_volume() -> 
     assert service["network_mode"] == "none"
     assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
     assert service["healthcheck"] == {"disable": True}
-    assert _mounts(service) == {SECRETS_VOLUME: SECRETS_MOUNT}
+    roles_dir = service["command"][service["command"].index("--roles-dir") + 1]
+    roles = {f"{SECRETS_VOLUME}-{name}": f"{roles_dir}/{name}"
+             for name in load_make_secrets().ROLES}
+    assert _mounts(service) == {SECRETS_VOLUME: SECRETS_MOUNT, **roles}
     command = service["command"]
     assert command[0] == "make-secrets"
     assert command[command.index("--dir") + 1] == SECRETS_MOUNT
     # The URL it writes names compose's Redis (REDIS_URL is not pinned anywhere else).
     host, port = command[command.index("--redis-host") + 1].split(":")
     assert host in compose["services"] and host == "redis" and port == "6379"
-    assert SECRETS_VOLUME in compose["volumes"]
+    assert command[command.index("--mongo-host") + 1] == "mongo:27017"
+    assert {SECRETS_VOLUME, *roles} <= set(compose["volumes"])
     for name, other in compose["services"].items():
-        if name != ONE_SHOT and SECRETS_VOLUME in _mounts(other):
-            assert _mounts(other)[SECRETS_VOLUME] == f"{SECRETS_MOUNT}:ro", name
+        if name != ONE_SHOT:
+            # All the secrets are the one-shot's alone; a service mounts its share, read-only.
+            assert SECRETS_VOLUME not in _mounts(other), name
+            for volume, target in _mounts(other).items():
+                if volume in roles:
+                    assert target == f"{SECRETS_MOUNT}:ro", name
 
 
 def test_whatever_reads_the_secrets_starts_after_they_are_made() -> None:
     services = load_compose()["services"]
     readers = {name for name, s in services.items()
-               if name != ONE_SHOT and SECRETS_VOLUME in _mounts(s)}
-    assert readers == {"redis", *BACKEND_SERVICES}
+               if name != ONE_SHOT and any(v.startswith(SECRETS_VOLUME) for v in _mounts(s))}
+    assert readers == {"redis", "mongo", "prometheus", *BACKEND_SERVICES}
     for name in readers:
         assert services[name]["depends_on"][ONE_SHOT] == {
             "condition": "service_completed_successfully"}, name
@@ -184,7 +193,7 @@ def test_redis_requires_the_generated_password() -> None:
     assert script.startswith("set -eu;")
     # The official image's entrypoint, so Redis still drops root for the redis user.
     assert f'exec docker-entrypoint.sh redis-server --requirepass "$${variable}"' in script
-    assert _mounts(redis)["secrets"] == f"{SECRETS_MOUNT}:ro"
+    assert _mounts(redis)["secrets-redis"] == f"{SECRETS_MOUNT}:ro"
     check = " ".join(redis["healthcheck"]["test"])
     assert f'REDISCLI_AUTH="$$(cat {path})"' in check and "PONG" in check
 
@@ -256,4 +265,4 @@ def test_backend_services_share_one_image_and_run_read_only(name: str) -> None:
     assert service["image"] == "taskbroker-backend:local"
     assert service["build"]["dockerfile"] == "ops/docker/Dockerfile.backend"
     assert service["read_only"] is True and "/tmp" in service["tmpfs"]
-    assert _mounts(service) == {SECRETS_VOLUME: f"{SECRETS_MOUNT}:ro"}
+    assert _mounts(service) == {f"{SECRETS_VOLUME}-{name}": f"{SECRETS_MOUNT}:ro"}

@@ -17,6 +17,7 @@ from tests.ops.settings_files import (
     SECRETS_MOUNT,
     WITH_SECRETS,
     dockerfile_instructions,
+    load_make_secrets,
 )
 
 BACKEND = DOCKER_DIR / "Dockerfile.backend"
@@ -113,6 +114,16 @@ def test_backend_image_gives_the_secrets_mount_point_to_its_user() -> None:
     assert f"mkdir -p {SECRETS_MOUNT}" in runs
     assert f"chown {user} {SECRETS_MOUNT}" in runs
     assert f"chmod 0700 {SECRETS_MOUNT}" in runs
+    # Each role's volume is mounted in the one-shot at /run/taskbroker-roles/<role>: the
+    # image gives each such directory to its user too (files 0640 there, dirs 0750).
+    loop = re.search(r"for role in ([^;]+); do(.*?)done", runs, re.S)
+    assert loop, runs
+    assert set(loop.group(1).split()) == set(load_make_secrets().ROLES)
+    body = loop.group(2)
+    for step in ('mkdir -p "/run/taskbroker-roles/$role"',
+                 f'chown {user} "/run/taskbroker-roles/$role"',
+                 'chmod 0750 "/run/taskbroker-roles/$role"'):
+        assert step in body, step
 
 
 def test_web_image_builds_with_node_20_and_serves_with_unprivileged_nginx() -> None:

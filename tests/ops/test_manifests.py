@@ -256,7 +256,8 @@ def _port_of(url: str) -> int:
 def test_every_policy_isolates_ingress_only_and_selects_our_pods() -> None:
     deployments = {_component(d["spec"]["selector"]): d for d in _deployments().values()}
     policies = _policies()
-    assert set(policies) == {"store", "rq-dashboard", "redis", "mongodb"}
+    assert set(policies) == {"store", "rq-dashboard", "redis", "mongodb", "workers",
+                             "dispatcher"}
     for name, policy in policies.items():
         # Egress stays open: an Egress type with no egress rule would cut DNS and the rest.
         assert policy["spec"]["policyTypes"] == ["Ingress"], name
@@ -314,3 +315,19 @@ def test_mongodb_in_the_cluster_admits_only_the_data_service() -> None:
     assert components - {"mongodb"} == CALLERS["mongodb"]
     assert not others
     assert ports == {("TCP", _port_of(_secret_template()["MONGODB_URL"]))}
+
+
+@pytest.mark.parametrize("component, setting", [("workers", "METRICS_PORT"),
+                                                ("dispatcher", "DISPATCHER_METRICS_PORT")])
+def test_only_prometheus_reaches_the_metrics_of_the_workers_and_the_dispatcher(
+        component: str, setting: str) -> None:
+    # They serve nothing but /metrics (9464, 9465): no pod of this namespace may connect
+    # (a compromised one would read every queue and task name), only the monitoring one.
+    components, others, ports = _admitted(_policies()[component])
+    assert components == set()
+    assert others == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "monitoring"}}}]
+    port = int(_configmap()[setting])
+    assert ports == {("TCP", port)}
+    [container] = _pod(component)["containers"]
+    assert [p["containerPort"] for p in container["ports"]] == [port]

@@ -23,8 +23,8 @@ from tests.ops.settings_files import (
     parse_setting,
 )
 
-GENERATED = ("redis_password", "data_service_token", "auth_secret", "dashboard_password",
-             "webhook_secret")
+GENERATED = ("redis_password", "mongo_password", "data_service_token", "auth_secret",
+             "dashboard_password", "webhook_secret", "metrics_token")
 PRINT_ENV = [sys.executable, "-c",
              "import json, os; print(json.dumps({k: os.environ.get(k) for k in "
              f"{sorted(VOLUME_SECRETS.values())!r}}}))"]
@@ -60,8 +60,8 @@ def test_first_start_writes_random_private_files_and_nothing_else(tmp_path: Path
     result = _make(directory, "--redis-host", "redis:6379")
     assert result.returncode == 0, result.stderr
     values = _values(directory)
-    # The four secrets and the URL built from one: no user, no leftover temporary file.
-    assert set(values) == {*GENERATED, "redis_url"}
+    # The secrets and the URLs built from them: no user, no leftover temporary file.
+    assert set(values) == {*GENERATED, "redis_url", "mongodb_url"}
     secrets_ = [values[name] for name in GENERATED]
     assert len(set(secrets_)) == len(secrets_), "every secret is drawn on its own"
     for value in secrets_:
@@ -86,6 +86,16 @@ def test_redis_url_carries_the_redis_password_to_the_compose_service(tmp_path: P
     assert (url.scheme, url.hostname, url.port, url.path) == ("redis", "redis", 6379, "/0")
     assert url.password == values["redis_password"] and not url.username
     assert parse_setting("REDIS_URL", values["redis_url"]) == values["redis_url"]
+
+
+def test_mongodb_url_carries_the_root_user_of_compose_mongo(tmp_path: Path) -> None:
+    _make(tmp_path, "--mongo-host", "mongo:27017")
+    values = _values(tmp_path)
+    url = urlsplit(values["mongodb_url"])
+    assert (url.scheme, url.hostname, url.port, url.query) == (
+        "mongodb", "mongo", 27017, "authSource=admin")
+    assert (url.username, url.password) == ("taskbroker", values["mongo_password"])
+    assert parse_setting("MONGODB_URL", values["mongodb_url"]) == values["mongodb_url"]
 
 
 def test_later_starts_keep_every_value(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from tests.ops.settings_files import (
     ROOT,
     VOLUME_SECRETS,
     WITH_SECRETS,
+    compose_env,
     default_of,
     field_of,
     interpolate,
@@ -38,7 +39,7 @@ BACKEND_SERVICES = ["store", "api", "dispatcher", "worker", "rq-dashboard"]
 # the queue layout ElasticMQ creates from ops/docker/elasticmq.conf, and dummy AWS keys so
 # real ones in .env never reach ElasticMQ.
 COMPOSE_PINNED = {
-    "MONGODB_URL", "QUEUE_BACKEND", "SQS_ENDPOINT_URL", "DATA_SERVICE_URL",
+    "QUEUE_BACKEND", "SQS_ENDPOINT_URL", "DATA_SERVICE_URL",
     "API_URL", "STORE_HOST", "STORE_PORT", "API_HOST", "API_PORT", "DASHBOARD_PORT", "DATA_DIR",
     "STANDARD_QUEUE_NAME", "DEAD_LETTER_QUEUE_NAME", "QUEUE_VISIBILITY_TIMEOUT",
     "QUEUE_MAX_RECEIVES", "QUEUE_CREATE", "TRUSTED_PROXIES", "METRICS_HOST",
@@ -48,11 +49,28 @@ COMPOSE_PINNED = {
 ELASTICMQ_KEYS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 # Settings that hold credentials belong in the Secret, never in the ConfigMap.
 SECRET_SETTINGS = {name for name in SETTINGS if is_secret(name)}
-# The secrets that compose takes from its volume (ops/docker/with-secrets.sh), with the
-# one setting compose leaves out entirely: REDIS_URL, which must name compose's Redis
-# with the generated password, so neither .env nor the file can move it elsewhere.
+# The secrets that compose takes from its volumes (ops/docker/with-secrets.sh), with the
+# settings compose leaves out entirely: REDIS_URL and MONGODB_URL, which must name
+# compose's servers with the generated passwords, so neither .env nor a file can move them.
 FROM_VOLUME = set(VOLUME_SECRETS.values())
-ONLY_FROM_VOLUME = {"REDIS_URL"}
+ONLY_FROM_VOLUME = {"REDIS_URL", "MONGODB_URL"}
+# Read by no process of compose: ADMIN_PASSWORD by the local run only, TASKBROKER_TOKEN by
+# the CLI only (give it with `docker compose exec -e`).
+NOT_IN_COMPOSE = {"ADMIN_PASSWORD", "TASKBROKER_TOKEN"}
+# Where compose's default differs from the code's (which suits the one-machine run): the
+# session cookie is Secure (see docker-compose.yml's header for plain http on localhost).
+COMPOSE_DEFAULTS = {"AUTH_COOKIE_SECURE": True}
+
+
+def _compose_value(name: str) -> str:
+    """A setting's raw value in compose: the shared anchor, else the services that list it
+    (all of them alike)."""
+    env = load_compose()["x-backend-env"]
+    if name in env:
+        return str(env[name])
+    values = {str(compose_env(s)[name]) for s in BACKEND_SERVICES if name in compose_env(s)}
+    assert len(values) == 1, (name, values)
+    return values.pop()
 
 
 def _diff(found: set[str]) -> str:
@@ -86,16 +104,20 @@ def test_env_example_holds_no_real_credentials() -> None:
 # --- docker-compose.yml ---------------------------------------------------------------------
 
 def test_compose_environment_lists_every_setting_and_nothing_else() -> None:
-    env = load_compose()["x-backend-env"]
-    assert set(env) | ONLY_FROM_VOLUME == SETTINGS, _diff(set(env) | ONLY_FROM_VOLUME)
-    assert not set(env) & ONLY_FROM_VOLUME
+    listed = {name for service in BACKEND_SERVICES for name in compose_env(service)}
+    found = listed | ONLY_FROM_VOLUME | NOT_IN_COMPOSE
+    assert found == SETTINGS, _diff(found)
+    assert not listed & (ONLY_FROM_VOLUME | NOT_IN_COMPOSE)
+    # The anchor every backend service shares holds no secret: each service lists its own.
+    assert not {name for name in load_compose()["x-backend-env"] if is_secret(name)}
 
 
 def test_with_secrets_exports_the_settings_compose_leaves_to_the_volume() -> None:
     # The entrypoint's file -> variable pairs are the ones these tests assume.
     script = WITH_SECRETS.read_text()
-    pairs = dict(re.findall(r'\[ -s "\$dir/(\w+)" \]; then\n\s+(\w+)=\$\(cat "\$dir/\1"\)',
-                            script))
+    listed = re.search(r"for pair in (.*?); do", script, re.S)
+    assert listed, script
+    pairs = dict(pair.split(":") for pair in listed.group(1).replace("\\", " ").split())
     assert pairs == VOLUME_SECRETS
     assert FROM_VOLUME <= SECRET_SETTINGS
 
@@ -104,7 +126,11 @@ def test_every_backend_service_gets_the_whole_environment_and_no_env_file() -> N
     compose = load_compose()
     for name in BACKEND_SERVICES:
         service = compose["services"][name]
-        assert service["environment"] == compose["x-backend-env"], name
+        shared = compose["x-backend-env"]
+        env = compose_env(name)
+        assert {k: v for k, v in env.items() if k in shared} == shared, name
+        # Beyond the shared settings, a service lists only secrets (its own).
+        assert all(is_secret(k) for k in set(env) - set(shared)), name
         # .env reaches the containers only through x-backend-env's interpolation, so that
         # a copied .env.example (REDIS_URL=redis://127.0.0.1:6380/0, ...) can neither move a
         # pinned address nor shadow the secrets volume. Compose runs without a .env.
@@ -113,11 +139,14 @@ def test_every_backend_service_gets_the_whole_environment_and_no_env_file() -> N
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_compose_value_is_pinned_or_defaults_to_the_code_default(name: str) -> None:
-    if name in ONLY_FROM_VOLUME:
-        assert name not in load_compose()["x-backend-env"]
+    if name in ONLY_FROM_VOLUME | NOT_IN_COMPOSE:
+        assert all(name not in compose_env(s) for s in BACKEND_SERVICES)
         return
-    raw = str(load_compose()["x-backend-env"][name])
-    if name in FROM_VOLUME:
+    raw = _compose_value(name)
+    if name in COMPOSE_DEFAULTS:
+        assert interpolated_names(raw) == [name], raw
+        assert parse_setting(name, interpolate(raw, {})) == COMPOSE_DEFAULTS[name]
+    elif name in FROM_VOLUME:
         # Empty unless .env or the shell sets it; empty means "from the volume".
         assert raw == f"${{{name}:-}}", f"{name}: from .env, else the secrets volume"
     elif name in COMPOSE_PINNED:
@@ -146,7 +175,7 @@ def test_compose_interpolates_no_variable_that_is_not_a_setting() -> None:
 def test_compose_pins_reach_compose_services() -> None:
     compose = load_compose()
     env = compose["x-backend-env"]
-    for name in ("MONGODB_URL", "SQS_ENDPOINT_URL", "DATA_SERVICE_URL", "API_URL"):
+    for name in ("SQS_ENDPOINT_URL", "DATA_SERVICE_URL", "API_URL"):
         host = urlsplit(env[name]).hostname
         assert host in compose["services"], f"{name}={env[name]}: no service {host!r}"
     assert urlsplit(env["DATA_SERVICE_URL"]).port == int(env["STORE_PORT"])
@@ -157,39 +186,41 @@ def test_compose_pins_reach_compose_services() -> None:
 def test_compose_environment_is_valid_settings_with_or_without_dotenv(dotenv: str) -> None:
     values = {} if dotenv == "absent" else {
         k: v for k, (v, _) in parse_env_file(ENV_EXAMPLE.read_text()).items()}
-    env = {k: interpolate(str(v), values) for k, v in load_compose()["x-backend-env"].items()}
-    for name, raw in env.items():
-        parse_setting(name, raw)
-    # .env.example's one-machine addresses never leak into the containers.
-    assert env["MONGODB_URL"] == "mongodb://mongo:27017"
-    assert env["QUEUE_BACKEND"] == "sqs"
-    assert "REDIS_URL" not in env
-    # .env.example sets no secret: each stays empty, and with-secrets takes the volume's.
-    for name in FROM_VOLUME - ONLY_FROM_VOLUME:
-        assert env[name] == "", name
+    for service in BACKEND_SERVICES:
+        env = {k: interpolate(str(v), values) for k, v in compose_env(service).items()}
+        for name, raw in env.items():
+            parse_setting(name, raw)
+        # .env.example's one-machine addresses never leak into the containers.
+        assert env["QUEUE_BACKEND"] == "sqs"
+        assert "REDIS_URL" not in env and "MONGODB_URL" not in env
+        # .env.example sets no secret: each stays empty, and with-secrets takes the volume's.
+        for name in (FROM_VOLUME - ONLY_FROM_VOLUME) & set(env):
+            assert env[name] == "", name
 
 
 def test_a_secret_set_in_dotenv_wins_over_the_volume() -> None:
     dotenv = {"AUTH_SECRET": "mine", "DATA_SERVICE_TOKEN": "also-mine"}
-    env = {k: interpolate(str(v), dotenv) for k, v in load_compose()["x-backend-env"].items()}
+    env = {k: interpolate(str(v), dotenv) for k, v in compose_env("api").items()}
     assert env["AUTH_SECRET"] == "mine" and env["DATA_SERVICE_TOKEN"] == "also-mine"
-    assert env["DASHBOARD_PASSWORD"] == ""
+    # ...for the services that use it only: .env's session key never reaches a worker.
+    worker = {k: interpolate(str(v), dotenv) for k, v in compose_env("worker").items()}
+    assert "AUTH_SECRET" not in worker and "DATA_SERVICE_TOKEN" not in worker
+    assert "also-mine" not in worker.values() and "mine" not in worker.values()
 
 
 # --- no secret value committed --------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(SECRET_SETTINGS))
 def test_compose_commits_no_secret_value(name: str) -> None:
-    env = load_compose()["x-backend-env"]
-    if name in ONLY_FROM_VOLUME:
-        assert name not in env
-    elif name in ELASTICMQ_KEYS:
-        assert env[name] == ELASTICMQ_KEYS[name]
-    elif name == "MONGODB_URL":
-        # compose's MongoDB is reached on its network only, without credentials.
-        assert urlsplit(env[name]).password is None
-    else:
-        assert env[name] == f"${{{name}:-}}", f"{name} must not have a value in compose"
+    for service in BACKEND_SERVICES:
+        env = compose_env(service)
+        if name not in env:
+            continue
+        assert name not in ONLY_FROM_VOLUME | NOT_IN_COMPOSE, (service, name)
+        if name in ELASTICMQ_KEYS:
+            assert env[name] == ELASTICMQ_KEYS[name]
+        else:
+            assert env[name] == f"${{{name}:-}}", f"{name} must not have a value in compose"
 
 
 def test_no_credential_anywhere_in_the_compose_file() -> None:
@@ -205,7 +236,7 @@ def test_no_credential_anywhere_in_the_compose_file() -> None:
         assert isinstance(environment, dict)
         for name, value in environment.items():
             if is_secret(name) and name not in ELASTICMQ_KEYS:
-                assert interpolate(str(value), {}) == "" or name == "MONGODB_URL", name
+                assert interpolate(str(value), {}) == "", name
 
 
 # Random strings as secrets are made (32+ URL-safe or hex characters mixing letters and
@@ -307,13 +338,19 @@ def test_k8s_urls_name_the_services() -> None:
         assert url.port in ports and url.port == int(configmap[port_setting])
 
 
-def test_every_backend_container_reads_the_configmap_and_the_secret() -> None:
+def test_every_backend_container_reads_the_configmap_and_its_keys_of_the_secret() -> None:
+    secret = _secret()
     for deployment in k8s_docs("Deployment"):
+        name = deployment["metadata"]["name"]
         for container in deployment["spec"]["template"]["spec"]["containers"]:
             if "/backend:" not in container["image"]:
                 continue
-            refs = {next(iter(ref)): ref[next(iter(ref))]["name"] for ref in container["envFrom"]}
-            assert refs == {"configMapRef": "taskbroker-config",
-                            "secretRef": "taskbroker-secrets"}, deployment["metadata"]["name"]
-            # Every setting comes from those two; no per-container drift.
-            assert "env" not in container, deployment["metadata"]["name"]
+            # The whole ConfigMap; never the whole Secret (each process its keys only).
+            refs = [{k: v["name"] for k, v in ref.items()} for ref in container["envFrom"]]
+            assert refs == [{"configMapRef": "taskbroker-config"}], name
+            # Every other setting is one key of the Secret, under its own name: no
+            # per-container drift of a non-secret value.
+            for entry in container["env"]:
+                ref = entry["valueFrom"]["secretKeyRef"]
+                assert ref == {"name": "taskbroker-secrets", "key": entry["name"]}, name
+                assert entry["name"] in secret and is_secret(entry["name"]), name
