@@ -49,7 +49,7 @@ from backend.api.security import (
 )
 from backend.api.stats import STATS_ROUTES
 from backend.api.submit import Backlog, Submitter
-from backend.api.webhook_secret import WEBHOOK_SECRET_ROUTES
+from backend.api.webhook_secret import WEBHOOK_SECRET_ROUTES, WebhookOwners
 from backend.client import DataServiceClient
 from backend.metrics_http import metrics_middleware, metrics_routes
 from backend.queues import make_queue
@@ -77,6 +77,7 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
                                       settings.auth.max_unfinished_jobs_per_user)
     state.idempotency = IdempotencyKeys(state.redis, api.idempotency_ttl)
     state.identities = Identities(state.client)
+    state.webhook_owners = WebhookOwners(state.client)
     state.watch = JobWatch(state.stream_client, api.sse_poll_interval,
                            max_streams=api.sse_max_streams,
                            max_per_user=api.sse_max_streams_per_user)

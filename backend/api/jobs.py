@@ -225,6 +225,8 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
         caller = request.user
         job, message = prepare_job(data, executor=executor, caller=caller, settings=settings,
                                    trace_id=trace_id_of(request))
+        if job.callback_url:
+            await state.webhook_owners.require(job.user_id)
         if key is None:
             await record_jobs(state, caller, [(job, message)])
             return SubmitResponse(job_id=job.id)
@@ -281,6 +283,8 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
                 job, message = prepare_job(item, executor=item.executor or executor,
                                            caller=caller, settings=settings,
                                            trace_id=trace_id)
+                if job.callback_url:
+                    await state.webhook_owners.require(job.user_id)
             except (HTTPException, MessageTooLargeError) as exc:
                 results.append(_refusal(index, exc))
                 continue

@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.exceptions import ServiceUnavailableException
+from litestar.exceptions import ClientException, ServiceUnavailableException
 from litestar.handlers import HTTPRouteHandler
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_201_CREATED, HTTP_422_UNPROCESSABLE_ENTITY
 
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client
 from backend.api.security import Principal
+from backend.client import DataServiceClient
 from backend.webhooks import WebhookSecret, WebhookSecretState, derive_secret
 
 
@@ -45,6 +46,30 @@ async def rotate_secret(request: Request[Principal, Any, Any], client: Client,
     key = await client.rotate_webhook_key(username)
     return WebhookSecret(secret=derive_secret(master, username, key.key_id),
                          rotated_at=key.rotated_at)
+
+
+class WebhookOwners:
+    """Who may submit a job with a ``callback_url``: its owner must have a webhook secret,
+    since deliveries are signed with it and never with anything shared. A user who has
+    one keeps having one (a rotation replaces it), so a yes is remembered."""
+
+    def __init__(self, client: DataServiceClient) -> None:
+        self._client = client
+        self._known: set[str] = set()
+
+    async def require(self, owner: str) -> None:
+        """Raise a 422 naming ``callback_url`` if ``owner`` has no webhook secret yet."""
+        if owner in self._known:
+            return
+        if await self._client.get_webhook_key(owner) is None:
+            message = (f"{owner} has no webhook secret yet, and deliveries are signed with "
+                       "it: make one first (POST /api/v1/webhooks/secret, or `taskbroker "
+                       "webhooks rotate-secret`), then submit again")
+            raise ClientException(status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+                                  detail=f"callback_url: {message}",
+                                  extra=[{"key": "callback_url", "source": "body",
+                                          "message": message}])
+        self._known.add(owner)
 
 
 WEBHOOK_SECRET_ROUTES: list[HTTPRouteHandler] = [secret_state, rotate_secret]

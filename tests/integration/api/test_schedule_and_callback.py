@@ -17,7 +17,13 @@ from backend.workers.enqueue import BatchEnqueuer, scheduled_key
 from tests.integration.api.conftest import Kernel, OpenKernel, queue_of
 
 redis_only = pytest.mark.parametrize("backend", ["redis"])
-HOOKS = {"WEBHOOK_ALLOWED_HOSTS": "hooks.example.com,127.0.0.1:9999"}
+HOOKS = {"WEBHOOK_ALLOWED_HOSTS": "hooks.example.com,127.0.0.1:9999",
+         "WEBHOOK_SECRET": "test-webhook-secret-of-the-kernel"}
+
+
+async def make_webhook_secret(kernel: Kernel) -> None:
+    made = await kernel.http.post("/api/v1/webhooks/secret")
+    assert made.status_code == 201, made.text
 
 
 def _parse(value: str) -> datetime:
@@ -122,6 +128,7 @@ async def test_a_callback_url_not_allowed_is_a_422_saying_why(
 async def test_an_allowed_callback_url_is_kept_on_the_job(open_kernel: OpenKernel,
                                                           user: str) -> None:
     kernel = await open_kernel(**HOOKS)
+    await make_webhook_secret(kernel)
     for url in ("https://hooks.example.com/done?x=1", "HTTPS://HOOKS.example.com:443/",
                 "http://127.0.0.1:9999/hook"):
         answer = await kernel.submit(user, callback_url=url)
@@ -130,9 +137,35 @@ async def test_an_allowed_callback_url_is_kept_on_the_job(open_kernel: OpenKerne
         assert job["callback_url"] == url and job["status"] == "queued"
 
 
+@redis_only
+async def test_a_callback_url_needs_its_owners_webhook_secret_first(open_kernel: OpenKernel,
+                                                                   user: str) -> None:
+    """Deliveries are signed with the owner's own secret and never a shared one: without
+    a secret, a job with a callback URL would have webhooks nobody could send."""
+    kernel = await open_kernel(**HOOKS)
+    url = "https://hooks.example.com/done"
+    refused = await kernel.submit(user, callback_url=url)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["extra"][0]["key"] == "callback_url"
+    assert "/api/v1/webhooks/secret" in refused.json()["detail"]
+    batch = await kernel.http.post("/api/v1/jobs/batch", json={"jobs": [
+        {"job_name": "echo", "estimated_time": 1, "callback_url": url},
+        {"job_name": "echo", "estimated_time": 1}]})
+    assert batch.status_code == 207, batch.text
+    first, second = batch.json()["results"]
+    assert first["status_code"] == 422 and first["extra"]["key"] == "callback_url"
+    assert second["job_id"]
+    assert (await kernel.http.get("/api/v1/jobs")).json()["total"] == 1  # the plain one
+
+    await make_webhook_secret(kernel)
+    accepted = await kernel.submit(user, callback_url=url)
+    assert accepted.status_code == 200, accepted.text
+
+
 async def test_cancelling_a_scheduled_job_takes_it_out_of_rq_and_it_stays_stopped(
         open_kernel: OpenKernel, user: str) -> None:
     kernel = await open_kernel(**HOOKS)
+    await make_webhook_secret(kernel)
     answer = await kernel.submit(user, delay=3600, callback_url="https://hooks.example.com/x")
     job_id = answer.json()["job_id"]
     connection = redis.Redis.from_url(kernel.settings.redis.redis_url)
