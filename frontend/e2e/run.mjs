@@ -735,6 +735,47 @@ check('an API token is created (its secret shown once), works, and is revoked', 
   assert(after.status === 401, `a revoked token is refused (${after.status})`);
 });
 
+check('the webhook signing secret is made on the API tokens page, shown once', async (page) => {
+  await page.goto(`${BASE_URL}/tokens`);
+  const button = page
+    .locator('#webhook-secret')
+    .getByRole('button', { name: /^(Make|Rotate) webhook secret$/ });
+  await button.waitFor({ timeout: WAIT_MS });
+  const rotating = ((await button.textContent()) ?? '').trim().startsWith('Rotate');
+  await button.click();
+  if (rotating) {
+    // A secret made before (an earlier run on the same data): a rotation asks first.
+    const dialog = page.getByRole('alertdialog');
+    await dialog.waitFor({ timeout: WAIT_MS });
+    await dialog.getByRole('button', { name: 'Rotate', exact: true }).click();
+  }
+  const shown = page.getByTestId('webhook-secret-shown');
+  const refused = page.getByTestId('webhook-secret-error');
+  await shown.or(refused).waitFor({ timeout: WAIT_MS });
+  if (await refused.isVisible()) {
+    // A kernel without WEBHOOK_SECRET cannot make one (503): the page must say why.
+    const error = ((await refused.textContent()) ?? '').trim();
+    assert(error.includes('WEBHOOK_SECRET'), `the refusal says why (${error})`);
+    log(`webhook secret: refused, as this kernel has no WEBHOOK_SECRET (${error})`);
+    await expectCleanAudit(page, 'API tokens, webhook secret refused');
+    return;
+  }
+  await expectFocus(page, '#webhook-secret-value', 'the new webhook secret');
+  const secret = await page.getByTestId('webhook-secret-value').inputValue();
+  assert(secret.startsWith('whsec_'), `the webhook secret is shown (${secret.slice(0, 6)}...)`);
+  const warning = (await page.getByTestId('webhook-secret-warning').textContent()) ?? '';
+  assert(warning.includes('you will not see it again'), `a clear warning (${warning})`);
+  await expectCleanAudit(page, 'API tokens, webhook secret shown');
+
+  await page.getByRole('button', { name: 'Done, I have copied the secret' }).click();
+  await shown.waitFor({ state: 'detached', timeout: WAIT_MS });
+  assert(!(await page.content()).includes(secret), 'the webhook secret is gone from the page');
+  const state = ((await page.getByTestId('webhook-secret-state').textContent()) ?? '')
+    .replace(/\s+/g, ' ')
+    .trim();
+  assert(state.startsWith('You have a webhook secret, made'), `the page says so (${state})`);
+});
+
 /** Whether every chart canvas on the page has something drawn on it. */
 async function chartsDrawn(page) {
   return page.evaluate(() => {

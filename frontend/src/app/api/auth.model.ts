@@ -23,6 +23,8 @@ export interface ApiToken {
   name: string;
   created_at: string;
   last_used_at: string | null;
+  /** When it stops working (AUTH_API_TOKEN_TTL after creation); null: never. */
+  expires_at: string | null;
 }
 
 /** The answer of POST /api/v1/tokens: the only time the secret is ever sent. */

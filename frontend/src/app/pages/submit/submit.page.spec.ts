@@ -270,6 +270,38 @@ describe('SubmitPage', () => {
       expect(text(root, '#callbackUrl-error')).toBe('host not in WEBHOOK_ALLOWED_HOSTS');
     });
 
+    it('links to the API tokens page when a webhook secret must be made first', async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-callbackUrl'), 'https://hooks.example.com/done');
+      await clickSubmit();
+      const message =
+        'alice has no webhook secret yet, and deliveries are signed with it: make one first ' +
+        '(POST /api/v1/webhooks/secret, or `taskbroker webhooks rotate-secret`), then submit again';
+      http.expectOne(SUBMIT_URL).flush(
+        {
+          status_code: 422,
+          detail: `callback_url: ${message}`,
+          extra: [{ key: 'callback_url', source: 'body', message }],
+        },
+        { status: 422, statusText: 'Unprocessable Entity' },
+      );
+      await fixture.whenStable();
+      await afterFocusMove();
+      const error = query(root, '#callbackUrl-error');
+      expect(error.textContent).toContain(message);
+      const link = query<HTMLAnchorElement>(error, '[data-testid="make-webhook-secret"]');
+      expect(link.textContent?.trim()).toBe('Make your webhook secret under API tokens');
+      expect(link.getAttribute('href')).toBe('/tokens');
+      expect(root.querySelector('[data-testid="form-error"]')).toBeNull();
+      expect(document.activeElement).toBe(query(root, '#field-callbackUrl'));
+
+      // Gone with the message once the URL is edited.
+      setValue(query(root, '#field-callbackUrl'), 'https://hooks.example.com/other');
+      await fixture.whenStable();
+      expect(root.querySelector('[data-testid="make-webhook-secret"]')).toBeNull();
+    });
+
     it("shows the server's run_at message next to the Run at field", async () => {
       await start();
       await fill({ task: 'simulate', estimate: '6' });

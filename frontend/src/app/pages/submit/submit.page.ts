@@ -6,6 +6,7 @@ import {
   Injector,
   OnInit,
   afterNextRender,
+  computed,
   inject,
   signal,
   viewChild,
@@ -95,6 +96,10 @@ export class SubmitPage implements OnInit {
   protected readonly serverErrors = signal<Partial<Record<FieldName, string>>>({});
   protected readonly generalError = signal<string | null>(null);
   protected readonly created = signal<{ id: string; name: string } | null>(null);
+  /** The server refused the callback URL because its owner has no webhook secret yet. */
+  protected readonly needsWebhookSecret = computed(() =>
+    /webhook secret/i.test(this.serverErrors().callbackUrl ?? ''),
+  );
 
   protected readonly form = new FormGroup({
     task: new FormControl('', { nonNullable: true, validators: [Validators.required] }),

@@ -7,6 +7,7 @@ import { ApiToken, CreatedToken } from '../../api/auth.model';
 import { TokensPage } from './tokens.page';
 
 const LIST = '/api/v1/tokens';
+const WEBHOOK_SECRET = '/api/v1/webhooks/secret';
 const SECRET = 'tb_s3cr3t-only-shown-once-0123456789';
 
 function token(overrides: Partial<ApiToken> = {}): ApiToken {
@@ -15,6 +16,7 @@ function token(overrides: Partial<ApiToken> = {}): ApiToken {
     name: 'nightly report',
     created_at: '2026-11-01T10:00:00Z',
     last_used_at: null,
+    expires_at: null,
     ...overrides,
   };
 }
@@ -29,6 +31,10 @@ describe('TokensPage', () => {
     root = fixture.nativeElement as HTMLElement;
     await fixture.whenStable();
     http.expectOne({ method: 'GET', url: LIST }).flush(tokens);
+    // The webhook signing secret's section below the list (its own tests: webhook-secret.spec.ts).
+    http
+      .expectOne({ method: 'GET', url: WEBHOOK_SECRET })
+      .flush({ exists: false, rotated_at: null });
     await fixture.whenStable();
   }
 
@@ -143,6 +149,59 @@ describe('TokensPage', () => {
     await settle();
     expect(text(root, '#token-name-error')).toBe('Expected `str` of length <= 100');
     expect(root.querySelector('[data-testid="created-token"]')).toBeNull();
+  });
+
+  it('shows when each token expires, and "never" for one without an expiry', async () => {
+    const inTenDays = new Date(Date.now() + 10 * 86_400_000 + 60_000).toISOString();
+    await open([token({ id: 'a', name: 'ci', expires_at: inTenDays }), token({ id: 'b' })]);
+    const expires = text(root, 'tr[data-token-id="a"] td[data-label="Expires"]');
+    expect(expires).toMatch(/^\d{4}-\d\d-\d\d · in 10 d( 0 h)?$/);
+    expect(expires.slice(0, 10)).toBe(
+      query(root, 'tr[data-token-id="a"] td[data-label="Expires"] span')
+        .getAttribute('title')
+        ?.slice(0, 10),
+    );
+    expect(text(root, 'tr[data-token-id="b"] td[data-label="Expires"]')).toBe('never');
+  });
+
+  it('says until when a new token works', async () => {
+    await open([]);
+    await create('ci');
+    const expiresAt = new Date(Date.now() + 90 * 86_400_000 + 60_000).toISOString();
+    http
+      .expectOne({ method: 'POST', url: LIST })
+      .flush(
+        { ...token({ name: 'ci', expires_at: expiresAt }), token: SECRET },
+        { status: 201, statusText: 'Created' },
+      );
+    await settle();
+    expect(text(root, '[data-testid="created-expiry"]')).toMatch(
+      /^It works until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(in 90 d( 0 h)?\); create another/,
+    );
+    expect(text(root, 'tbody td[data-label="Expires"]')).toContain('in 90 d');
+  });
+
+  it('says clearly when the user holds as many tokens as allowed (409)', async () => {
+    await open([token()]);
+    await create('one too many');
+    http.expectOne({ method: 'POST', url: LIST }).flush(
+      {
+        status_code: 409,
+        detail:
+          'alice holds 50 API tokens, the most one user may have ' +
+          '(AUTH_MAX_API_TOKENS_PER_USER): revoke one first',
+      },
+      { status: 409, statusText: 'Conflict' },
+    );
+    await settle();
+    const error = query(root, '[data-testid="create-error"]');
+    expect(error.getAttribute('role')).toBe('alert');
+    expect(error.textContent?.trim()).toBe(
+      'Could not create the token: alice holds 50 API tokens, the most one user may have ' +
+        '(AUTH_MAX_API_TOKENS_PER_USER): revoke one first (HTTP 409)',
+    );
+    expect(root.querySelector('[data-testid="created-token"]')).toBeNull();
+    expect(rowNames()).toEqual(['nightly report']);
   });
 
   it('revokes a token after a confirmation', async () => {

@@ -21,6 +21,7 @@ import { ApiStatus } from '../../core/api-status.service';
 import { Clock } from '../../core/clock.service';
 import { ConfirmDialog } from '../../shared/confirm-dialog';
 import { formatRelative, formatTimestamp } from '../../shared/eta';
+import { WebhookSecretSection } from './webhook-secret';
 
 /** What happened last on the page, said next to the list. */
 interface PageMessage {
@@ -28,15 +29,34 @@ interface PageMessage {
   error: boolean;
 }
 
+/** A token's expiry as the list shows it: the day, and how far off (null: never expires). */
+function expiry(
+  iso: string | null | undefined,
+  now: number,
+): { day: string; relative: string; title: string } | null {
+  if (!iso) {
+    return null;
+  }
+  const at = Date.parse(iso);
+  return {
+    day: formatTimestamp(iso).slice(0, 10),
+    relative: at <= now ? 'expired' : formatRelative(at, now),
+    title: formatTimestamp(iso),
+  };
+}
+
 function newestFirst(tokens: ApiToken[]): ApiToken[] {
   return [...tokens].sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
 }
 
-/** The signed-in user's API tokens: list, create (the secret shown once), revoke. */
+/**
+ * The signed-in user's API tokens: list, create (the secret shown once), revoke; and below
+ * them the webhook signing secret ({@link WebhookSecretSection}).
+ */
 @Component({
   selector: 'app-tokens-page',
   changeDetection: ChangeDetectionStrategy.OnPush,
-  imports: [ReactiveFormsModule, ConfirmDialog],
+  imports: [ReactiveFormsModule, ConfirmDialog, WebhookSecretSection],
   templateUrl: './tokens.page.html',
 })
 export class TokensPage implements OnInit {
@@ -80,7 +100,14 @@ export class TokensPage implements OnInit {
       createdRelative: formatRelative(Date.parse(token.created_at), now),
       lastUsed: token.last_used_at ? formatRelative(Date.parse(token.last_used_at), now) : null,
       lastUsedTitle: token.last_used_at ? formatTimestamp(token.last_used_at) : null,
+      expiry: expiry(token.expires_at, now),
     }));
+  });
+
+  /** When the token just created stops working. */
+  protected readonly createdExpiry = computed(() => {
+    const created = this.created();
+    return created ? expiry(created.expires_at, this.clock.now()) : null;
   });
 
   constructor() {
@@ -165,6 +192,7 @@ export class TokensPage implements OnInit {
             name: created.name,
             created_at: created.created_at,
             last_used_at: created.last_used_at,
+            expires_at: created.expires_at ?? null,
           };
           this.tokens.update((tokens) =>
             newestFirst([listed, ...(tokens ?? []).filter((t) => t.id !== created.id)]),
