@@ -45,6 +45,7 @@ WORKERS = 2
 
 # Short timings so failures, retries, redeliveries and timeouts happen within seconds.
 TEST_SETTINGS = {
+    "WEBHOOK_SECRET": "e2e-webhook-secret-of-kernel-and-dispatcher",
     "QUEUE_VISIBILITY_TIMEOUT": "3",
     "QUEUE_WAIT_SECONDS": "1",
     "QUEUE_MAX_RECEIVES": "5",
