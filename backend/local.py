@@ -260,7 +260,7 @@ def _banner(settings: Settings, dashboard: bool, admin_password: str | None) -> 
         "",
         "taskbroker is up:",
         f"  web app         {api}/",
-        f"  kernel API      {api}/api/v1   (OpenAPI: {api}/schema)",
+        f"  kernel API      {api}/api/v1   (API docs: {api}/schema)",
         f"  data service    http://{settings.store.store_host}:{settings.store.store_port}/job/",
     ]
     if dashboard:

@@ -17,7 +17,6 @@ from litestar.config.cors import CORSConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from litestar.status_codes import HTTP_404_NOT_FOUND
 from redis import Redis as SyncRedis
 
@@ -39,6 +38,7 @@ from backend.api.limits import (
     login_rate_limit,
     submit_rate_limit,
 )
+from backend.api.openapi_viewer import openapi_config
 from backend.api.security import (
     CSRF_COOKIE,
     CSRF_HEADER,
@@ -176,8 +176,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                     DefineMiddleware(BearerAwareCSRFMiddleware, config=csrf)],
         stores={STORE: FailOpenRedisStore(redis, namespace="taskbroker:ratelimit")},
         cors_config=cors_config(api.cors_origins),
-        openapi_config=OpenAPIConfig(
-            title="taskbroker kernel API", version="0.1.0", path="/schema",
+        # Swagger UI at /schema, its files served here (no CDN; passes the kernel's CSP).
+        openapi_config=openapi_config(
+            "/schema", title="taskbroker kernel API", version="0.1.0",
             description="Submit jobs, follow them to their result.",
         ),
         request_max_body_size=settings.store.max_body_bytes,
