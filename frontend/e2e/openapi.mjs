@@ -95,7 +95,9 @@ async function check(context, path) {
   }
   const text = (await page.evaluate(() => document.body?.innerText ?? '')).slice(0, 300);
   if (!rendered) {
-    throw new Error(`${path} did not render "${TITLE}" and ${OPERATION}; the page shows: ${JSON.stringify(text)}`);
+    throw new Error(
+      `${path} did not render "${TITLE}" and ${OPERATION}; the page shows: ${JSON.stringify(text)}`,
+    );
   }
   // The operation is a real Swagger UI operation block, not just text somewhere.
   const operations = await page.$$eval('.opblock-summary-path', (nodes) =>
