@@ -232,7 +232,8 @@ def login(
     tokens[target.api_url] = {"token": issued["token"], "id": issued["id"],
                               "username": username}
     path = _save_tokens(tokens)
-    console.print(f"signed in as {username} at {target.api_url} (token kept in {path})")
+    console.print(f"signed in as {username} at {target.api_url} (token kept in {path})",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -500,7 +501,7 @@ def tasks(ctx: typer.Context) -> None:
     """The tasks the workers can run."""
     with _client(ctx) as http:
         for item in _call(http, "GET", "/api/v1/tasks").json():
-            console.print(f"[bold]{item['name']}[/bold]  {item['description']}")
+            console.print(f"[bold]{item['name']}[/bold]  {item['description']}", soft_wrap=True)
 
 
 # -- webhooks ------------------------------------------------------------------------------
