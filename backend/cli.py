@@ -6,9 +6,11 @@
     taskbroker rerun <job-id> --watch
     taskbroker watch <job-id>
     taskbroker list --status running
+    taskbroker list --json                 # for scripts: a JSON array (also show/submit --json)
     taskbroker cancel <job-id>
     taskbroker webhooks rotate-secret      # your webhook signing secret, shown once
     taskbroker users create alice          # operators: talks to the data service
+    echo "$PW" | taskbroker login -u alice --password-stdin   # no TTY needed
 
 Global options come before the command: ``taskbroker --api-url URL --token T list``.
 The token is, in order: ``--token``, ``TASKBROKER_TOKEN``, the one ``login`` kept (in
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ import httpx
 import msgspec
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -165,18 +169,61 @@ def _parse_params(params_json: str | None, pairs: list[str]) -> dict[str, Any] |
     return params or None
 
 
+JsonOption = Annotated[bool, typer.Option(
+    "--json", help="Print the API's answer as JSON (nothing else on standard output).")]
+
+
+def _print_json(data: Any) -> None:
+    """JSON on standard output: highlighted on a terminal, plain (and whole) when piped."""
+    if console.is_terminal:
+        console.print_json(data=data)
+    else:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.flush()
+
+
+def _print_table(table: Table) -> None:
+    """A table fitted to the terminal; when piped (no terminal), as wide as its content, so
+    no id is cut and no column dropped whatever COLUMNS says (`taskbroker list | grep`)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update(width=100_000), table).maximum
+    Console(width=max(natural, 20), no_color=console.no_color, highlight=False,
+            force_terminal=False).print(table)
+
+
+def _password_from_stdin() -> str:
+    """One line of standard input (like `docker login --password-stdin`)."""
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        err.print("[red]--password-stdin: standard input gave no password[/red]")
+        raise typer.Exit(2)
+    return line
+
+
+PasswordStdinOption = Annotated[bool, typer.Option(
+    "--password-stdin", help="Read the password from the first line of standard input "
+                             "(for scripts: no terminal, no password on the command line).")]
+
+
 # -- signing in ---------------------------------------------------------------------------
 @app.command()
 def login(
     ctx: typer.Context,
     username: Annotated[str | None, typer.Option("--user", "-u", help="Your user name.")] = None,
-    password: Annotated[str | None, typer.Option(
-        "--password", help="Your password (asked for when left out).", hidden=True)] = None,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
-    """Sign in: makes an API token for this machine and keeps it (mode 0600)."""
+    """Sign in: makes an API token for this machine and keeps it (mode 0600). Asks the
+    password, or reads it from standard input with --password-stdin (then -u is needed)."""
     target: Target = ctx.obj
-    username = username or typer.prompt("User name")
-    password = password or typer.prompt("Password", hide_input=True)
+    if password_stdin:
+        if not username:
+            raise typer.BadParameter("--password-stdin needs --user", param_hint="--user")
+        password = _password_from_stdin()
+    else:
+        username = username or typer.prompt("User name")
+        password = typer.prompt("Password", hide_input=True)
     with httpx.Client(base_url=target.api_url, timeout=15.0) as http:
         issued = _call(http, "POST", "/api/v1/auth/token", json={
             "username": username, "password": password,
@@ -185,7 +232,8 @@ def login(
     tokens[target.api_url] = {"token": issued["token"], "id": issued["id"],
                               "username": username}
     path = _save_tokens(tokens)
-    console.print(f"signed in as {username} at {target.api_url} (token kept in {path})")
+    console.print(f"signed in as {username} at {target.api_url} (token kept in {path})",
+                  soft_wrap=True)
 
 
 @app.command()
@@ -238,8 +286,10 @@ def submit(
         "--idempotency-key", "-k", help="Submitting again with the same key gives the same "
                                         "job instead of a new one.")] = None,
     watch_job: Annotated[bool, typer.Option("--watch", "-w", help="Follow it to the end.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Submit a job; prints its id (and follows it with --watch)."""
+    """Submit a job; prints its id (and follows it with --watch). With --json: the API's
+    answer ({"status", "job_id"}), or with --watch the finished job."""
     body: dict[str, Any] = {"job_name": task, "estimated_time": estimated_time}
     optional = {"user_id": user, "description": description, "run_at": run_at, "delay": delay,
                 "callback_url": callback_url}
@@ -253,24 +303,32 @@ def submit(
         response = _call(http, "POST", "/api/v1/job_executor/async", json=body, params=query,
                          headers=headers)
         job_id = msgspec.json.decode(response.content, type=SubmitResponse).job_id
-        console.print(job_id)
+        if not as_json:
+            console.print(job_id)
+        elif not watch_job:
+            _print_json(response.json())
         if watch_job:
-            raise typer.Exit(_watch(http, job_id))
+            raise typer.Exit(_watch(http, job_id, as_json=as_json))
 
 
-def _watch(http: httpx.Client, job_id: str, interval: float = 0.5) -> int:
+def _watch(http: httpx.Client, job_id: str, interval: float = 0.5, as_json: bool = False) -> int:
+    """Follow a job to its end; 0 if it succeeded. With as_json the progress bar goes to
+    standard error and the finished job, as the API gives it, to standard output."""
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*columns, console=err if as_json else console, transient=False) as bar:
         handle = bar.add_task(job_id, total=100)
         while True:
-            job = msgspec.json.decode(_call(http, "GET", f"/api/v1/jobs/{job_id}").content,
-                                      type=Job)
+            response = _call(http, "GET", f"/api/v1/jobs/{job_id}")
+            job = msgspec.json.decode(response.content, type=Job)
             bar.update(handle, completed=job.progress,
                        description=f"{job.name} {job_id[-6:]} [{job.status}]")
             if job.status in TERMINAL_STATUSES:
                 break
             time.sleep(interval)
+    if as_json:
+        _print_json(response.json())
+        return 0 if job.status == JobStatus.SUCCEEDED else 1
     if job.status == JobStatus.SUCCEEDED:
         console.print_json(data=job.result)
         return 0
@@ -281,17 +339,19 @@ def _watch(http: httpx.Client, job_id: str, interval: float = 0.5) -> int:
 
 
 @app.command()
-def watch(ctx: typer.Context, job_id: str) -> None:
-    """Follow a job with a progress bar until it ends; exit 0 only if it succeeded."""
+def watch(ctx: typer.Context, job_id: str, as_json: JsonOption = False) -> None:
+    """Follow a job with a progress bar until it ends; exit 0 only if it succeeded. With
+    --json: the bar on standard error, the finished job as JSON on standard output."""
     with _client(ctx) as http:
-        raise typer.Exit(_watch(http, job_id))
+        raise typer.Exit(_watch(http, job_id, as_json=as_json))
 
 
 @app.command()
-def show(ctx: typer.Context, job_id: str) -> None:
-    """Print one job as JSON."""
+def show(ctx: typer.Context, job_id: str, as_json: JsonOption = False) -> None:
+    """Print one job as JSON, as the API gives it (--json: the same, for symmetry)."""
+    del as_json  # show's output is JSON either way
     with _client(ctx) as http:
-        console.print_json(_call(http, "GET", f"/api/v1/jobs/{job_id}").text)
+        _print_json(_call(http, "GET", f"/api/v1/jobs/{job_id}").json())
 
 
 @app.command(name="list")
@@ -302,8 +362,10 @@ def list_jobs(
     all_users: Annotated[bool, typer.Option("--all", help="Admins: every user's jobs.")] = False,
     status: Annotated[JobStatus | None, typer.Option("--status", "-s")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100)] = 20,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON array of the jobs, as the API lists them.")] = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first: a table (whole ids, never cut), or --json."""
     query: dict[str, Any] = {"limit": limit}
     if user:
         query["user_id"] = user
@@ -312,8 +374,11 @@ def list_jobs(
     if status:
         query["status"] = status.value
     with _client(ctx) as http:
-        page = msgspec.json.decode(_call(http, "GET", "/api/v1/jobs", params=query).content,
-                                   type=JobSummaryPage)
+        response = _call(http, "GET", "/api/v1/jobs", params=query)
+    if as_json:
+        _print_json(response.json()["items"])
+        return
+    page = msgspec.json.decode(response.content, type=JobSummaryPage)
     whose = "every user" if all_users else (user or "you")
     table = Table(title=f"{whose}: {len(page.items)} of {page.total} jobs")
     # The id is what `show`, `watch` and `cancel` take: never cut, never wrapped.
@@ -328,7 +393,7 @@ def list_jobs(
         if all_users or user:
             row.append(job.user_id)
         table.add_row(*row)
-    console.print(table)
+    _print_table(table)
 
 
 @app.command()
@@ -336,14 +401,19 @@ def rerun(
     ctx: typer.Context,
     job_id: str,
     watch_job: Annotated[bool, typer.Option("--watch", "-w", help="Follow it to the end.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Submit a finished job again (same task, executor, params); prints the new job's id."""
+    """Submit a finished job again (same task, executor, params); prints the new job's id
+    (--json: as submit --json)."""
     with _client(ctx) as http:
         response = _call(http, "POST", f"/api/v1/jobs/{job_id}/rerun")
         new_id = msgspec.json.decode(response.content, type=SubmitResponse).job_id
-        console.print(new_id)
+        if not as_json:
+            console.print(new_id)
+        elif not watch_job:
+            _print_json(response.json())
         if watch_job:
-            raise typer.Exit(_watch(http, new_id))
+            raise typer.Exit(_watch(http, new_id, as_json=as_json))
 
 
 def _read_jobs(source: typer.FileText) -> tuple[list[tuple[int, Any]], list[str]]:
@@ -431,7 +501,7 @@ def tasks(ctx: typer.Context) -> None:
     """The tasks the workers can run."""
     with _client(ctx) as http:
         for item in _call(http, "GET", "/api/v1/tasks").json():
-            console.print(f"[bold]{item['name']}[/bold]  {item['description']}")
+            console.print(f"[bold]{item['name']}[/bold]  {item['description']}", soft_wrap=True)
 
 
 # -- webhooks ------------------------------------------------------------------------------
@@ -474,20 +544,23 @@ def _store() -> httpx.Client:
                         headers={"X-Service-Token": token})
 
 
-def _new_password(password: str | None) -> str:
-    return password or typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return _password_from_stdin()
+    return typer.prompt("New password", hide_input=True, confirmation_prompt=True)
 
 
 @users_app.command("create")
 def users_create(
     username: str,
     admin: Annotated[bool, typer.Option("--admin", help="Give it the admin role.")] = False,
-    password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
-    """Create a user (asks for the password)."""
+    """Create a user (asks for the password, or reads it with --password-stdin)."""
+    password = _new_password(password_stdin)
     with _store() as http:
         _call(http, "POST", "/users", json={"username": username,
-                                            "password": _new_password(password),
+                                            "password": password,
                                             "role": "admin" if admin else "user"})
     console.print(f"created {username}{' (admin)' if admin else ''}")
 
@@ -502,7 +575,7 @@ def users_list() -> None:
         table.add_row(user["username"], user["role"],
                       "disabled" if user["disabled"] else "enabled",
                       (user.get("created_at") or "")[:19].replace("T", " "))
-    console.print(table)
+    _print_table(table)
 
 
 @users_app.command("disable")
@@ -533,11 +606,13 @@ def users_sign_out(username: str) -> None:
 @users_app.command("set-password")
 def users_set_password(
     username: str,
-    password: Annotated[str | None, typer.Option("--password", hidden=True)] = None,
+    password_stdin: PasswordStdinOption = False,
 ) -> None:
-    """Set a user's password (asks for it); ends their sessions and revokes their API tokens."""
+    """Set a user's password (asks for it, or reads it with --password-stdin); ends their
+    sessions and revokes their API tokens."""
+    password = _new_password(password_stdin)
     with _store() as http:
-        _call(http, "PATCH", f"/users/{username}", json={"password": _new_password(password)})
+        _call(http, "PATCH", f"/users/{username}", json={"password": password})
     console.print(f"password of {username} changed")
 
 

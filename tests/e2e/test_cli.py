@@ -17,11 +17,13 @@ from tests.services import TEST_PASSWORD, create_user, sign_in
 pytestmark = pytest.mark.e2e
 
 
-def cli(system: System, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    # Global options come first, as the README shows them.
+def cli(system: System, *args: str, timeout: float = 90,
+        columns: int = 200) -> subprocess.CompletedProcess[str]:
+    # Global options come first, as the README shows them. Standard output is a pipe, as in
+    # `taskbroker list | grep ...`.
     return subprocess.run([sys.executable, "-m", "backend", "--api-url", system.api_url,
                            *args], capture_output=True, text=True, timeout=timeout,
-                          env={**system.env, "COLUMNS": "200", "NO_COLOR": "1",
+                          env={**system.env, "COLUMNS": str(columns), "NO_COLOR": "1",
                                "TASKBROKER_TOKEN": system.token})
 
 
@@ -79,17 +81,25 @@ def test_login_keeps_a_token_whoami_and_logout_revokes_it(system: System, tmp_pa
     create_user(system.store_url, user)
     home = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
 
-    def run(*args: str, token: str = "") -> subprocess.CompletedProcess[str]:
+    def run(*args: str, token: str = "",
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "backend", "--api-url", system.api_url,
                                *args], capture_output=True, text=True, timeout=60,
+                              input=stdin,
                               env={**system.env, **home, "TASKBROKER_TOKEN": token,
                                    "COLUMNS": "200", "NO_COLOR": "1"})
 
     refused = run("whoami")
     assert refused.returncode == 4 and "taskbroker login" in refused.stderr
-    wrong = run("login", "-u", user, "--password", "not it")
+    # A script signs in without a terminal, the password never on the command line.
+    assert run("login", "-u", user, "--password", TEST_PASSWORD).returncode == 2
+    wrong = run("login", "-u", user, "--password-stdin", stdin="not it\n")
     assert wrong.returncode == 4 and "wrong user name or password" in wrong.stderr
-    signed_in = run("login", "-u", user, "--password", TEST_PASSWORD)
+    empty = run("login", "-u", user, "--password-stdin", stdin="")
+    assert empty.returncode == 2 and "no password" in empty.stderr
+    no_user = run("login", "--password-stdin", stdin=TEST_PASSWORD + "\n")
+    assert no_user.returncode == 2 and "--user" in no_user.stderr
+    signed_in = run("login", "-u", user, "--password-stdin", stdin=TEST_PASSWORD + "\n")
     assert signed_in.returncode == 0, signed_in.stderr
     kept = next((tmp_path / "config").rglob("credentials.json"))
     assert kept.stat().st_mode & 0o777 == 0o600  # only its owner reads the token
@@ -110,12 +120,13 @@ def test_login_keeps_a_token_whoami_and_logout_revokes_it(system: System, tmp_pa
 def test_an_operator_manages_users_with_the_data_service_token(system: System, tmp_path: Path):
     user = f"op-{uuid.uuid4().hex[:6]}"
 
-    def users(*args: str) -> subprocess.CompletedProcess[str]:
+    def users(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "backend", "users", *args],
-                              capture_output=True, text=True, timeout=60,
+                              capture_output=True, text=True, timeout=60, input=stdin,
                               env={**system.env, "COLUMNS": "200", "NO_COLOR": "1"})
 
-    assert users("create", user, "--password", TEST_PASSWORD).returncode == 0
+    created = users("create", user, "--password-stdin", stdin=TEST_PASSWORD + "\n")
+    assert created.returncode == 0, created.stderr
     assert user in users("list").stdout
     assert sign_in(system.api_url, user)
     assert users("disable", user).returncode == 0
@@ -123,7 +134,8 @@ def test_an_operator_manages_users_with_the_data_service_token(system: System, t
         "username": user, "password": TEST_PASSWORD, "name": "x"}, timeout=30)
     assert refused.status_code == 401
     assert users("enable", user).returncode == 0
-    assert users("set-password", user, "--password", "another-one-42").returncode == 0
+    changed = users("set-password", user, "--password-stdin", stdin="another-one-42\n")
+    assert changed.returncode == 0, changed.stderr
     assert sign_in(system.api_url, user, "another-one-42")
     no_token = subprocess.run([sys.executable, "-m", "backend", "users", "list"],
                               capture_output=True, text=True, timeout=60,
@@ -135,7 +147,8 @@ def test_an_operator_manages_users_with_the_data_service_token(system: System, t
 def test_submit_with_a_key_and_a_delay_makes_one_scheduled_job(system: System):
     user = f"cli-{uuid.uuid4().hex[:6]}"
     key = f"cli-{uuid.uuid4().hex}"
-    args = ("submit", "echo", "-u", user, "--delay", "2", "-k", key, "-p", "n=1")
+    # Long enough a delay that three CLI runs on a busy machine end before it starts.
+    args = ("submit", "echo", "-u", user, "--delay", "15", "-k", key, "-p", "n=1")
     first, again = cli(system, *args), cli(system, *args)
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     job_id = first.stdout.strip()
@@ -151,3 +164,34 @@ def test_submit_with_a_key_and_a_delay_makes_one_scheduled_job(system: System):
 
     refused = cli(system, "submit", "echo", "-u", user, "--run-at", "2026-01-01T08:00:00")
     assert refused.returncode == 2 and "time zone" in refused.stderr, refused.stderr
+
+
+def test_scripts_get_json_and_whole_ids_from_a_pipe(system: System):
+    user = f"cli-{uuid.uuid4().hex[:6]}"
+    submitted = cli(system, "submit", "echo", "-u", user, "-p", "n=1", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    first = json.loads(submitted.stdout)["job_id"]  # the API's answer, nothing else
+    watched = cli(system, "submit", "wordcount", "-u", user, "-p", "text=a b a", "--watch",
+                  "--json")
+    assert watched.returncode == 0, watched.stderr
+    job = json.loads(watched.stdout)  # the finished job; the progress bar went to stderr
+    second = job["id"]
+    assert job["status"] == "succeeded" and job["result"]["words"] == 3
+    shown = cli(system, "show", first, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["id"] == first
+
+    listed = cli(system, "list", "-u", user, "--json")
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)
+    assert isinstance(jobs, list) and {item["id"] for item in jobs} == {first, second}
+    assert all(item["user_id"] == user for item in jobs)
+
+    # `taskbroker list | grep`: no terminal, so the table is as wide as its content, whatever
+    # COLUMNS says: whole ids, every column.
+    piped = cli(system, "list", "-u", user, columns=40)
+    assert piped.returncode == 0, piped.stderr
+    rows = [line for line in piped.stdout.splitlines() if first in line or second in line]
+    assert len(rows) == 2, piped.stdout
+    assert all(user in row for row in rows)
+    assert "attempts" in piped.stdout and "user" in piped.stdout

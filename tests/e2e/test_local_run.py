@@ -88,8 +88,8 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
         assert httpx.get(f"{store}/users", timeout=10).status_code == 401
         # ...and the operator's `taskbroker users` beside the local run finds its token.
         made = subprocess.run(
-            [sys.executable, "-m", "backend", "users", "create", "carol", "--password",
-             "carol-password-42"], capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "backend", "users", "create", "carol", "--password-stdin"],
+            input="carol-password-42\n", capture_output=True, text=True, timeout=60,
             env={**os.environ, **env, "DATA_SERVICE_TOKEN": ""})
         assert made.returncode == 0, made.stderr
         assert sign_in(api, "carol", "carol-password-42")

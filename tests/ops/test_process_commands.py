@@ -310,10 +310,10 @@ def test_a_job_submitted_to_the_kernel_runs_through_dispatcher_and_worker(
             "params": {"hello": "compose"}}
     assert httpx.post(submit, json=body, timeout=30).status_code == 401
     # The first admin, made as docker-compose.yml's header says (`docker compose exec api
-    # with-secrets taskbroker users create NAME --admin`; --password instead of the prompt).
+    # with-secrets taskbroker users create NAME --admin`; --password-stdin for the prompt).
     created = subprocess.run(
         image_argv(["with-secrets", "taskbroker", "users", "create", ADMIN, "--admin",
-                    "--password", ADMIN_PASSWORD]),
+                    "--password-stdin"]), input=ADMIN_PASSWORD + "\n",
         env={**os.environ, **system.envs["api"]}, capture_output=True, text=True, timeout=60,
         check=False)
     assert created.returncode == 0, created.stdout + created.stderr

@@ -59,12 +59,12 @@ def forget(kernel: Kernel, who: str, *token_ids: str) -> None:
         kernel.app.state.identities.forget_token(token_id)
 
 
-def taskbroker(kernel: Kernel, *args: str) -> None:
+def taskbroker(kernel: Kernel, *args: str, stdin: str | None = None) -> None:
     """The operator's CLI, as a process, on the kernel's data service."""
     env = {**os.environ, "DATA_SERVICE_URL": kernel.env["DATA_SERVICE_URL"],
            "DATA_SERVICE_TOKEN": TEST_SECRETS["DATA_SERVICE_TOKEN"]}
     run = subprocess.run([sys.executable, "-c", "from backend.cli import main; main()", *args],
-                         env=env, capture_output=True, text=True, timeout=60)
+                         env=env, capture_output=True, text=True, timeout=60, input=stdin)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -106,7 +106,8 @@ async def test_a_new_password_ends_sessions_and_revokes_api_tokens(kernel: Kerne
     _, session = await browser_of(kernel, who)
     script, token_id = await token_of(kernel, who)
     assert (await script.get(ME)).status_code == 200
-    taskbroker(kernel, "users", "set-password", who, "--password", "a brand new one 42")
+    taskbroker(kernel, "users", "set-password", who, "--password-stdin",
+               stdin="a brand new one 42\n")
     forget(kernel, who, token_id)
     assert (await script.get(ME)).status_code == 401
     assert (await (await with_cookie(kernel, session)).get(ME)).status_code == 401
