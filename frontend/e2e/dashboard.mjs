@@ -10,38 +10,19 @@
 // job page show PAYLOAD as text, with no element and no script of it; and markup injected
 // into the page after load still runs no inline handler (the CSP). Exit code 0 = passed.
 
-import { chromium } from 'playwright-core';
+import { assert, launchChromium, logger } from './browser.mjs';
 
 const BASE = (process.env.DASHBOARD_URL ?? '').replace(/\/+$/, '');
 const JOB_ID = process.env.JOB_ID ?? '';
 const QUEUE = process.env.QUEUE ?? 'standard';
 const PAYLOAD = process.env.PAYLOAD ?? '';
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WAIT_MS = Number(process.env.E2E_WAIT_MS ?? 60_000);
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
 if (!BASE || !JOB_ID || !PAYLOAD) {
   console.error('DASHBOARD_URL, JOB_ID and PAYLOAD are required');
   process.exit(2);
 }
 
-function log(message) {
-  console.log(`[dashboard ${new Date().toISOString().slice(11, 23)}] ${message}`);
-}
-
-function assert(condition, message) {
-  if (!condition) {
-    throw new Error(`assertion failed: ${message}`);
-  }
-}
+const log = logger('dashboard');
 
 const problems = []; // page errors, CSP violations, dialogs: any one fails the run
 const passed = [];
@@ -82,7 +63,7 @@ async function assertInert(page, scope, where) {
 }
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext({
       httpCredentials: {

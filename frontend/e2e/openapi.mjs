@@ -8,33 +8,20 @@
 // violation, no page error), with no failed request and no request to another origin.
 // Writes a screenshot to ARTIFACTS_DIR when set. Exit code 0 = passed.
 
-import { chromium } from 'playwright-core';
+import { launchChromium, logger } from './browser.mjs';
 
 const BASE = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
 const PATHS = (process.env.VIEWER_PATHS ?? '/schema').split(',').filter(Boolean);
 const TITLE = process.env.API_TITLE ?? 'taskbroker kernel API';
 const OPERATION = process.env.API_OPERATION ?? '/api/v1/job_executor/async';
 const ARTIFACTS = process.env.ARTIFACTS_DIR ?? '';
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WAIT_MS = Number(process.env.E2E_WAIT_MS ?? 30_000);
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-
 if (!BASE) {
   console.error('BASE_URL is required');
   process.exit(2);
 }
 
-function log(message) {
-  console.log(`[openapi ${new Date().toISOString().slice(11, 23)}] ${message}`);
-}
+const log = logger('openapi');
 
 const problems = []; // CSP violations, page errors, failed or foreign requests
 const passed = [];
@@ -111,7 +98,7 @@ async function check(context, path) {
 }
 
 async function main() {
-  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     for (const path of PATHS) {

@@ -22,30 +22,17 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { chromium } from 'playwright-core';
+import { CHROMIUM_PATH, assert, launchChromium, logger } from './browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const AXE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 let axeSource; // read once
 const BASE_URL = (process.env.BASE_URL ?? '').replace(/\/+$/, '');
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS_DIR = path.resolve(
   process.env.ARTIFACTS_DIR ?? path.join(here, '..', '..', 'test-artifacts'),
 );
 // Generous: a shared 2-core machine may be slow to start a worker or a browser.
 const WAIT_MS = Number(process.env.E2E_WAIT_MS ?? 90_000);
-
-// Flags for a closed network and a root user: no sandbox, no background fetches.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-quic',
-  '--no-first-run',
-];
 
 if (!BASE_URL) {
   console.error('BASE_URL is required, e.g. BASE_URL=http://127.0.0.1:8000 node e2e/run.mjs');
@@ -66,15 +53,7 @@ let browser; // for the signed-out audits, in a context of their own
 const pageErrors = [];
 const audited = []; // one line per audit, for the summary
 
-function log(message) {
-  console.log(`[e2e ${new Date().toISOString().slice(11, 23)}] ${message}`);
-}
-
-function assert(condition, message) {
-  if (!condition) {
-    throw new Error(`assertion failed: ${message}`);
-  }
-}
+const log = logger('e2e');
 
 /** What has focus, for messages: `h1#jobs-title "My jobs"`. */
 async function describeFocus(page) {
@@ -998,11 +977,7 @@ async function main() {
     }
   }
   log(`BASE_URL=${BASE_URL} chromium=${CHROMIUM_PATH} user=${USERNAME}`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM_PATH,
-    headless: true,
-    args: CHROMIUM_ARGS,
-  });
+  browser = await launchChromium();
   const context = await browser.newContext({ viewport: DESKTOP });
   context.setDefaultTimeout(WAIT_MS);
   // The tokens page's Copy button writes the secret to the clipboard.

@@ -22,6 +22,7 @@ import { Clock } from '../../core/clock.service';
 import { ConfirmDialog } from '../../shared/confirm-dialog';
 import { formatRelative, formatTimestamp } from '../../shared/eta';
 import { WebhookSecretSection } from './webhook-secret';
+import { copySecret } from '../../shared/copy-secret';
 
 /** What happened last on the page, said next to the list. */
 interface PageMessage {
@@ -216,16 +217,8 @@ export class TokensPage implements OnInit {
   /** Copy the secret; when the browser refuses, select it for Ctrl+C. */
   protected async copy(input: HTMLInputElement): Promise<void> {
     const secret = this.created()?.token;
-    if (!secret) {
-      return;
-    }
-    try {
-      await navigator.clipboard.writeText(secret);
-      this.copyStatus.set('Copied to the clipboard.');
-    } catch {
-      input.focus();
-      input.select();
-      this.copyStatus.set('Could not copy: the token is selected, press Ctrl+C (⌘C) to copy it.');
+    if (secret) {
+      this.copyStatus.set(await copySecret(secret, input, 'token'));
     }
   }
 

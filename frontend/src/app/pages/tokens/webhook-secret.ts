@@ -20,6 +20,7 @@ import { ApiStatus } from '../../core/api-status.service';
 import { Clock } from '../../core/clock.service';
 import { ConfirmDialog } from '../../shared/confirm-dialog';
 import { formatRelative, formatTimestamp } from '../../shared/eta';
+import { copySecret } from '../../shared/copy-secret';
 
 /**
  * The signed-in user's webhook signing secret, on the API tokens page: whether there is
@@ -136,16 +137,8 @@ export class WebhookSecretSection implements OnInit {
   /** Copy the secret; when the browser refuses, select it for Ctrl+C. */
   protected async copy(input: HTMLInputElement): Promise<void> {
     const secret = this.shown()?.secret;
-    if (!secret) {
-      return;
-    }
-    try {
-      await navigator.clipboard.writeText(secret);
-      this.copyStatus.set('Copied to the clipboard.');
-    } catch {
-      input.focus();
-      input.select();
-      this.copyStatus.set('Could not copy: the secret is selected, press Ctrl+C (⌘C) to copy it.');
+    if (secret) {
+      this.copyStatus.set(await copySecret(secret, input, 'secret'));
     }
   }
 
