@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -30,7 +31,7 @@ def _launch(env: dict[str, str], log_dir, name: str = "local-run") -> ManagedPro
     return launcher
 
 
-def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
+def _local_env(data_dir: Path, grace: str) -> tuple[dict[str, str], str]:
     ports = {name: free_port() for name in ("redis", "mongo", "store", "api", "dash")}
     env = {
         "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
@@ -39,13 +40,21 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
         "DATA_SERVICE_URL": f"http://127.0.0.1:{ports['store']}",
         "API_PORT": str(ports["api"]),
         "DASHBOARD_PORT": str(ports["dash"]),
-        "DATA_DIR": str(tmp_path / "data"),
+        "DATA_DIR": str(data_dir),
         "QUEUE_BACKEND": "redis",
         "WORKER_COUNT": "1",
-        "SHUTDOWN_GRACE": "5",
+        "SHUTDOWN_GRACE": grace,
+        "RETRY_BACKOFF_BASE": "0.5",
     }
+    return env, f"http://127.0.0.1:{ports['api']}"
+
+
+def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
+    env, api = _local_env(tmp_path / "data", grace="5")
+    ports = {"redis": urlsplit(env["REDIS_URL"]).port,
+             "mongo": urlsplit(env["MONGODB_URL"]).port, "store": int(env["STORE_PORT"]),
+             "api": int(env["API_PORT"]), "dash": int(env["DASHBOARD_PORT"])}
     launcher = _launch(env, log_dir)
-    api = f"http://127.0.0.1:{ports['api']}"
     try:
         # The first start made the admin, and printed its password this once.
         banner = launcher.log_path.read_text()
@@ -129,24 +138,6 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
 
 
 # --- Ctrl-C: says what it waits for; a second one stops at once; exit 0 --------------------
-
-def _local_env(data_dir: Path, grace: str) -> tuple[dict[str, str], str]:
-    ports = {name: free_port() for name in ("redis", "mongo", "store", "api", "dash")}
-    env = {
-        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "MONGODB_URL": f"mongodb://127.0.0.1:{ports['mongo']}",
-        "STORE_PORT": str(ports["store"]),
-        "DATA_SERVICE_URL": f"http://127.0.0.1:{ports['store']}",
-        "API_PORT": str(ports["api"]),
-        "DASHBOARD_PORT": str(ports["dash"]),
-        "DATA_DIR": str(data_dir),
-        "QUEUE_BACKEND": "redis",
-        "WORKER_COUNT": "1",
-        "SHUTDOWN_GRACE": grace,
-        "RETRY_BACKOFF_BASE": "0.5",
-    }
-    return env, f"http://127.0.0.1:{ports['api']}"
-
 
 def _descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
@@ -281,20 +272,8 @@ def test_local_run_gives_each_process_its_secrets_and_keeps_data_dir_private(log
     data.chmod(0o755)
     (data / "mongo.log").write_text("old log\n")
     (data / "mongo.log").chmod(0o644)
-    ports = {name: free_port() for name in ("redis", "mongo", "store", "api", "dash")}
-    env = {
-        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "MONGODB_URL": f"mongodb://127.0.0.1:{ports['mongo']}",
-        "STORE_PORT": str(ports["store"]),
-        "DATA_SERVICE_URL": f"http://127.0.0.1:{ports['store']}",
-        "API_PORT": str(ports["api"]),
-        "DASHBOARD_PORT": str(ports["dash"]),
-        "DATA_DIR": str(data),
-        "QUEUE_BACKEND": "redis",
-        "WORKER_COUNT": "1",
-        "SHUTDOWN_GRACE": "5",
-        "AUTH_SECRET": SHELL_AUTH_SECRET,
-    }
+    env, _ = _local_env(data, grace="5")
+    env["AUTH_SECRET"] = SHELL_AUTH_SECRET
     launcher = _launch(env, log_dir, "local-run-private")
     try:
         secrets = json.loads((data / "secrets.json").read_text())
