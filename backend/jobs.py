@@ -354,7 +354,7 @@ class JobExecutionRequest(Struct, forbid_unknown_fields=True, kw_only=True):
     # from now, not both. The job is ``scheduled`` until then.
     run_at: RunAt | None = None
     delay: Delay | None = None
-    # POSTed the finished job (see backend/webhooks.py).
+    # POSTed the finished job (see backend/webhook_signing.py).
     callback_url: CallbackUrl | None = None
 
 

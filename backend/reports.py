@@ -2,7 +2,7 @@
 
 A worker never waits on the data service. It appends its reports (``running``, progress,
 how the attempt ended, a dead letter) to the Redis Stream ``REPORT_STREAM`` and goes on;
-the recorder (:mod:`backend.workers.dispatcher.recorder`) reads them in batches and
+the recorder (:mod:`backend.dispatcher.recorder`) reads them in batches and
 applies each batch through the data service's ``POST /reports`` in one ``bulk_write``.
 
 Reports may be applied late, twice (a batch redelivered after a crash) or, across

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backend.embedded import redis_server_binary  # noqa: E402
+from backend.local.embedded import redis_server_binary  # noqa: E402
 from tests.services import ManagedProcess  # noqa: E402
 
 

@@ -12,7 +12,7 @@ on uvloop as the kernel and the dispatcher run:
 * httpx: ``httpx.AsyncClient()`` with its defaults;
 * httpx tuned: a pool sized to the concurrency, no proxies or ``.netrc`` from the
   environment (``trust_env=False``), plain HTTP/1.1;
-* aiohttp: one ``ClientSession`` as ``backend/client.py`` opens it (a connection pool,
+* aiohttp: one ``ClientSession`` as ``backend/store/client.py`` opens it (a connection pool,
   no automatic decompression).
 
 For each: requests per second, and CPU ms per request of this process (the client) and
@@ -37,7 +37,7 @@ import aiohttp
 import httpx
 import uvloop
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from benchmarks.common import print_table, process_logs, recording, stop_all
 from benchmarks.cpu import CpuMeter
 from tests.services import ManagedProcess, python_module, start_mongo

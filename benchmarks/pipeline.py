@@ -47,7 +47,7 @@ import redis
 import uvloop
 from rq import Worker as RQWorker
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from benchmarks.baselines import (
     KINDS,
     Baseline,
@@ -201,7 +201,7 @@ def start_system(backend: str, workers: int, log_dir: Path,
         f"{store_url}/readyz", STARTUP_TIMEOUT)
     launch(KERNEL, "api", "backend.api", "--port", str(api_port)).wait_http(
         f"{api_url}/readyz", STARTUP_TIMEOUT)
-    launch(DISPATCHER, "dispatcher", "backend.workers.dispatcher")
+    launch(DISPATCHER, "dispatcher", "backend.dispatcher")
     executor = launch(WORKERS, "workers", "backend.workers", "--workers", str(workers))
     with redis.Redis.from_url(redis_url) as connection:
         executor.wait_until(lambda: sum(

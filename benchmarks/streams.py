@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from backend.embedded import free_port  # noqa: E402
+from backend.local.embedded import free_port  # noqa: E402
 from tests.services import (  # noqa: E402
     ManagedProcess,
     create_user,
@@ -137,7 +137,7 @@ def main() -> None:
         api = python_module("api", "backend.api", logs, env, "--port", str(api_port))
         started.append(api.start())
         api.wait_http(f"http://127.0.0.1:{api_port}/readyz", 60)
-        started.append(python_module("dispatcher", "backend.workers.dispatcher", logs,
+        started.append(python_module("dispatcher", "backend.dispatcher", logs,
                                      env).start())
         api_url = f"http://127.0.0.1:{api_port}"
         create_user(f"http://127.0.0.1:{store_port}", "bench-admin", role="admin")

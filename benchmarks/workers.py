@@ -33,12 +33,12 @@ from bson import ObjectId  # noqa: E402
 from rq import Queue, SimpleWorker  # noqa: E402
 from rq import Worker as ForkingWorker  # noqa: E402
 
-from backend.embedded import answers, free_port, redis_command  # noqa: E402
 from backend.jobs import QueueMessage  # noqa: E402
+from backend.local.embedded import answers, free_port, redis_command  # noqa: E402
+from backend.rqjobs import BatchEnqueuer, rq_queue  # noqa: E402
 from backend.settings import Settings  # noqa: E402
 from backend.tasks import TaskContext, get_task, load_task_modules  # noqa: E402
 from backend.workers.connections import WorkerConnections, set_connections  # noqa: E402
-from backend.workers.enqueue import BatchEnqueuer, rq_queue  # noqa: E402
 from backend.workers.worker import TaskWorker  # noqa: E402
 
 

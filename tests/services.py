@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from backend.embedded import answers, free_port, mongo_command, redis_command
+from backend.local.embedded import answers, free_port, mongo_command, redis_command
 
 ROOT = Path(__file__).resolve().parent.parent
 

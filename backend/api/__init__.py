@@ -1,5 +1,2 @@
-"""The kernel API: accepts jobs, records them through the data service, queues them."""
-
-from backend.api.app import create_app
-
-__all__ = ["create_app"]
+"""The kernel API (``python -m backend.api``): accepts jobs, records them through the
+data service, queues them; the app is built by :func:`backend.api.app.create_app`."""

@@ -50,10 +50,10 @@ from backend.api.security import (
 from backend.api.stats import STATS_ROUTES
 from backend.api.submit import Backlog, Submitter
 from backend.api.webhook_secret import WEBHOOK_SECRET_ROUTES, WebhookOwners
-from backend.client import DataServiceClient
 from backend.metrics_http import metrics_middleware, metrics_routes
 from backend.queues import make_queue
 from backend.settings import Settings, get_settings
+from backend.store.client import DataServiceClient
 from backend.tasks import load_task_modules
 from backend.web import require_json
 

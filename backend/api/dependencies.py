@@ -13,10 +13,10 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import Parameter
 
-from backend.client import DataServiceClient
 from backend.jobs import OBJECT_ID_PATTERN
 from backend.queues import StandardQueue
 from backend.settings import Settings
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,6 @@ from litestar.types import ExceptionHandlersMap
 from backend.api.events import TooManyStreamsError
 from backend.api.idempotency import IdempotencyUnavailableError
 from backend.api.submit import OverloadedError, SubmitError
-from backend.client import DataServiceAuthError, DataServiceRefusedError
 from backend.errors import (
     DataServiceError,
     JobNotFoundError,
@@ -37,6 +36,7 @@ from backend.errors import (
     UnknownTaskError,
 )
 from backend.queues import MAX_MESSAGE_BYTES
+from backend.store.client import DataServiceAuthError, DataServiceRefusedError
 from backend.web import plain_validation
 
 log = logging.getLogger(__name__)

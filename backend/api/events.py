@@ -32,9 +32,9 @@ from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client, JobIdParam
 from backend.api.jobs import visible_job
 from backend.api.security import still_signed_in
-from backend.client import DataServiceClient
 from backend.errors import TaskbrokerError
 from backend.jobs import Job
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from backend.api.dependencies import Client
-from backend.client import DataServiceClient
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 

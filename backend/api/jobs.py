@@ -39,7 +39,6 @@ from backend.api.scheduling import submit_options
 from backend.api.security import Principal
 from backend.api.services import cancel_job, default_executor, delete_job
 from backend.api.submit import SubmitError, check_message_size, new_job_id, queue_message
-from backend.client import DataServiceClient
 from backend.errors import JobNotFoundError, MessageTooLargeError, TransitionError
 from backend.jobs import (
     MAX_BATCH_JOBS,
@@ -58,6 +57,7 @@ from backend.jobs import (
 from backend.queues import MAX_MESSAGE_BYTES
 from backend.settings import Settings
 from backend.storable import UnstorableValueError, check_storable
+from backend.store.client import DataServiceClient
 from backend.tasks import registered_tasks
 from backend.web import plain_validation
 

@@ -42,8 +42,8 @@ from litestar.types import Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
 from backend.api.submit import OverloadedError
-from backend.client import DataServiceClient
 from backend.errors import DataServiceError
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 

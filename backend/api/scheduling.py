@@ -2,7 +2,7 @@
 
 A job given a due time in the future is recorded ``scheduled`` with its ``run_at`` and
 sent to the STANDARD queue at once, like any other; the dispatcher keeps it in RQ's
-scheduled registry until then (:mod:`backend.workers.enqueue`). A due time that is not in
+scheduled registry until then (:mod:`backend.rqjobs`). A due time that is not in
 the future (a ``run_at`` in the past, a ``delay`` of 0) is an ordinary ``queued`` job.
 
 ``run_at`` is rounded up to the whole second: RQ's scheduled registry keeps whole
@@ -21,7 +21,7 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from backend.jobs import JobExecutionRequest, JobStatus
 from backend.settings import Settings
-from backend.webhooks import CallbackRefusedError, check_callback_url
+from backend.webhook_signing import CallbackRefusedError, check_callback_url
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,10 @@ from msgspec import Struct
 from backend.accounts import OIDC_PREFIX, Role, User, is_external, token_hash
 from backend.api.oidc import ALGORITHMS as OIDC_ALGORITHMS
 from backend.api.oidc import OidcIssuer
-from backend.client import DataServiceClient
 from backend.errors import DataServiceError
 from backend.jobs import USER_ID_PATTERN
 from backend.settings import AuthSettings
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 

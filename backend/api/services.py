@@ -19,12 +19,12 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from backend import control, webhooks
+from backend import markers, webhook_signing
 from backend.api.cancels import cancel_in_rq, note_cancelled
-from backend.client import DataServiceClient
 from backend.errors import QueueError, TransitionError
 from backend.jobs import DEFAULT_EXECUTOR, Job, JobStatus, UpdateJob
 from backend.settings import Settings
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ async def cancel_job(client: DataServiceClient, connection: aioredis.Redis, curr
         raise TransitionError(f"job {job_id} has already finished ({current.status})",
                               current.status)
     try:
-        await connection.set(control.stop_key(job_id), control.CANCELLED,
-                             ex=control.stop_ttl(ttl, current.run_at))
+        await connection.set(markers.stop_key(job_id), markers.CANCELLED,
+                             ex=markers.stop_ttl(ttl, current.run_at))
     except RedisError as exc:
         raise QueueError(f"cannot tell the workers to stop job {job_id}: {exc}") from exc
     job = await client.update_job(job_id, UpdateJob(status=JobStatus.CANCELLED))
@@ -71,7 +71,7 @@ async def schedule_webhook(connection: aioredis.Redis, job: Job) -> None:
     if not job.callback_url:
         return
     try:
-        await webhooks.schedule(connection, [job])
+        await webhook_signing.schedule(connection, [job])
     except RedisError as exc:
         log.error("the webhook of cancelled job %s could not be scheduled: %s", job.id, exc)
 

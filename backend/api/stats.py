@@ -22,10 +22,10 @@ from backend import stats
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client
 from backend.api.security import Principal
-from backend.client import DataServiceClient
 from backend.errors import QueueError, TaskbrokerError
 from backend.queues import StandardQueue
 from backend.settings import Settings
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 

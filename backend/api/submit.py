@@ -39,14 +39,14 @@ import redis.asyncio as aioredis
 from bson import ObjectId
 from redis.exceptions import RedisError
 
-from backend import control, metrics, tracing
-from backend.client import DataServiceClient, DataServiceError, DataServiceRefusedError
+from backend import markers, metrics, tracing
 from backend.errors import MessageTooLargeError, QueueError, TaskbrokerError
 from backend.jobs import JobExecutionRequest, JobStatus, NewJob, QueueMessage
 from backend.logs import job_fields
 from backend.queues import MAX_MESSAGE_BYTES, StandardQueue
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
 from backend.settings import Settings
+from backend.store.client import DataServiceClient, DataServiceError, DataServiceRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -355,7 +355,7 @@ class Submitter:
         ttl = self.settings.worker.done_ttl + math.ceil(self.settings.api.max_schedule_ahead)
         async with self.redis.pipeline(transaction=False) as pipe:
             for report in reports:
-                pipe.set(control.stop_key(report.job_id), control.void_reason(why), ex=ttl)
+                pipe.set(markers.stop_key(report.job_id), markers.void_reason(why), ex=ttl)
                 pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
             await pipe.execute()
 

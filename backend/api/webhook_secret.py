@@ -1,10 +1,10 @@
 """``/api/v1/webhooks/secret``: your webhook signing secret, made or rotated, shown once.
 
 Nothing secret is stored: the data service keeps a random key id per user, and the
-secret is derived from it and WEBHOOK_SECRET (:func:`backend.webhooks.derive_secret`),
+secret is derived from it and WEBHOOK_SECRET (:func:`backend.webhook_signing.derive_secret`),
 which this kernel holds as the dispatcher does. A rotation writes a new key id, so the
 old secret stops signing (within the sender's cache time, ``KEY_CACHE_SECONDS`` in
-:mod:`backend.workers.dispatcher.webhooks`).
+:mod:`backend.dispatcher.webhook_sender`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_422_UNPROCESSABLE_ENTIT
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client
 from backend.api.security import Principal
-from backend.client import DataServiceClient
-from backend.webhooks import WebhookSecret, WebhookSecretState, derive_secret
+from backend.store.client import DataServiceClient
+from backend.webhook_signing import WebhookSecret, WebhookSecretState, derive_secret
 
 
 @get("/webhooks/secret", summary="Whether you have a webhook secret (never the secret)",

@@ -8,7 +8,8 @@ from types import FrameType
 
 from waitress import serve
 
-from backend.dashboard import create_app, json_only
+from backend.dashboard import json_only
+from backend.dashboard.app import create_app
 from backend.logs import configure_process
 from backend.settings import get_settings
 

@@ -1,5 +1,6 @@
-"""The data service: a Litestar app over Beanie that owns the job documents."""
+"""The data service (``python -m backend.store``): a Litestar app over Beanie that owns
+the job documents, and :mod:`backend.store.client`, how the other processes talk to it.
 
-from backend.store.app import create_app
-
-__all__ = ["create_app"]
+Importing this package loads nothing: the kernel and the dispatcher import only the
+client, never the server's Beanie documents.
+"""

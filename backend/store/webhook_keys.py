@@ -1,7 +1,7 @@
 """Each user's webhook key id: a Beanie document and its two routes.
 
 The key id is a random nonce, not a secret: a user's webhook signing secret is derived
-from it and WEBHOOK_SECRET (:func:`backend.webhooks.derive_secret`), which this service
+from it and WEBHOOK_SECRET (:func:`backend.webhook_signing.derive_secret`), which this service
 never holds, so MongoDB keeps nothing that signs a delivery. A rotation writes a new key
 id; the old secret then stops being used. Kept in a collection of its own, keyed by the
 jobs' ``user_id``, because not every owner of a job has a local user record (an OIDC
@@ -22,7 +22,7 @@ from pymongo import IndexModel
 
 from backend.jobs import utcnow
 from backend.store.routes import UserIdParam
-from backend.webhooks import WebhookKey
+from backend.webhook_signing import WebhookKey
 
 
 class WebhookKeyDocument(Document):

@@ -1,11 +1,8 @@
-"""The side that runs jobs (the worker executor and its RQ workers) and, in
-:mod:`backend.workers.dispatcher`, the side that feeds and follows them (dispatch,
-recorder, reconciler).
+"""The process that runs jobs (``python -m backend.workers``): the worker executor
+(:mod:`.executor`) supervises a pool of RQ workers (:mod:`.worker`), each of which runs
+one job at a time through :func:`backend.workers.runner.run_job` (the function every
+queued RQ job names) and the middleware chain around the task (:mod:`.middleware`).
 
-Processes: ``python -m backend.workers.dispatcher`` and ``python -m backend.workers``.
+Importing this package loads nothing: the dispatcher shares only
+:mod:`backend.rqjobs` and :mod:`backend.markers` with it.
 """
-
-from backend.workers.executor import WorkerExecutor
-from backend.workers.worker import StandardQueueWorker, Worker
-
-__all__ = ["StandardQueueWorker", "Worker", "WorkerExecutor"]

@@ -10,7 +10,7 @@ from backend.metrics import set_enabled as set_metrics_enabled
 from backend.settings import get_settings
 from backend.tasks import load_task_modules
 from backend.workers.executor import WorkerExecutor
-from backend.workers.monitoring import executor_metrics
+from backend.workers.worker_metrics import executor_metrics
 
 log = logging.getLogger("backend.workers")
 

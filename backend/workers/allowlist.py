@@ -15,7 +15,7 @@ import json
 import zlib
 from collections.abc import Mapping
 
-from backend.workers.enqueue import ATTEMPT, RUN_JOB
+from backend.rqjobs import ATTEMPT, RUN_JOB
 
 # Every field RQ writes into the hash of one of our jobs in its life: enqueued (at once
 # or scheduled), started, retried, put back by the reaper, requeued from rq-dashboard.

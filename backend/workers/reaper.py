@@ -29,11 +29,10 @@ from rq.job import JobStatus as RQStatus
 from rq.registry import StartedJobRegistry
 from rq.utils import as_text, current_timestamp, now, parse_composite_key
 
-from backend import control, metrics
+from backend import markers, metrics
 from backend.jobs import JobStatus
 from backend.reports import Report, about
-from backend.settings import WorkerSettings
-from backend.workers.enqueue import (
+from backend.rqjobs import (
     fetch,
     message_of,
     next_attempt,
@@ -41,6 +40,7 @@ from backend.workers.enqueue import (
     scheduler_delay,
     set_next_attempt,
 )
+from backend.settings import WorkerSettings
 from backend.workers.middleware.retries import retry_delay
 from backend.workers.reporter import ReportWriter
 
@@ -110,8 +110,8 @@ def recover(connection: redis.Redis, writer: ReportWriter, settings: WorkerSetti
     except NoSuchJobError:
         return None  # RQ forgot it: the reconciler sends it again if it has not finished
     with connection.pipeline(transaction=False) as pipe:
-        pipe.get(control.stop_key(job_id))
-        pipe.exists(control.done_key(job_id))
+        pipe.get(markers.stop_key(job_id))
+        pipe.exists(markers.done_key(job_id))
         stop, done = pipe.execute()
     if done:
         return None  # its end was reported; only RQ's bookkeeping was cut short
@@ -119,7 +119,7 @@ def recover(connection: redis.Redis, writer: ReportWriter, settings: WorkerSetti
     attempt = next_attempt(rq_job, message)
     at = datetime.now(UTC)
     if stop is not None:
-        status, error = control.stopped_as(stop)
+        status, error = markers.stopped_as(stop)
         writer.send_end(Report(job_id=job_id, attempt=attempt, at=at, status=status,
                                error=error, **about(message)))
         return status

@@ -2,7 +2,7 @@
 
 Each call is one Redis round trip (a pipeline), and none asks the data service
 anything: the recorder applies the reports later, in batches
-(:mod:`backend.workers.dispatcher.recorder`). What a round trip carries:
+(:mod:`backend.dispatcher.recorder`). What a round trip carries:
 
 * :meth:`ReportWriter.begin`: read the job's ``stop`` and ``done`` markers and report
   ``running``, together. A job that is stopped or done is then not run; the ``running``
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import redis
 
-from backend import control
+from backend import markers
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
 
 log = logging.getLogger("backend.workers.jobs")
@@ -62,8 +62,8 @@ class ReportWriter:
         """Report ``running`` and read the job's markers in one round trip (the worker
         reads the markers while it prepares the job; this is for a run outside it)."""
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(control.stop_key(report.job_id))
-            pipe.exists(control.done_key(report.job_id))
+            pipe.get(markers.stop_key(report.job_id))
+            pipe.exists(markers.done_key(report.job_id))
             self._append(pipe, report)
             stop, done, _ = pipe.execute()
         return Begun(stop=stop.decode() if stop is not None else None, done=bool(done))
@@ -72,7 +72,7 @@ class ReportWriter:
         """Append a progress report (best effort); returns the job's stop marker, if set."""
         try:
             with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(control.stop_key(report.job_id))
+                pipe.get(markers.stop_key(report.job_id))
                 self._append(pipe, report)
                 stop, _ = pipe.execute()
         except redis.RedisError as exc:
@@ -83,7 +83,7 @@ class ReportWriter:
     def stop_marker(self, job_id: str) -> str | None:
         """The job's stop marker, or None (also when Redis cannot be asked)."""
         try:
-            stop = self.redis.get(control.stop_key(job_id))
+            stop = self.redis.get(markers.stop_key(job_id))
         except redis.RedisError:
             return None
         return stop.decode() if stop is not None else None
@@ -93,7 +93,7 @@ class ReportWriter:
         """Add an end report (and for a final end the ``done`` marker) to ``pipe``."""
         cls._append(pipe, report)
         if report.final:
-            pipe.set(control.done_key(report.job_id), b"1", ex=done_ttl)
+            pipe.set(markers.done_key(report.job_id), b"1", ex=done_ttl)
 
     def send_end(self, report: Report, *, extra: Report | None = None) -> None:
         """One try of :meth:`end`; raises :class:`redis.RedisError` if Redis did not take it."""

@@ -1,9 +1,9 @@
 """The RQ job function: run one attempt of one job, through the middleware.
 
-The dispatcher enqueues ``run_job(job_id, message)`` (see :mod:`backend.workers.enqueue`)
+The dispatcher enqueues ``run_job(job_id, message)`` (see :mod:`backend.rqjobs`)
 with the attempt number in the RQ job's meta. The worker asks the data service nothing:
 the message says what to run, Redis says whether the job was stopped or has finished
-(:mod:`backend.control`), and every report goes to the report stream.
+(:mod:`backend.markers`), and every report goes to the report stream.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from backend.errors import PermanentError
 from backend.jobs import JobStatus, QueueMessage
 from backend.logs import job_context
 from backend.reports import Report, about
+from backend.rqjobs import next_attempt, scheduler_delay, set_next_attempt
 from backend.tasks import get_task
 from backend.workers.connections import get_connections
-from backend.workers.enqueue import next_attempt, scheduler_delay, set_next_attempt
 from backend.workers.middleware import JobRun, Middleware, SkipJob, default_middleware, execute
 from backend.workers.reaper import recover
 

@@ -12,7 +12,7 @@ give for free is added back in :class:`TaskWorker`:
 * jobs RQ's own registry cleanup finds abandoned go through our recovery too.
 
 And one thing RQ does not do: a worker performs only the job runner
-(:data:`backend.workers.enqueue.RUN_JOB`), read with RQ's JSON serializer, from a job
+(:data:`backend.rqjobs.RUN_JOB`), read with RQ's JSON serializer, from a job
 hash with nothing else in it (:mod:`backend.workers.allowlist`). Anyone who can write to
 Redis could otherwise make a worker call any importable function (or unpickle
 anything), import and call the callbacks a hash names, or send its RQ webhooks.
@@ -47,15 +47,15 @@ from rq.suspension import is_suspended
 from rq.utils import current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 
-from backend import control
+from backend import markers
 from backend.errors import PermanentError
 from backend.jobs import JobStatus
 from backend.logs import configure_process
 from backend.reports import Report
+from backend.rqjobs import RUN_JOB
 from backend.tracing import configure_tracing, shutdown_tracing
 from backend.workers.allowlist import refusal
 from backend.workers.connections import get_connections
-from backend.workers.enqueue import RUN_JOB
 from backend.workers.middleware import cancellation
 from backend.workers.reporter import Begun, ReportWriter
 
@@ -303,8 +303,8 @@ class TaskWorker(SimpleWorker):
             job.prepare_for_execution(self.name, pipeline=pipeline)
             if len(self.queues) == 1:
                 pipeline.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
-            pipeline.get(control.stop_key(job.id))
-            pipeline.exists(control.done_key(job.id))
+            pipeline.get(markers.stop_key(job.id))
+            pipeline.exists(markers.done_key(job.id))
             *_, stop, done = pipeline.execute()
         if isinstance(job, RunnerJob):
             job.worker = self

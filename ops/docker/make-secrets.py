@@ -46,7 +46,7 @@ REDIS_URL_FILE = "redis_url"
 MONGODB_URL_FILE = "mongodb_url"
 MONGO_USER = "taskbroker"  # docker-compose.yml's MONGO_INITDB_ROOT_USERNAME
 
-# Who gets which file: each process only what it uses (backend/local.py's PROCESS_SECRETS,
+# Who gets which file: each process only what it uses (backend/local/supervisor.py's PROCESS_SECRETS,
 # which the ops tests hold this to).
 ROLES = {
     "api": ("redis_url", "data_service_token", "auth_secret", "webhook_secret",

@@ -22,8 +22,8 @@ import pytest
 import redis
 from rq import Worker as RQWorker
 
-from backend.embedded import free_port
 from backend.jobs import QueueMessage
+from backend.local.embedded import free_port
 from backend.queues import StandardQueue, make_queue
 from backend.settings import QueueSettings, RedisSettings, Settings
 from tests.services import (
@@ -118,7 +118,7 @@ class System:
         return proc
 
     def start_dispatcher(self, **env: str) -> ManagedProcess:
-        return self.start("dispatcher", "backend.workers.dispatcher", env=env)
+        return self.start("dispatcher", "backend.dispatcher", env=env)
 
     def start_workers(self, count: int = WORKERS, **env: str) -> ManagedProcess:
         """(Re)start the worker executor and wait until ``count`` workers are idle."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from tests.e2e.conftest import System, wait_for
 from tests.services import ROOT, TEST_SECRETS, create_user, sign_in
 

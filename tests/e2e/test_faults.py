@@ -21,8 +21,8 @@ import pytest
 from aiohttp import ClientSession, web
 from rq import Queue
 
-from backend import control
-from backend.embedded import free_port
+from backend import markers
+from backend.local.embedded import free_port
 from tests.e2e.conftest import System, _start_system, wait_for
 from tests.e2e.tasks import runs
 
@@ -83,7 +83,7 @@ def test_a_job_running_while_the_data_service_is_down_succeeds(system: System):
     system.store.stop()
     down_since = time.monotonic()
     wait_for(lambda: runs(system.redis, [job_id])[job_id] == 1
-             and system.redis.exists(control.done_key(job_id)), 30, "the job to end")
+             and system.redis.exists(markers.done_key(job_id)), 30, "the job to end")
     time.sleep(max(0.0, 6 - (time.monotonic() - down_since)))  # longer than its timeout
     system.start_store()
     job = system.wait_final(job_id, 30)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from rq.registry import StartedJobRegistry
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from tests.e2e.conftest import FINAL, System, _start_system, wait_for
 from tests.e2e.tasks import runs
 from tests.services import ManagedProcess
@@ -45,7 +45,7 @@ class ReplicaSet:
             f"{self.store_url}/readyz", 60)
         start("api", "backend.api", "--port", self.api_url.rsplit(":", 1)[1]).wait_http(
             f"{self.api_url}/readyz", 60)
-        start("dispatcher", "backend.workers.dispatcher")
+        start("dispatcher", "backend.dispatcher")
         start("workers", "backend.workers", "--workers", "2")
 
 

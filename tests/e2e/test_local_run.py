@@ -19,7 +19,7 @@ import psutil
 import pytest
 import redis
 
-from backend.embedded import answers, free_port
+from backend.local.embedded import answers, free_port
 from tests.e2e.conftest import wait_for
 from tests.services import ManagedProcess, sign_in
 
@@ -303,7 +303,7 @@ def test_local_run_gives_each_process_its_secrets_and_keeps_data_dir_private(log
         # The data service alone has the database's address; the dispatcher no session key.
         [store, *_] = _processes(launcher, "backend.store")
         assert _environ(store.pid)["MONGODB_URL"] == env["MONGODB_URL"]
-        for proc in workers + dashboard + _processes(launcher, "backend.workers.dispatcher"):
+        for proc in workers + dashboard + _processes(launcher, "backend.dispatcher"):
             assert _environ(proc.pid).get("MONGODB_URL", "") == "", proc.cmdline()
             assert SHELL_AUTH_SECRET not in open(f"/proc/{proc.pid}/environ").read()
 

@@ -32,7 +32,7 @@ from rq import Queue
 from rq.registry import CanceledJobRegistry
 from rq.serializers import JSONSerializer
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from tests.e2e.conftest import E2E_USER, System, _start_system, wait_for
 from tests.services import create_user, sign_in
 

@@ -26,9 +26,9 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from backend import webhooks
-from backend.embedded import free_port
-from backend.workers.enqueue import scheduled_key
+from backend import webhook_signing
+from backend.local.embedded import free_port
+from backend.rqjobs import scheduled_key
 from tests.e2e.conftest import System, _start_system, wait_for
 from tests.e2e.tasks import runs
 
@@ -62,7 +62,7 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        job_id = request.headers.get(webhooks.JOB_ID_HEADER, "")
+        job_id = request.headers.get(webhook_signing.JOB_ID_HEADER, "")
         first = not self.of(job_id)
         self.calls.append(Call(time.monotonic(), job_id, dict(request.headers), body))
         mode = request.match_info["mode"]
@@ -124,7 +124,8 @@ def hook_secret(system: System) -> str:
 
 
 def signed(secret: str, url: str, call: Call) -> bool:
-    return webhooks.verify(secret, url, call.body, call.headers[webhooks.SIGNATURE_HEADER])
+    header = call.headers[webhook_signing.SIGNATURE_HEADER]
+    return webhook_signing.verify(secret, url, call.body, header)
 
 
 def submit(system: System, name: str = "count", params: dict[str, Any] | None = None,
@@ -217,7 +218,7 @@ def test_a_webhook_is_signed_and_retried_after_a_500(system: System, receiver: R
     # The job as GET /api/v1/jobs/{id} shows it, signed with its owner's secret (and URL),
     # never with WEBHOOK_SECRET itself.
     assert msgspec.json.decode(second.body) == job
-    assert second.headers[webhooks.JOB_ID_HEADER] == job_id
+    assert second.headers[webhook_signing.JOB_ID_HEADER] == job_id
     assert signed(hook_secret, receiver.url("fail-once"), second)
     assert not signed(SECRET, receiver.url("fail-once"), second)
     assert not signed(hook_secret, receiver.url("ok"), second)  # replayed elsewhere

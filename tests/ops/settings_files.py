@@ -39,8 +39,8 @@ VOLUME_SECRETS = {
     "webhook_secret": "WEBHOOK_SECRET",
     "metrics_token": "METRICS_TOKEN",
 }
-# The backend processes under their names in the Procfile (backend.local.PROCESS_SECRETS),
-# docker-compose.yml and ops/kubernetes/.
+# The backend processes under their names in the Procfile
+# (backend.local.supervisor.PROCESS_SECRETS), docker-compose.yml and ops/kubernetes/.
 PROCESSES = {  # Procfile: (compose service, Kubernetes Deployment)
     "store": ("store", "store"),
     "api": ("api", "api"),

@@ -23,7 +23,7 @@ _HOST_PORT = r"(?: --host \S+)?(?: --port \S+)?"
 BRIEF = {
     "store": rf"python -m backend\.store{_HOST_PORT}",
     "api": rf"python -m backend\.api{_HOST_PORT}",
-    "dispatcher": r"python -m backend\.workers\.dispatcher",
+    "dispatcher": r"python -m backend\.dispatcher",
     "workers": r"python -m backend\.workers(?: --workers \S+)?",
     # Our wrapper of rq-dashboard's app (basic auth, RQ's JSON serializer, same-origin
     # actions); it reads REDIS_URL and the credentials from the settings.

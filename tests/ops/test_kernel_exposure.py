@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from backend.api.headers import HSTS
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from tests.ops.settings_files import (
     COMPOSE_FILE,
     DOCKER_DIR,

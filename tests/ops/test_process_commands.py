@@ -29,7 +29,7 @@ import pytest
 import redis
 import rq
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from tests.ops.settings_files import (
     MAKE_SECRETS,
     VOLUME_SECRETS,

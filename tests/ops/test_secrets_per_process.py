@@ -2,7 +2,7 @@
 secrets volume and environment, networks that keep the workers away from the data service,
 MongoDB and ElasticMQ, MongoDB with auth), in Kubernetes (the Secret's keys one by one),
 and in the local run (each child's environment). The share of each process is declared
-once, in backend.local.PROCESS_SECRETS; what a worker or rq-dashboard must never hold is
+once, in backend.local.supervisor.PROCESS_SECRETS; what a worker or rq-dashboard must never hold is
 spelled out here again, so a wrong declaration fails too."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from backend.local import PROCESS_SECRETS, SECRET_SETTINGS, process_env
+from backend.local.supervisor import PROCESS_SECRETS, SECRET_SETTINGS, process_env
 from backend.settings import Settings
 from tests.ops.settings_files import (
     MAKE_SECRETS,

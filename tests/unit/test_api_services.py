@@ -16,7 +16,7 @@ import fakeredis
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from backend import control
+from backend import markers
 from backend.api.services import cancel_job, delete_job
 from backend.api.submit import SubmitError, Submitter, new_job_id
 from backend.errors import DataServiceError, QueueError, TransitionError
@@ -58,7 +58,7 @@ class FakeClient:
 
     async def update_job(self, job_id: str, update: UpdateJob) -> Job:
         if self.redis is not None:
-            self.seen_stop_marker = bool(await self.redis.exists(control.stop_key(job_id)))
+            self.seen_stop_marker = bool(await self.redis.exists(markers.stop_key(job_id)))
         await self._call("update", update.fields_set())
         self.status = update.status  # type: ignore[assignment]
         return make_job(self.status)
@@ -139,8 +139,8 @@ async def test_a_store_failure_makes_the_job_void_and_sends_nothing(redis) -> No
         await submitter(client, queue, redis).submit(job, message)
     assert raised.value.job_id == job.id and "will never run" in str(raised.value)
     assert queue.sent == []
-    marker = await redis.get(control.stop_key(job.id))
-    assert control.stopped_as(marker)[0] is JobStatus.FAILED  # a worker would not run it
+    marker = await redis.get(markers.stop_key(job.id))
+    assert markers.stopped_as(marker)[0] is JobStatus.FAILED  # a worker would not run it
     assert "did not record it" in (await voids(redis))[job.id]
 
 
@@ -151,7 +151,7 @@ async def test_a_refused_send_makes_the_job_void_and_marks_it_failed(redis, erro
     with pytest.raises(SubmitError) as raised:
         await submitter(client, FakeQueue(client, error), redis).submit(job, message)
     assert raised.value.job_id == job.id
-    assert await redis.exists(control.stop_key(job.id))
+    assert await redis.exists(markers.stop_key(job.id))
     name, reports = client.calls[-1]
     assert name == "reports" and reports[0].status is JobStatus.FAILED
     assert "queue refused" in reports[0].error
@@ -162,7 +162,7 @@ async def test_cancel_of_a_finished_job_is_a_conflict(redis, status: JobStatus) 
     with pytest.raises(TransitionError) as raised:
         await cancel_job(FakeClient(status), redis, make_job(status), 60)  # type: ignore[arg-type]
     assert raised.value.current == status
-    assert not await redis.exists(control.stop_key(JOB_ID))
+    assert not await redis.exists(markers.stop_key(JOB_ID))
 
 
 async def test_cancel_sets_the_stop_marker_before_it_records_the_cancel(redis) -> None:
@@ -171,8 +171,8 @@ async def test_cancel_sets_the_stop_marker_before_it_records_the_cancel(redis) -
     job = await cancel_job(client, redis, make_job(JobStatus.QUEUED), 60)  # type: ignore[arg-type]
     assert job.status == JobStatus.CANCELLED
     assert client.seen_stop_marker is True
-    assert await redis.get(control.stop_key(JOB_ID)) == control.CANCELLED.encode()
-    assert 0 < await redis.ttl(control.stop_key(JOB_ID)) <= 60
+    assert await redis.get(markers.stop_key(JOB_ID)) == markers.CANCELLED.encode()
+    assert 0 < await redis.ttl(markers.stop_key(JOB_ID)) <= 60
 
 
 async def test_cancel_sends_rqs_stop_command_to_the_worker_running_the_job(redis) -> None:

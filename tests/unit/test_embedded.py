@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.embedded import redis_command
+from backend.local.embedded import redis_command
 
 
 def test_redis_keeps_an_append_only_file_fsynced_every_second(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_redis_refuses_writes_when_full_rather_than_evict_queue_data(tmp_path: P
 
 
 def test_the_local_run_makes_data_dir_private_and_fixes_older_files(tmp_path: Path) -> None:
-    from backend.local import private_data_dir
+    from backend.local.supervisor import private_data_dir
 
     data = tmp_path / "data"
     (data / "mongo").mkdir(parents=True)

@@ -17,12 +17,12 @@ from opentelemetry.trace import SpanKind
 
 from backend import stats, tracing
 from backend.api.submit import queue_message
-from backend.client import DataServiceClient
-from backend.client_trace import route_of
 from backend.jobs import JobExecutionRequest, JobStatus
 from backend.logs import configure_logging, job_context, job_fields
 from backend.metrics import DATA_SERVICE_SECONDS, authorized, family_names
 from backend.settings import ObservabilitySettings
+from backend.store.client import DataServiceClient
+from backend.store.client_trace import route_of
 from backend.workers.middleware.tracing import Tracing
 
 # --- logs -----------------------------------------------------------------------------------

@@ -10,19 +10,19 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from litestar.exceptions import ValidationException
 
-from backend import control
+from backend import markers
 from backend.api.scheduling import due_time
+from backend.dispatcher.webhook_sender import backoff
 from backend.jobs import JobExecutionRequest, QueueMessage
+from backend.rqjobs import due_second
 from backend.settings import WebhookSettings
-from backend.webhooks import (
+from backend.webhook_signing import (
     CallbackRefusedError,
     check_callback_url,
     derive_secret,
     signature,
     verify,
 )
-from backend.workers.dispatcher.webhooks import backoff
-from backend.workers.enqueue import due_second
 
 NOW = datetime(2026, 5, 1, 8, 0, 0, 250_000, tzinfo=UTC)
 DAY = 86400.0
@@ -127,9 +127,9 @@ def test_each_user_and_each_rotation_derives_a_secret_of_its_own() -> None:
 
 
 def test_a_scheduled_jobs_stop_marker_lives_past_its_run_at() -> None:
-    assert control.stop_ttl(86400, None, NOW) == 86400
-    assert control.stop_ttl(86400, NOW + timedelta(days=20), NOW) == 86400 + 20 * 86400
-    assert control.stop_ttl(86400, NOW - timedelta(days=1), NOW) == 86400
+    assert markers.stop_ttl(86400, None, NOW) == 86400
+    assert markers.stop_ttl(86400, NOW + timedelta(days=20), NOW) == 86400 + 20 * 86400
+    assert markers.stop_ttl(86400, NOW - timedelta(days=1), NOW) == 86400
 
 
 def test_webhook_retries_wait_twice_as_long_each_time_up_to_the_maximum() -> None:

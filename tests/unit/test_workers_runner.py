@@ -16,14 +16,14 @@ import redis
 from rq import Retry
 from rq.timeouts import JobTimeoutException
 
-from backend import control
+from backend import markers
 from backend.errors import JobCancelledError, PermanentError
 from backend.jobs import JobStatus, QueueMessage
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, decode_report
+from backend.rqjobs import job_timeout
 from backend.settings import Settings, WorkerSettings
 from backend.tasks import load_task_modules, task
 from backend.workers.connections import WorkerConnections, set_connections
-from backend.workers.enqueue import job_timeout
 from backend.workers.middleware import cancellation, retry_delay
 from backend.workers.middleware.base import JobRun
 from backend.workers.middleware.reporting import LiveReports
@@ -97,7 +97,7 @@ def test_a_job_runs_and_reports_running_progress_and_its_result(connections, fak
     assert [(r.status, r.progress) for r in reports] == [
         (JobStatus.RUNNING, 0.0), (None, 50.0), (JobStatus.SUCCEEDED, None)]
     assert reports[-1].result == {"ran": len(RAN)}
-    assert fake.exists(control.done_key(JOB))
+    assert fake.exists(markers.done_key(JOB))
 
 
 def test_a_failing_job_asks_for_a_retry_with_backoff_until_the_last_attempt(connections, fake):
@@ -105,7 +105,7 @@ def test_a_failing_job_asks_for_a_retry_with_backoff_until_the_last_attempt(conn
     assert isinstance(outcome, Retry)
     assert outcome.intervals == [1.5]  # 0.5 s backoff, plus a second for RQ's whole seconds
     assert sent(fake)[-1].status is JobStatus.RETRYING
-    assert not fake.exists(control.done_key(JOB))
+    assert not fake.exists(markers.done_key(JOB))
     with pytest.raises(RuntimeError, match="flaky"):
         run("fail", {"message": "flaky"}, attempt=3)
     end = sent(fake)[-1]
@@ -126,7 +126,7 @@ def test_permanent_errors_and_timeouts_fail_at_once(connections, fake, name, par
 
 
 def test_a_stop_marker_seen_while_running_stops_a_cooperative_task(connections, fake):
-    threading.Timer(0.3, lambda: fake.set(control.stop_key(JOB), control.CANCELLED)).start()
+    threading.Timer(0.3, lambda: fake.set(markers.stop_key(JOB), markers.CANCELLED)).start()
     assert run("simulate", {"duration": 10}) == "cancelled"
     reports = sent(fake)
     assert reports[-1].status is JobStatus.CANCELLED
@@ -201,7 +201,7 @@ def test_the_stop_marker_is_read_at_most_once_per_interval(fake, monkeypatch):
     monkeypatch.setattr(fake, "get", lambda key: reads.append(key) or real_get(key))
     assert not reports.is_cancelled() and not reports.is_cancelled()
     assert reads == []  # the begin round trip has just looked
-    fake.set(control.stop_key(JOB), control.CANCELLED)
+    fake.set(markers.stop_key(JOB), markers.CANCELLED)
     clock.now = 1.0
     assert reports.is_cancelled()
     assert len(reads) == 1

@@ -1,7 +1,7 @@
 """Cancellation: stopping a running task from another thread of the same worker process.
 
 A cancel reaches a worker two ways, both through Redis: the kernel sets the job's
-``stop`` marker (:mod:`backend.control`), which the worker reads before it starts the
+``stop`` marker (:mod:`backend.markers`), which the worker reads before it starts the
 job and with each progress report, and it sends RQ's stop-job command, which interrupts
 the task at once.
 

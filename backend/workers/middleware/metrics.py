@@ -4,7 +4,7 @@ Counted here: attempts started, and how each ended (succeeded, failed for good, 
 retried); the task's run time and, for a first attempt, how long the job waited from its
 submit to its start. A cancel is counted by the kernel that recorded it. Under the
 worker executor, the values go to its multiprocess directory
-(:mod:`backend.workers.monitoring`), which its ``/metrics`` sums over every worker.
+(:mod:`backend.workers.worker_metrics`), which its ``/metrics`` sums over every worker.
 """
 
 from __future__ import annotations

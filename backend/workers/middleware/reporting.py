@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from backend import control
+from backend import markers
 from backend.jobs import JobStatus, QueueMessage
 from backend.reports import Report, about
 from backend.storable import UnstorableValueError, check_storable
@@ -95,7 +95,7 @@ class Reporting(Middleware):
         if begun.done:
             raise SkipJob("it has finished already")
         if begun.stop is not None:
-            status, error = control.stopped_as(begun.stop)
+            status, error = markers.stopped_as(begun.stop)
             raise SkipJob(f"it was stopped ({begun.stop})", status, error)
         live = LiveReports(run.writer, run, run.settings.report_interval)
         message = run.message

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from litestar import Litestar
 
-from backend.api import create_app
-from backend.embedded import free_port
+from backend.api.app import create_app
+from backend.local.embedded import free_port
 from backend.queues import StandardQueue, make_queue
 from backend.settings import Settings
 from tests.services import (

@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from tests.integration.api.conftest import Kernel, OpenKernel
 from tests.services import TEST_PASSWORD, TEST_SECRETS, create_user, sign_in
 

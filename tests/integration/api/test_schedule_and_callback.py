@@ -11,9 +11,9 @@ import msgspec
 import pytest
 import redis
 
-from backend import control, webhooks
+from backend import markers, webhook_signing
 from backend.jobs import Job, JobStatus
-from backend.workers.enqueue import BatchEnqueuer, scheduled_key
+from backend.rqjobs import BatchEnqueuer, scheduled_key
 from tests.integration.api.conftest import Kernel, OpenKernel, queue_of
 
 redis_only = pytest.mark.parametrize("backend", ["redis"])
@@ -181,11 +181,11 @@ async def test_cancelling_a_scheduled_job_takes_it_out_of_rq_and_it_stays_stoppe
     assert connection.zscore(scheduled_key("standard"), job_id) is None
     assert connection.hget(f"rq:job:{job_id}", "status") == b"canceled"
     # The stop marker outlives the job's run_at (plus DONE_TTL), whatever else happens.
-    assert connection.get(control.stop_key(job_id)) == b"cancelled"
-    assert connection.ttl(control.stop_key(job_id)) > 3600 + kernel.settings.worker.done_ttl - 60
+    assert connection.get(markers.stop_key(job_id)) == b"cancelled"
+    assert connection.ttl(markers.stop_key(job_id)) > 3600 + kernel.settings.worker.done_ttl - 60
     # A cancel finishes the job: its webhook is scheduled, with the job as the API shows it.
-    delivery = connection.hgetall(webhooks.delivery_key(job_id))
+    delivery = connection.hgetall(webhook_signing.delivery_key(job_id))
     sent = msgspec.json.decode(delivery[b"body"], type=Job)
     assert (sent.id, sent.status) == (job_id, JobStatus.CANCELLED)
-    assert connection.zscore(webhooks.DUE_KEY, job_id) is not None
+    assert connection.zscore(webhook_signing.DUE_KEY, job_id) is not None
     connection.close()

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.webhooks import SECRET_PREFIX, derive_secret
+from backend.webhook_signing import SECRET_PREFIX, derive_secret
 from tests.integration.api.conftest import OpenKernel
 from tests.services import SERVICE_HEADERS, create_user, sign_in
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from backend.embedded import free_port
+from backend.local.embedded import free_port
 from tests.services import ManagedProcess, start_redis
 
 USER, PASSWORD = "operator", "dashboard-test-password"

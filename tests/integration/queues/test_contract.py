@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 
-from backend.embedded import free_port
 from backend.errors import MessageTooLargeError, QueueError
 from backend.jobs import QueueMessage
+from backend.local.embedded import free_port
 from backend.queues import MAX_MESSAGE_BYTES, Delivery, StandardQueue, make_queue
 from tests.integration.queues.conftest import VISIBILITY, QueueFactory, queue_settings
 

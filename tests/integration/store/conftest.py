@@ -19,7 +19,7 @@ from bson import ObjectId
 
 from backend.jobs import JobStatus
 from backend.settings import MongoSettings, Settings, StoreSettings
-from backend.store import create_app
+from backend.store.app import create_app
 from tests.services import SERVICE_HEADERS, TEST_SECRETS
 
 # How to bring a fresh job to each status with legal moves only (a scheduled job is

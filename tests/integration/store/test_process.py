@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.client import DataServiceClient
-from backend.embedded import free_port
 from backend.errors import JobNotFoundError, TransitionError
 from backend.jobs import CreateJob, JobStatus, UpdateJob
+from backend.local.embedded import free_port
+from backend.store.client import DataServiceClient
 from tests.services import SERVICE_HEADERS, TEST_SECRETS, ManagedProcess, python_module, start_mongo
 
 

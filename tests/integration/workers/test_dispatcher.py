@@ -14,13 +14,12 @@ import redis.asyncio as aioredis
 from bson import ObjectId
 from rq import Queue
 
-from backend import control
+from backend import markers
+from backend.dispatcher.dispatch import Dispatcher, drained_key
 from backend.jobs import JobStatus, QueueMessage
 from backend.queues.redis_stream import RedisStreamQueue
+from backend.rqjobs import fetch
 from backend.settings import QueueSettings
-from backend.workers.dispatcher import Dispatcher
-from backend.workers.dispatcher.dispatch import drained_key
-from backend.workers.enqueue import fetch
 from backend.workers.worker import TaskWorker
 from tests.integration.workers.conftest import reports, statuses
 
@@ -88,8 +87,8 @@ async def test_an_unknown_executor_fails_the_job_with_its_dead_letter(setup, rq_
 async def test_messages_of_stopped_or_finished_jobs_are_enqueued_but_never_run(setup, rq_redis):
     dispatcher, queue = setup
     cancelled, done = _message(), _message()
-    rq_redis.set(control.stop_key(cancelled.job_id), control.CANCELLED)
-    rq_redis.set(control.done_key(done.job_id), b"1")
+    rq_redis.set(markers.stop_key(cancelled.job_id), markers.CANCELLED)
+    rq_redis.set(markers.done_key(done.job_id), b"1")
     await queue.send_batch([cancelled, done])
     assert await dispatcher.dispatch_once() == 2
     TaskWorker(["standard"], connection=rq_redis).work(burst=True)

@@ -15,8 +15,8 @@ from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
 from backend.jobs import QueueMessage
+from backend.rqjobs import RUN_JOB, BatchEnqueuer, enqueue, fetch, message_of
 from backend.settings import WorkerSettings
-from backend.workers.enqueue import RUN_JOB, BatchEnqueuer, enqueue, fetch, message_of
 from backend.workers.scheduler import Scheduler
 
 SETTINGS = WorkerSettings(job_timeout_min=5, job_timeout_factor=2.0, job_timeout_default=60)

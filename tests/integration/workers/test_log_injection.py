@@ -12,7 +12,7 @@ import pytest
 from bson import ObjectId
 
 from backend.jobs import QueueMessage
-from backend.workers.enqueue import enqueue
+from backend.rqjobs import enqueue
 from tests.integration.workers.conftest import statuses
 from tests.services import python_module
 

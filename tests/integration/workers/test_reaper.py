@@ -14,10 +14,10 @@ from rq.job import JobStatus as RQStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.utils import current_timestamp
 
-from backend import control
+from backend import markers
 from backend.jobs import JobStatus, QueueMessage
+from backend.rqjobs import enqueue, fetch, set_next_attempt
 from backend.workers import reaper
-from backend.workers.enqueue import enqueue, fetch, set_next_attempt
 from backend.workers.executor import WorkerExecutor
 from backend.workers.worker import TaskWorker
 from tests.integration.workers.conftest import reports, statuses
@@ -91,7 +91,7 @@ def test_a_live_entry_is_left_alone_until_its_worker_is_known_dead(connections):
 
 def test_a_job_whose_end_was_reported_is_not_touched(connections):
     job_id = _running_job(connections, attempt=1)
-    connections.redis.set(control.done_key(job_id), b"1")
+    connections.redis.set(markers.done_key(job_id), b"1")
     assert _sweep(connections) == [job_id]
     assert reports(connections.redis, job_id) == []
     assert job_id not in ScheduledJobRegistry("standard", connection=connections.redis)
@@ -99,7 +99,7 @@ def test_a_job_whose_end_was_reported_is_not_touched(connections):
 
 def test_a_cancelled_job_is_ended_cancelled_not_retried(connections):
     job_id = _running_job(connections, attempt=1)
-    connections.redis.set(control.stop_key(job_id), control.CANCELLED)
+    connections.redis.set(markers.stop_key(job_id), markers.CANCELLED)
     assert _sweep(connections) == [job_id]
     assert statuses(connections.redis, job_id) == [("cancelled", 1)]
     assert job_id not in ScheduledJobRegistry("standard", connection=connections.redis)

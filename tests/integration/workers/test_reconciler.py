@@ -11,15 +11,15 @@ import pytest
 import redis.asyncio as aioredis
 from bson import ObjectId
 
-from backend import control
-from backend.client import DataServiceClient
+from backend import markers
+from backend.dispatcher.dispatch import drained_key
+from backend.dispatcher.reconciler import UNFINISHED, Reconciler
 from backend.jobs import JobStatus, NewJob, QueueMessage
 from backend.queues.redis_stream import RedisStreamQueue
 from backend.reports import Report
+from backend.rqjobs import enqueue, scheduled_key
 from backend.settings import QueueSettings
-from backend.workers.dispatcher.dispatch import drained_key
-from backend.workers.dispatcher.reconciler import UNFINISHED, Reconciler
-from backend.workers.enqueue import enqueue, scheduled_key
+from backend.store.client import DataServiceClient
 from tests.integration.workers.conftest import reports, worker_settings
 from tests.integration.workers.test_recorder import data_service  # noqa: F401 - fixture
 from tests.services import TEST_SECRETS
@@ -83,20 +83,20 @@ async def test_jobs_held_by_rq_or_finished_are_left_alone(parts):
     reconciler, rq_redis, client, queue = parts
     held, done = await record(client, count=2)
     enqueue(rq_redis, QueueMessage(job_id=held, name="echo"), reconciler.settings.worker)
-    rq_redis.set(control.done_key(done), b"1")
+    rq_redis.set(markers.done_key(done), b"1")
     await age_and_drain(rq_redis, queue)
     assert await reconciler.reconcile_once() == 0
     assert await sent_again(queue) == []
 
 
 @pytest.mark.parametrize(("marker", "ends_as"), [
-    (control.CANCELLED, JobStatus.CANCELLED),
-    (control.void_reason("the job store did not answer"), JobStatus.FAILED),
+    (markers.CANCELLED, JobStatus.CANCELLED),
+    (markers.void_reason("the job store did not answer"), JobStatus.FAILED),
 ])
 async def test_a_stopped_job_is_ended_never_sent(parts, marker, ends_as):
     reconciler, rq_redis, client, queue = parts
     [job_id] = await record(client)
-    rq_redis.set(control.stop_key(job_id), marker)
+    rq_redis.set(markers.stop_key(job_id), marker)
     await age_and_drain(rq_redis, queue)
     assert await reconciler.reconcile_once() == 1
     assert await sent_again(queue) == []

@@ -13,20 +13,20 @@ import pytest
 import redis.asyncio as aioredis
 from bson import ObjectId
 
-from backend import webhooks
-from backend.client import DataServiceClient
+from backend import webhook_signing
+from backend.dispatcher.recorder import Recorder
 from backend.errors import DataServiceError
 from backend.jobs import Job, JobStatus, NewJob, QueueMessage
 from backend.queues.redis_stream import RedisStreamQueue
 from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, Report, encode_report
-from backend.workers.dispatcher.recorder import Recorder
+from backend.store.client import DataServiceClient
 from tests.integration.api.conftest import closed_url
 from tests.services import SERVICE_HEADERS, TEST_SECRETS, python_module
 
 
 @pytest.fixture(scope="module")
 def data_service(mongo_url: str, log_dir: Path):
-    from backend.embedded import free_port
+    from backend.local.embedded import free_port
 
     port = free_port()
     env = {"MONGODB_URL": mongo_url, "DATABASE_NAME": f"rec_{port}", "MONGODB_TIMEOUT_MS": "2000"}
@@ -175,9 +175,9 @@ async def test_jobs_with_a_callback_url_get_one_webhook_when_a_batch_finishes_th
     await append(streams, *ran(hooked, callback=True), *ran(plain), ran(running)[0])
     recorder = Recorder(streams, client, queue, batch=500)
     assert await recorder.record_once() == 5
-    due = await streams.zrange(webhooks.DUE_KEY, 0, -1)
+    due = await streams.zrange(webhook_signing.DUE_KEY, 0, -1)
     assert due == [hooked.encode()]  # finished and with a URL: only that one
-    delivery = await streams.hgetall(webhooks.delivery_key(hooked))
+    delivery = await streams.hgetall(webhook_signing.delivery_key(hooked))
     assert delivery[b"url"] == url.encode()
     sent = msgspec.json.decode(delivery[b"body"], type=Job)
     assert sent == await client.get_job(hooked)  # the job as the API shows it
@@ -185,4 +185,4 @@ async def test_jobs_with_a_callback_url_get_one_webhook_when_a_batch_finishes_th
     # The same end applied again (a batch redelivered after a crash): still one delivery.
     await append(streams, ran(hooked, callback=True)[1])
     assert await recorder.record_once() == 1
-    assert await streams.zrange(webhooks.DUE_KEY, 0, -1) == [hooked.encode()]
+    assert await streams.zrange(webhook_signing.DUE_KEY, 0, -1) == [hooked.encode()]

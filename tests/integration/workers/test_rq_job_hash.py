@@ -28,7 +28,7 @@ from rq.utils import now as rq_now
 from rq.utils import utcformat
 
 from backend.jobs import QueueMessage
-from backend.workers.enqueue import RUN_JOB, enqueue, rq_queue
+from backend.rqjobs import RUN_JOB, enqueue, rq_queue
 from backend.workers.worker import TaskWorker
 from tests.integration.workers import rq_gadgets
 from tests.integration.workers.conftest import reports, statuses

@@ -21,12 +21,12 @@ from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
-from backend import control
+from backend import markers
 from backend.jobs import JobStatus, QueueMessage
+from backend.rqjobs import enqueue, fetch
 from backend.tasks import task
 from backend.workers import reaper
 from backend.workers.connections import get_connections
-from backend.workers.enqueue import enqueue, fetch
 from backend.workers.worker import SUSPENSION_CHECK_EVERY, TaskWorker
 from tests.integration.workers.conftest import reports, statuses
 
@@ -95,7 +95,7 @@ def test_short_jobs_report_their_result_in_one_report(connections):
         assert (end.status, end.attempt) == (JobStatus.SUCCEEDED, 1)
         assert end.result["algorithm"] == "sha256" and end.worker_id == worker.name
         assert end.started_at is not None and end.started_at <= end.at
-        assert redis.exists(control.done_key(job_id))  # a late duplicate will not run it
+        assert redis.exists(markers.done_key(job_id))  # a late duplicate will not run it
         assert fetch(redis, job_id).get_status() == "finished"  # RQ's end, same transaction
 
 
@@ -190,12 +190,12 @@ def test_a_job_that_fails_for_good_reports_its_dead_letter_and_shows_failed_in_r
 
 
 @pytest.mark.parametrize(("marker", "ends_as", "error"), [
-    (control.CANCELLED, "cancelled", None),
-    (control.void_reason("the submit failed"), "failed", "the submit failed"),
+    (markers.CANCELLED, "cancelled", None),
+    (markers.void_reason("the submit failed"), "failed", "the submit failed"),
 ])
 def test_a_stopped_job_never_runs_and_its_end_is_reported(connections, marker, ends_as, error):
     job_id = _submit(connections, "test-worker-block")
-    connections.redis.set(control.stop_key(job_id), marker)
+    connections.redis.set(markers.stop_key(job_id), marker)
     _work(connections)
     assert job_id not in STARTED
     assert statuses(connections.redis, job_id)[-1] == (ends_as, 1)
@@ -205,7 +205,7 @@ def test_a_stopped_job_never_runs_and_its_end_is_reported(connections, marker, e
 
 def test_a_job_that_finished_already_is_not_run_again(connections):
     job_id = _submit(connections, "test-worker-block")
-    connections.redis.set(control.done_key(job_id), b"1")
+    connections.redis.set(markers.done_key(job_id), b"1")
     _work(connections)
     assert job_id not in STARTED
     assert statuses(connections.redis, job_id) == []  # it has finished: nothing to say
@@ -216,7 +216,7 @@ def test_rqs_stop_job_command_cancels_a_running_task(connections):
 
     def cancel_like_the_kernel():
         _wait_for(lambda: job_id in STARTED)
-        connections.redis.set(control.stop_key(job_id), control.CANCELLED)
+        connections.redis.set(markers.stop_key(job_id), markers.CANCELLED)
         send_stop_job_command(connections.redis, job_id, serializer=JSONSerializer)
 
     threading.Thread(target=cancel_like_the_kernel, daemon=True).start()
@@ -227,8 +227,8 @@ def test_rqs_stop_job_command_cancels_a_running_task(connections):
 
 def test_a_cooperative_task_notices_the_stop_marker_by_itself(connections):
     job_id = _submit(connections, "simulate", {"duration": 20}, estimated_time=20)
-    threading.Timer(1.0, lambda: connections.redis.set(control.stop_key(job_id),
-                                                       control.CANCELLED)).start()
+    threading.Timer(1.0, lambda: connections.redis.set(markers.stop_key(job_id),
+                                                       markers.CANCELLED)).start()
     started = time.monotonic()
     _work(connections)
     assert time.monotonic() - started < 10

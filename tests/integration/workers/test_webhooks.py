@@ -22,12 +22,12 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from backend import webhooks
-from backend.client import DataServiceClient
-from backend.embedded import free_port
+from backend import webhook_signing
+from backend.dispatcher.webhook_sender import _CLAIM, WebhookSender
 from backend.jobs import Job, JobStatus
+from backend.local.embedded import free_port
 from backend.settings import WebhookSettings
-from backend.workers.dispatcher.webhooks import _CLAIM, WebhookSender
+from backend.store.client import DataServiceClient
 from tests.integration.api.conftest import closed_url
 from tests.services import TEST_SECRETS, python_module
 
@@ -65,9 +65,9 @@ class Receiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        header = request.headers.get(webhooks.SIGNATURE_HEADER, "")
-        verified = webhooks.verify(self.secrets.get(request.path, ""), self.url(request.path),
-                                   body, header)
+        header = request.headers.get(webhook_signing.SIGNATURE_HEADER, "")
+        verified = webhook_signing.verify(self.secrets.get(request.path, ""),
+                                          self.url(request.path), body, header)
         self.calls.append(Call(time.monotonic(), dict(request.headers), body, request.path,
                                verified))
         status = self.answers.pop(0) if self.answers else 200
@@ -106,7 +106,7 @@ async def rotate(client: DataServiceClient, user: str) -> str:
     """What ``POST /api/v1/webhooks/secret`` does for ``user``: a new key id, and the
     secret the kernel shows for it."""
     key = await client.rotate_webhook_key(user)
-    return webhooks.derive_secret(SECRET, user, key.key_id)
+    return webhook_signing.derive_secret(SECRET, user, key.key_id)
 
 
 @pytest.fixture
@@ -126,7 +126,7 @@ async def receiver(client: DataServiceClient) -> AsyncIterator[Receiver]:
 
 @pytest.fixture(autouse=True)
 def _logs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="backend.workers.dispatcher.webhooks")
+    caplog.set_level(logging.INFO, logger="backend.dispatcher.webhook_sender")
 
 
 @pytest.fixture
@@ -172,55 +172,55 @@ async def test_a_failed_delivery_is_retried_after_its_backoff_then_signed_and_de
         streams, receiver, client):
     receiver.answers = [500]
     job = finished_job(receiver.url())
-    assert await webhooks.schedule(streams, [job]) == 1
+    assert await webhook_signing.schedule(streams, [job]) == 1
     sender = WebhookSender(settings(receiver), streams, client)
     await run_until(sender, lambda: len(receiver.calls) == 2)
     first, second = receiver.calls
     assert second.at - first.at >= 0.3 * 0.9  # WEBHOOK_BACKOFF_BASE, less the jitter
     assert msgspec.json.decode(second.body, type=Job) == job
-    assert second.headers[webhooks.JOB_ID_HEADER] == job.id
+    assert second.headers[webhook_signing.JOB_ID_HEADER] == job.id
     assert second.headers["Content-Type"] == "application/json"
     assert first.verified and second.verified  # with the owner's secret
-    header = second.headers[webhooks.SIGNATURE_HEADER]
-    assert not webhooks.verify("another-secret", job.callback_url or "", second.body, header)
-    delivery = await streams.hgetall(webhooks.delivery_key(job.id))
+    header = second.headers[webhook_signing.SIGNATURE_HEADER]
+    assert not webhook_signing.verify("another-secret", job.callback_url or "", second.body, header)
+    delivery = await streams.hgetall(webhook_signing.delivery_key(job.id))
     assert delivery[b"state"] == b"delivered" and delivery[b"attempts"] == b"2"
-    assert await streams.zcard(webhooks.DUE_KEY) == 0
-    assert await streams.ttl(webhooks.delivery_key(job.id)) > 0
+    assert await streams.zcard(webhook_signing.DUE_KEY) == 0
+    assert await streams.ttl(webhook_signing.delivery_key(job.id)) > 0
 
 
 async def test_a_job_is_scheduled_once_however_often_its_end_is_applied(streams, receiver, client):
     job = finished_job(receiver.url())
-    assert await webhooks.schedule(streams, [job, job]) == 1
-    assert await webhooks.schedule(streams, [job]) == 0
+    assert await webhook_signing.schedule(streams, [job, job]) == 1
+    assert await webhook_signing.schedule(streams, [job]) == 0
     # Jobs without a callback URL, or not finished, are not scheduled at all.
     unfinished = msgspec.structs.replace(job, id="b" * 24, status=JobStatus.RUNNING,
                                          finished_at=None)
-    assert await webhooks.schedule(streams, [msgspec.structs.replace(
+    assert await webhook_signing.schedule(streams, [msgspec.structs.replace(
         job, id="c" * 24, callback_url=None), unfinished]) == 0
     sender = WebhookSender(settings(receiver), streams, client)
     await run_until(sender, lambda: receiver.calls)
     await asyncio.sleep(0.5)
     assert len(receiver.calls) == 1
-    assert await webhooks.schedule(streams, [job]) == 0  # delivered: still remembered
+    assert await webhook_signing.schedule(streams, [job]) == 0  # delivered: still remembered
 
 
 async def test_a_redirect_is_never_followed_and_the_delivery_is_given_up_in_the_end(
         streams, receiver, client, caplog):
     receiver.answers = [302, 302, 302]
     job = finished_job(receiver.url())
-    await webhooks.schedule(streams, [job])
+    await webhook_signing.schedule(streams, [job])
     sender = WebhookSender(settings(receiver), streams, client)
     await run_until(sender, lambda: "given up after" in caplog.text)
     assert len(receiver.calls) == 3 and receiver.redirected == 0  # WEBHOOK_MAX_ATTEMPTS
     assert "given up after 3 attempts" in caplog.text and "answered 302" in caplog.text
-    assert await streams.hget(webhooks.delivery_key(job.id), "state") == b"given up"
-    assert await streams.zcard(webhooks.DUE_KEY) == 0
+    assert await streams.hget(webhook_signing.delivery_key(job.id), "state") == b"given up"
+    assert await streams.zcard(webhook_signing.DUE_KEY) == 0
 
 
 async def test_a_host_no_longer_allowed_gets_no_request(streams, receiver, client, caplog):
     job = finished_job(receiver.url())
-    await webhooks.schedule(streams, [job])
+    await webhook_signing.schedule(streams, [job])
     sender = WebhookSender(settings(receiver, webhook_allowed_hosts="hooks.example.com"),
                            streams, client)
     await run_until(sender, lambda: "given up" in caplog.text)
@@ -231,7 +231,7 @@ async def test_a_host_no_longer_allowed_gets_no_request(streams, receiver, clien
 async def test_without_a_secret_nothing_is_delivered_and_the_deliveries_wait(
         streams, receiver, client, caplog):
     job = finished_job(receiver.url())
-    await webhooks.schedule(streams, [job])
+    await webhook_signing.schedule(streams, [job])
     sender = WebhookSender(settings(receiver, webhook_secret=""), streams, client)
     task = asyncio.create_task(sender.run())
     await asyncio.sleep(1.0)
@@ -239,16 +239,16 @@ async def test_without_a_secret_nothing_is_delivered_and_the_deliveries_wait(
     await task
     assert receiver.calls == []
     assert "WEBHOOK_SECRET is not set" in caplog.text
-    assert await streams.zscore(webhooks.DUE_KEY, job.id) is not None  # still waiting
+    assert await streams.zscore(webhook_signing.DUE_KEY, job.id) is not None  # still waiting
 
 
 async def test_a_claim_left_by_a_dead_sender_is_delivered_after_its_lease(streams, receiver,
                                                                         client):
     job = finished_job(receiver.url())
-    await webhooks.schedule(streams, [job])
+    await webhook_signing.schedule(streams, [job])
     # A sender claims it and dies before delivering (its lease: 2 x 0.2 s + 5 s).
     dead = WebhookSender(settings(receiver, webhook_timeout=0.2), streams, client)
-    assert await streams.eval(_CLAIM, 1, webhooks.DUE_KEY, 10, dead.lease_ms) == [
+    assert await streams.eval(_CLAIM, 1, webhook_signing.DUE_KEY, 10, dead.lease_ms) == [
         job.id.encode()]
     claimed_at = time.monotonic()
     sender = WebhookSender(settings(receiver, webhook_timeout=0.2), streams, client)
@@ -267,17 +267,17 @@ async def test_each_users_deliveries_are_signed_with_their_own_secret_and_no_oth
     receiver.secrets["/bob"] = bob_secret = await rotate(client, bob)
     jobs = [finished_job(receiver.url("/alice"), "a" * 24, alice),
             finished_job(receiver.url("/bob"), "b" * 24, bob)]
-    await webhooks.schedule(streams, jobs)
+    await webhook_signing.schedule(streams, jobs)
     await run_until(WebhookSender(settings(receiver), streams, client),
                     lambda: len(receiver.calls) == 2)
     to = {call.path: call for call in receiver.calls}
     assert to["/alice"].verified and to["/bob"].verified  # each with their own secret
     bobs = to["/bob"]
-    header = bobs.headers[webhooks.SIGNATURE_HEADER]
+    header = bobs.headers[webhook_signing.SIGNATURE_HEADER]
     # Alice (who runs a receiver, so holds her secret) cannot check, or make, Bob's ...
-    assert not webhooks.verify(alice_secret, receiver.url("/bob"), bobs.body, header)
+    assert not webhook_signing.verify(alice_secret, receiver.url("/bob"), bobs.body, header)
     # ... nor does WEBHOOK_SECRET itself sign anything.
-    assert not webhooks.verify(SECRET, receiver.url("/bob"), bobs.body, header)
+    assert not webhook_signing.verify(SECRET, receiver.url("/bob"), bobs.body, header)
     assert alice_secret != bob_secret and SECRET not in (alice_secret, bob_secret)
     # The forgery of the review: Alice writes Bob's job as she likes, signs it with what
     # she holds, and POSTs it to Bob's receiver, which refuses it.
@@ -285,9 +285,9 @@ async def test_each_users_deliveries_are_signed_with_their_own_secret_and_no_oth
     t = int(time.time())
     async with aiohttp.ClientSession() as session:
         for key in (alice_secret, SECRET):
+            header = webhook_signing.signature(key, receiver.url("/bob"), forged, t)
             async with session.post(receiver.url("/bob"), data=forged, headers={
-                    webhooks.SIGNATURE_HEADER: webhooks.signature(key, receiver.url("/bob"),
-                                                                  forged, t)}):
+                    webhook_signing.SIGNATURE_HEADER: header}):
                 pass
     assert [call.verified for call in receiver.calls[2:]] == [False, False]
 
@@ -297,15 +297,15 @@ async def test_a_delivery_replayed_to_another_receiver_of_the_same_user_fails_th
     alice = user("alice")
     secret = await rotate(client, alice)
     receiver.secrets |= {"/alice": secret, "/alice-2": secret}  # one user, two receivers
-    await webhooks.schedule(streams, [finished_job(receiver.url("/alice"), user=alice)])
+    await webhook_signing.schedule(streams, [finished_job(receiver.url("/alice"), user=alice)])
     await run_until(WebhookSender(settings(receiver), streams, client),
                     lambda: receiver.calls)
     [real] = receiver.calls
     assert real.verified
     async with aiohttp.ClientSession() as session:  # the same bytes, to /alice-2
         async with session.post(receiver.url("/alice-2"), data=real.body, headers={
-                name: real.headers[name] for name in (webhooks.SIGNATURE_HEADER,
-                                                      webhooks.JOB_ID_HEADER)}):
+                name: real.headers[name] for name in (webhook_signing.SIGNATURE_HEADER,
+                                                      webhook_signing.JOB_ID_HEADER)}):
             pass
     replayed = receiver.calls[1]
     assert replayed.path == "/alice-2" and not replayed.verified
@@ -318,12 +318,12 @@ async def test_after_a_rotation_deliveries_verify_with_the_new_secret_only(
     sender = WebhookSender(settings(receiver), streams, client, key_cache=0.2)
     task = asyncio.create_task(sender.run())
     try:
-        await webhooks.schedule(streams, [finished_job(receiver.url("/alice"), "a" * 24,
+        await webhook_signing.schedule(streams, [finished_job(receiver.url("/alice"), "a" * 24,
                                                        alice)])
         await until(task, lambda: receiver.calls)
         new = await rotate(client, alice)
         await asyncio.sleep(0.3)  # past the sender's key cache
-        await webhooks.schedule(streams, [finished_job(receiver.url("/alice"), "b" * 24,
+        await webhook_signing.schedule(streams, [finished_job(receiver.url("/alice"), "b" * 24,
                                                        alice)])
         await until(task, lambda: len(receiver.calls) == 2)
     finally:
@@ -331,9 +331,9 @@ async def test_after_a_rotation_deliveries_verify_with_the_new_secret_only(
         await task
     before, after = receiver.calls
     assert before.verified  # with the old secret, before the rotation
-    header = after.headers[webhooks.SIGNATURE_HEADER]
-    assert webhooks.verify(new, receiver.url("/alice"), after.body, header)
-    assert not webhooks.verify(old, receiver.url("/alice"), after.body, header)
+    header = after.headers[webhook_signing.SIGNATURE_HEADER]
+    assert webhook_signing.verify(new, receiver.url("/alice"), after.body, header)
+    assert not webhook_signing.verify(old, receiver.url("/alice"), after.body, header)
     assert new != old and not after.verified  # the receiver still on the old one refuses it
 
 
@@ -341,7 +341,7 @@ async def test_an_owner_without_a_secret_gets_no_request_until_they_make_one(
         streams, receiver, client, caplog):
     carol = user("carol")  # never made a webhook secret
     job = finished_job(receiver.url("/alice"), user=carol)
-    await webhooks.schedule(streams, [job])
+    await webhook_signing.schedule(streams, [job])
     sender = WebhookSender(settings(receiver, webhook_max_attempts=20), streams, client,
                            key_cache=0.1)
     task = asyncio.create_task(sender.run())
@@ -359,7 +359,7 @@ async def test_an_owner_without_a_secret_gets_no_request_until_they_make_one(
 async def test_while_the_data_service_is_down_deliveries_wait_without_using_attempts(
         streams, receiver, caplog):
     job = finished_job(receiver.url())
-    await webhooks.schedule(streams, [job])
+    await webhook_signing.schedule(streams, [job])
     down = DataServiceClient(closed_url(), token="x", timeout=0.2, deadline=0.2)
     sender = WebhookSender(settings(receiver), streams, down)
     try:
@@ -367,15 +367,15 @@ async def test_while_the_data_service_is_down_deliveries_wait_without_using_atte
     finally:
         await down.stop()
     assert receiver.calls == []
-    assert await streams.hget(webhooks.delivery_key(job.id), "attempts") == b"0"
-    assert await streams.zscore(webhooks.DUE_KEY, job.id) is not None  # still waiting
+    assert await streams.hget(webhook_signing.delivery_key(job.id), "attempts") == b"0"
+    assert await streams.zscore(webhook_signing.DUE_KEY, job.id) is not None  # still waiting
 
 
 async def test_an_allowed_host_without_a_port_admits_no_other_port(streams, receiver, client,
                                                                    caplog):
     # WEBHOOK_ALLOWED_HOSTS=127.0.0.1 means port 80: the receiver on another port of that
     # host (think Redis on :6379, Docker on :2375) gets nothing.
-    await webhooks.schedule(streams, [finished_job(receiver.url())])
+    await webhook_signing.schedule(streams, [finished_job(receiver.url())])
     sender = WebhookSender(settings(receiver, webhook_allowed_hosts="127.0.0.1"), streams,
                            client)
     await run_until(sender, lambda: "given up" in caplog.text)

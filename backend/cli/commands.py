@@ -530,7 +530,9 @@ def webhooks_secret(ctx: typer.Context) -> None:
 
 # -- users (operators) ----------------------------------------------------------------------
 def _store() -> httpx.Client:
-    from backend.local import LocalSecrets  # the launcher's modules: only for these commands
+    from backend.local.supervisor import (
+        LocalSecrets,  # the launcher's modules: only for these commands
+    )
 
     settings = get_settings()
     api = settings.api

@@ -29,7 +29,6 @@ from backend.accounts import (
     User,
     UserChange,
 )
-from backend.client_trace import data_service_trace, observed
 from backend.errors import (
     DataServiceError,
     JobNotFoundError,
@@ -51,7 +50,8 @@ from backend.jobs import (
 )
 from backend.reports import Report, ReportBatch, ReportsApplied
 from backend.settings import ApiSettings
-from backend.webhooks import WebhookKey
+from backend.store.client_trace import data_service_trace, observed
+from backend.webhook_signing import WebhookKey
 
 SERVICE_TOKEN_HEADER = "X-Service-Token"
 

@@ -11,7 +11,7 @@ twice and should key what it does on ``X-Taskbroker-Job-Id``.
   batch of reports; the kernel, for a cancel) calls :func:`schedule`: one Lua call that
   records the delivery (URL and body) and makes it due at once, unless one was recorded
   for that job already (a report applied twice schedules one delivery).
-* The dispatcher's sender (:mod:`backend.workers.dispatcher.webhooks`) claims due
+* The dispatcher's sender (:mod:`backend.dispatcher.webhook_sender`) claims due
   deliveries for a lease, POSTs them signed (:func:`signature`) and either forgets them
   (a 2xx, or the last attempt) or makes them due again after a backoff. A sender that
   dies mid-delivery leaves its claim to expire: another delivers it again.

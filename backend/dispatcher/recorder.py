@@ -9,7 +9,7 @@ entries. So a data service or queue that is down delays reports, never loses the
 the batch is tried again, and entries a recorder held when it died are claimed by
 another after ``RECLAIM_IDLE`` seconds. Applying a batch twice is harmless (every write
 is conditional, see :mod:`backend.reports`). Jobs with a callback URL that a batch
-finished get their webhook scheduled (:mod:`backend.webhooks`) before the ack as well.
+finished get their webhook scheduled (:mod:`backend.webhook_signing`) before the ack as well.
 
 A report travels as the stream holds it: the batch is joined into the request body,
 not decoded and encoded again; only a report with a dead letter is decoded here. The
@@ -29,13 +29,13 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from backend import webhooks
-from backend.client import DataServiceClient, DataServiceRefusedError
+from backend import webhook_signing
+from backend.dispatcher.pause import pause
+from backend.dispatcher.tally import note_dead_letter, note_finished
 from backend.errors import TaskbrokerError
 from backend.queues import StandardQueue
 from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, decode_report
-from backend.workers.dispatcher.pause import pause
-from backend.workers.dispatcher.tally import note_dead_letter, note_finished
+from backend.store.client import DataServiceClient, DataServiceRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -216,4 +216,4 @@ class Recorder:
             log.warning("report not stored as sent: %s", problem)
         if answer.finished:
             # Before the entries are acked: a recorder that dies here applies them again.
-            await webhooks.schedule(self.redis, answer.finished)
+            await webhook_signing.schedule(self.redis, answer.finished)

@@ -3,7 +3,7 @@
 The RQ job id *is* the job id, and RQ's ``unique`` enqueue checks and creates the job
 hash in one Lua script, so a redelivered queue message (or a second dispatcher racing
 the first) enqueues nothing twice while RQ holds that job. After RQ has forgotten a
-finished job (``RQ_RESULT_TTL``), its ``done`` marker (:mod:`backend.control`) keeps a
+finished job (``RQ_RESULT_TTL``), its ``done`` marker (:mod:`backend.markers`) keeps a
 late duplicate from running it again.
 
 The RQ job runs :data:`RUN_JOB` with the job id and the queue message (JSON), so the

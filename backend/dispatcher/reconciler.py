@@ -30,15 +30,15 @@ from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from backend import control
-from backend.client import DataServiceClient
+from backend import markers
+from backend.dispatcher.dispatch import drained_key
+from backend.dispatcher.pause import pause
 from backend.jobs import Job, JobStatus, QueueMessage
 from backend.queues import StandardQueue
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
+from backend.rqjobs import scheduled_key
 from backend.settings import Settings
-from backend.workers.dispatcher.dispatch import drained_key
-from backend.workers.dispatcher.pause import pause
-from backend.workers.enqueue import scheduled_key
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ class Reconciler:
         # to its queue in one transaction, so the two looks at it agree.
         async with self.redis.pipeline(transaction=True) as pipe:
             for job in jobs:
-                pipe.get(control.stop_key(job.id))
-                pipe.exists(control.done_key(job.id))
+                pipe.get(markers.stop_key(job.id))
+                pipe.exists(markers.done_key(job.id))
                 pipe.hget(f"rq:job:{job.id}", "status")
                 pipe.exists(RECONCILED_KEY.format(job.id))
                 pipe.zscore(scheduled_key(job.executor), job.id)
@@ -158,7 +158,7 @@ class Reconciler:
             # A job RQ says is scheduled is held only while the scheduled registry has it.
             lost_schedule = rq_status == b"scheduled" and due is None
             if stop is not None:
-                status, error = control.stopped_as(stop)
+                status, error = markers.stopped_as(stop)
                 ends.append(Report(job_id=job.id, attempt=max(1, job.attempts),
                                    at=datetime.now(UTC), status=status, error=error,
                                    callback=job.callback_url is not None))

@@ -2,7 +2,7 @@
 
 For every received batch: jobs for an executor nobody runs are failed (through the
 report stream, which also dead-letters them), the rest are enqueued into RQ under their
-own id (a duplicate is a no-op, see :mod:`backend.workers.enqueue`), and only then is
+own id (a duplicate is a no-op, see :mod:`backend.rqjobs`), and only then is
 the batch acked; with the Redis Stream queue all of it is one transaction, one round
 trip. A crash anywhere before the ack loses nothing: the queue delivers the messages
 again after its visibility timeout.
@@ -30,10 +30,10 @@ from backend.jobs import JobStatus
 from backend.logs import job_context, job_fields
 from backend.queues import Delivery, StandardQueue
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, about, encode_report
+from backend.rqjobs import BatchEnqueuer
 from backend.settings import Settings
-from backend.workers.enqueue import BatchEnqueuer
 
-log = logging.getLogger("backend.workers.dispatcher")
+log = logging.getLogger("backend.dispatcher")
 
 CRASH_EXIT_CODE = 3
 DRAINED_KEY = "taskbroker:queue:{}:drained_at"

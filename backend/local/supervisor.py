@@ -40,10 +40,10 @@ from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
 from backend.accounts import NewUser, Role
-from backend.client import DataServiceClient
-from backend.embedded import answers, host_port, mongo_command, redis_command, with_password
 from backend.errors import TaskbrokerError
+from backend.local.embedded import answers, host_port, mongo_command, redis_command, with_password
 from backend.settings import SETTINGS_CLASSES, Settings, get_settings
+from backend.store.client import DataServiceClient
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "admin"

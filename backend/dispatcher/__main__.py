@@ -1,4 +1,4 @@
-"""``python -m backend.workers.dispatcher``: dispatch, record, reconcile and deliver
+"""``python -m backend.dispatcher``: dispatch, record, reconcile and deliver
 webhooks until stopped.
 
 SIGTERM/SIGINT: stop receiving, finish the batch in hand (dispatched and acked, or
@@ -15,19 +15,19 @@ import redis
 import redis.asyncio as aioredis
 import uvloop
 
-from backend.client import DataServiceClient
+from backend.dispatcher.dispatch import Dispatcher
+from backend.dispatcher.queue_metrics import DispatcherMetrics
+from backend.dispatcher.reconciler import Reconciler
+from backend.dispatcher.recorder import Recorder, consumer_name
+from backend.dispatcher.webhook_sender import WebhookSender
 from backend.logs import configure_process
 from backend.metrics import set_enabled as set_metrics_enabled
 from backend.queues import make_queue
 from backend.settings import Settings, get_settings
+from backend.store.client import DataServiceClient
 from backend.tracing import configure_tracing, shutdown_tracing
-from backend.workers.dispatcher.dispatch import Dispatcher
-from backend.workers.dispatcher.monitoring import DispatcherMetrics
-from backend.workers.dispatcher.reconciler import Reconciler
-from backend.workers.dispatcher.recorder import Recorder, consumer_name
-from backend.workers.dispatcher.webhooks import WebhookSender
 
-log = logging.getLogger("backend.workers.dispatcher")
+log = logging.getLogger("backend.dispatcher")
 
 
 async def serve(settings: Settings) -> None:

@@ -19,7 +19,7 @@ from backend.jobs import JobStatus
 from backend.logs import job_context
 from backend.reports import Report, decode_report
 
-log = logging.getLogger("backend.workers.dispatcher.recorder")
+log = logging.getLogger("backend.dispatcher.recorder")
 
 _FINAL = tuple(b'"status":"%s"' % str(status).encode() for status in stats.FINAL)
 _TIMED = (JobStatus.SUCCEEDED, JobStatus.FAILED)

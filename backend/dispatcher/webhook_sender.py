@@ -1,6 +1,6 @@
 """The webhook sender: due deliveries from Redis, POSTed signed, retried with backoff.
 
-Deliveries wait in Redis (:mod:`backend.webhooks`): a sorted set of job ids by due time
+Deliveries wait in Redis (:mod:`backend.webhook_signing`): a sorted set of job ids by due time
 and a hash per delivery (URL, body, attempts). Every dispatcher replica runs a sender;
 each claims due deliveries with one Lua call that also pushes their due time a lease
 ahead, so no other sender takes them meanwhile, and a sender killed mid-delivery only
@@ -14,7 +14,7 @@ WEBHOOK_ALLOWED_HOSTS again before each attempt. Slow receivers hold up nothing 
 their own delivery: at most CONCURRENCY are in flight, each bounded by WEBHOOK_TIMEOUT.
 
 Each attempt is signed with the job owner's secret, derived from WEBHOOK_SECRET and the
-owner's key id (:func:`backend.webhooks.derive_secret`), which the data service keeps and
+owner's key id (:func:`backend.webhook_signing.derive_secret`), which the data service keeps and
 this sender caches for KEY_CACHE_SECONDS: a rotation takes effect within that time. An
 owner without a key id (who never made a webhook secret) gets no request: the attempt
 counts as failed, so one made meanwhile signs the next; WEBHOOK_SECRET itself never
@@ -34,10 +34,11 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from backend.client import DataServiceClient, DataServiceRefusedError
+from backend.dispatcher.pause import pause
 from backend.errors import DataServiceError
 from backend.settings import WebhookSettings
-from backend.webhooks import (
+from backend.store.client import DataServiceClient, DataServiceRefusedError
+from backend.webhook_signing import (
     DUE_KEY,
     JOB_ID_HEADER,
     KEEP_DONE,
@@ -48,7 +49,6 @@ from backend.webhooks import (
     derive_secret,
     signature,
 )
-from backend.workers.dispatcher.pause import pause
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,5 @@
+import sys
+
+from backend.local.supervisor import main
+
+sys.exit(main())
