@@ -163,7 +163,7 @@ def signature(secret: str, url: str, body: bytes, timestamp: int | None = None) 
 def verify(secret: str, url: str, body: bytes, header: str, tolerance: float = 300.0) -> bool:
     """Whether ``header`` signs ``body`` sent to ``url`` (the receiver's own callback URL,
     exactly as submitted) under ``secret`` within ``tolerance`` seconds (what a receiver
-    does; see the README for a standalone version)."""
+    does; docs/examples/webhook_receiver.py is a standalone one)."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     try:
         t = int(fields["t"])

@@ -45,7 +45,7 @@ from backend.local.embedded import answers, host_port, mongo_command, redis_comm
 from backend.settings import SETTINGS_CLASSES, Settings, get_settings
 from backend.store.client import DataServiceClient
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the project folder: backend/local/ is two below
 ADMIN = "admin"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -378,7 +378,9 @@ def _banner(settings: Settings, dashboard: bool, admin_password: str | None) -> 
         "taskbroker is up:",
         f"  web app         {api}/",
         f"  kernel API      {api}/api/v1   (API docs: {api}/schema)",
-        f"  data service    http://{settings.store.store_host}:{settings.store.store_port}/job/",
+        # The data service is internal: only /healthz and /readyz answer without its token.
+        f"  data service    http://{settings.store.store_host}:{settings.store.store_port}/healthz"
+        f"   (internal; other routes need the token in {settings.local.data_dir / 'secrets.json'})",
     ]
     if dashboard:
         lines.append(f"  rq-dashboard    http://127.0.0.1:{settings.local.dashboard_port}/   "

@@ -1,4 +1,4 @@
-"""The README's main command: the whole system on embedded defaults, from one launcher."""
+"""`make run`: the whole system on embedded defaults, from one launcher."""
 
 from __future__ import annotations
 
@@ -19,42 +19,18 @@ import psutil
 import pytest
 import redis
 
-from backend.local.embedded import answers, free_port
+from backend.local.embedded import answers
 from tests.e2e.conftest import wait_for
+from tests.e2e.local_run import launch, local_env
 from tests.services import ManagedProcess, sign_in
 
 
-def _launch(env: dict[str, str], log_dir, name: str = "local-run") -> ManagedProcess:
-    launcher = ManagedProcess(name, [sys.executable, "-m", "backend.local"], log_dir,
-                              env=env).start()
-    launcher.wait_until(lambda: "taskbroker is up" in launcher.log_path.read_text(), 120)
-    return launcher
-
-
-def _local_env(data_dir: Path, grace: str) -> tuple[dict[str, str], str]:
-    ports = {name: free_port() for name in ("redis", "mongo", "store", "api", "dash")}
-    env = {
-        "REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "MONGODB_URL": f"mongodb://127.0.0.1:{ports['mongo']}",
-        "STORE_PORT": str(ports["store"]),
-        "DATA_SERVICE_URL": f"http://127.0.0.1:{ports['store']}",
-        "API_PORT": str(ports["api"]),
-        "DASHBOARD_PORT": str(ports["dash"]),
-        "DATA_DIR": str(data_dir),
-        "QUEUE_BACKEND": "redis",
-        "WORKER_COUNT": "1",
-        "SHUTDOWN_GRACE": grace,
-        "RETRY_BACKOFF_BASE": "0.5",
-    }
-    return env, f"http://127.0.0.1:{ports['api']}"
-
-
 def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
-    env, api = _local_env(tmp_path / "data", grace="5")
+    env, api = local_env(tmp_path / "data", grace="5")
     ports = {"redis": urlsplit(env["REDIS_URL"]).port,
              "mongo": urlsplit(env["MONGODB_URL"]).port, "store": int(env["STORE_PORT"]),
              "api": int(env["API_PORT"]), "dash": int(env["DASHBOARD_PORT"])}
-    launcher = _launch(env, log_dir)
+    launcher = launch(env, log_dir)
     try:
         # The first start made the admin, and printed its password this once.
         banner = launcher.log_path.read_text()
@@ -62,7 +38,7 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
         assert found, banner[-2000:]
         auth = {"Authorization": f"Bearer {sign_in(api, 'admin', found.group(1))}"}
         assert httpx.get(f"{api}/api/v1/jobs", timeout=10).status_code == 401  # not without
-        # The curl submit-and-poll of the README, over HTTP.
+        # A submit and its result, over HTTP.
         answer = httpx.post(f"{api}/api/v1/job_executor/async", headers=auth,
                             json={"job_name": "wordcount", "estimated_time": 1,
                                   "params": {"text": "to be or not to be"}},
@@ -126,7 +102,7 @@ def test_local_run_brings_everything_up_and_stops_cleanly(tmp_path, log_dir):
         assert not answers("127.0.0.1", ports[name]), f"{name} still answers after Ctrl-C"
 
     # The next start finds the job finished, with its result: nothing failed on the way out.
-    again = _launch(env, log_dir, "local-run-again")
+    again = launch(env, log_dir, "local-run-again")
     try:
         assert "Sign in as admin with the password" not in again.log_path.read_text()  # once
         job = httpx.get(f"{api}/api/v1/jobs/{running}", timeout=10, headers=auth).json()
@@ -153,8 +129,8 @@ def _gone(proc: psutil.Process) -> bool:
 def test_second_ctrl_c_stops_at_once_and_the_job_runs_again_at_the_next_start(tmp_path,
                                                                               log_dir):
     # A grace far longer than the job: only the second Ctrl-C can cut the job short.
-    env, api = _local_env(tmp_path / "data", grace="120")
-    launcher = _launch(env, log_dir, "local-run-twice")
+    env, api = local_env(tmp_path / "data", grace="120")
+    launcher = launch(env, log_dir, "local-run-twice")
     assert launcher.proc is not None
     try:
         password = re.search(r"Sign in as admin with the password (\S+)",
@@ -196,7 +172,7 @@ def test_second_ctrl_c_stops_at_once_and_the_job_runs_again_at_the_next_start(tm
 
     # Nothing accepted is lost: the job was handed back, and the next start runs it again,
     # to the end, as its second attempt.
-    again = _launch(env, log_dir, "local-run-twice-again")
+    again = launch(env, log_dir, "local-run-twice-again")
     try:
         def finished():
             job = httpx.get(f"{api}/api/v1/jobs/{job_id}", timeout=10, headers=auth).json()
@@ -212,8 +188,8 @@ def test_second_ctrl_c_stops_at_once_and_the_job_runs_again_at_the_next_start(tm
 
 
 def test_ctrl_c_with_no_job_running_stops_and_exits_0(tmp_path, log_dir):
-    env, _ = _local_env(tmp_path / "data", grace="30")
-    launcher = _launch(env, log_dir, "local-run-idle")
+    env, _ = local_env(tmp_path / "data", grace="30")
+    launcher = launch(env, log_dir, "local-run-idle")
     assert launcher.proc is not None
     children = _descendants(launcher.pid)
     try:
@@ -272,9 +248,9 @@ def test_local_run_gives_each_process_its_secrets_and_keeps_data_dir_private(log
     data.chmod(0o755)
     (data / "mongo.log").write_text("old log\n")
     (data / "mongo.log").chmod(0o644)
-    env, _ = _local_env(data, grace="5")
+    env, _ = local_env(data, grace="5")
     env["AUTH_SECRET"] = SHELL_AUTH_SECRET
-    launcher = _launch(env, log_dir, "local-run-private")
+    launcher = launch(env, log_dir, "local-run-private")
     try:
         secrets = json.loads((data / "secrets.json").read_text())
         withheld = {"AUTH_SECRET": SHELL_AUTH_SECRET,

@@ -2,7 +2,8 @@
 
 Run ``python -m tests.ops.settings_files`` to print a fresh ``.env.example`` rendered from
 ``backend/settings.py`` (every field, its description as the comment, its default as the
-value), e.g. after adding a setting.
+value), e.g. after adding a setting; ``python -m tests.ops.settings_files --docs`` prints the
+tables of ``docs/settings.md`` (one per settings class) the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from backend.settings import SETTINGS_CLASSES
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+SETTINGS_DOC = ROOT / "docs" / "settings.md"
 K8S_DIR = ROOT / "ops" / "kubernetes"
 DOCKER_DIR = ROOT / "ops" / "docker"
 # The backend image's entrypoint (under tini) and docker-compose.yml's one-shot `secrets`.
@@ -115,6 +117,49 @@ def render_env_example() -> str:
             lines.append(f"# {info.description}")
             lines.append(f"{field.upper()}={render_value(info.default)}")
     return "\n".join(lines) + "\n"
+
+
+SETTINGS_TABLE_HEADER = "| setting | default | meaning |"
+
+
+def render_default(value: Any) -> str:
+    """A default as the settings reference shows it: as written in an env file, in code."""
+    rendered = render_value(value)
+    return f"`{rendered}`" if rendered else "empty"
+
+
+def render_settings_tables() -> str:
+    """The tables of docs/settings.md: one per settings class, headed by its docstring."""
+    parts = []
+    for cls in SETTINGS_CLASSES:
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        rows = [f"### {cls.__name__}", "", doc, "",
+                SETTINGS_TABLE_HEADER, "|---|---|---|"]
+        for field, info in cls.model_fields.items():
+            rows.append(f"| `{field.upper()}` | {render_default(info.default)} | "
+                        f"{info.description} |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def parse_settings_tables(text: str) -> list[tuple[str, str, str]]:
+    """``(name, default as shown, meaning)`` of every row of every settings table in a
+    markdown text, in order."""
+    rows = []
+    inside = False
+    for line in text.splitlines():
+        if line.strip() == SETTINGS_TABLE_HEADER:
+            inside = True
+            continue
+        if inside and line.startswith("|---"):
+            continue
+        if inside and line.startswith("|"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+            assert len(cells) == 3, f"not a settings row: {line!r}"
+            rows.append((cells[0].strip("`"), cells[1], cells[2]))
+            continue
+        inside = False
+    return rows
 
 
 def parse_env_file(text: str) -> dict[str, tuple[str, str]]:
@@ -218,4 +263,6 @@ def procfile_commands(path: Path) -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    print(render_env_example(), end="")
+    import sys
+
+    print(render_settings_tables() if "--docs" in sys.argv[1:] else render_env_example(), end="")
