@@ -60,8 +60,11 @@ def served(app: Litestar) -> set[Route]:
             for method in route.methods - IMPLICIT}
 
 
-def _settings() -> Settings:
+def _settings(web_app: Path) -> Settings:
     settings = Settings()
+    # As a system with the web app built serves it (the build may be absent here).
+    (web_app / "index.html").write_text("<!doctype html>")
+    settings.api.frontend_dist = str(web_app)
     settings.api.data_service_token = TEST_SECRETS["DATA_SERVICE_TOKEN"]
     settings.auth.auth_secret = TEST_SECRETS["AUTH_SECRET"]
     return settings
@@ -71,9 +74,9 @@ def _settings() -> Settings:
     ("docs/api.md", create_kernel),
     ("docs/data-service.md", create_store),
 ], ids=["kernel", "data-service"])
-def test_route_table_matches_the_app(doc: str, create_app) -> None:
+def test_route_table_matches_the_app(doc: str, create_app, tmp_path: Path) -> None:
     listed = documented(ROOT / doc)
-    app_routes = served(create_app(_settings()))
+    app_routes = served(create_app(_settings(tmp_path)))
 
     def own(routes: set[Route]) -> set[Route]:
         return {(m, p) for m, p in routes if p != "/schema" and not p.startswith("/schema/")}
