@@ -44,7 +44,7 @@ from backend.errors import MessageTooLargeError, QueueError, TaskbrokerError
 from backend.jobs import JobExecutionRequest, JobStatus, NewJob, QueueMessage
 from backend.logs import job_fields
 from backend.queues import MAX_MESSAGE_BYTES, StandardQueue
-from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
+from backend.reports import Report, append_report
 from backend.settings import Settings
 from backend.store.client import DataServiceClient, DataServiceError, DataServiceRefusedError
 
@@ -356,7 +356,7 @@ class Submitter:
         async with self.redis.pipeline(transaction=False) as pipe:
             for report in reports:
                 pipe.set(markers.stop_key(report.job_id), markers.void_reason(why), ex=ttl)
-                pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
+                append_report(pipe, report)
             await pipe.execute()
 
     async def _retry_voids(self, reports: list[Report], why: str) -> None:

@@ -35,7 +35,7 @@ from backend.dispatcher.dispatch import drained_key
 from backend.dispatcher.pause import pause
 from backend.jobs import Job, JobStatus, QueueMessage
 from backend.queues import StandardQueue
-from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
+from backend.reports import REPORT_STREAM, Report, append_report
 from backend.rqjobs import scheduled_key
 from backend.settings import Settings
 from backend.store.client import DataServiceClient
@@ -169,7 +169,7 @@ class Reconciler:
         if ends:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for report in ends:
-                    pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
+                    append_report(pipe, report)
                 await pipe.execute()
         if stale_rq:
             await self.redis.delete(*(f"rq:job:{job_id}" for job_id in stale_rq))

@@ -42,7 +42,7 @@ from backend.rqjobs import (
 )
 from backend.settings import WorkerSettings
 from backend.workers.middleware.retries import retry_delay
-from backend.workers.reporter import ReportWriter
+from backend.workers.report_writer import ReportWriter
 
 log = logging.getLogger(__name__)
 
