@@ -30,7 +30,6 @@ import zlib
 from typing import Any
 
 import redis
-from rq import SimpleWorker
 from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
 from rq.job import Job as RQJob
@@ -48,29 +47,13 @@ from backend.jobs import JobStatus
 from backend.reports import Report
 from backend.workers.connections import get_connections
 from backend.workers.middleware import cancellation
+from backend.workers.next_job import NextJobWorker
 from backend.workers.report_writer import AttemptReports, Begun, ReportWriter
 from backend.workers.runner_job import RunnerJob
 
 log = logging.getLogger(__name__)
 
 BEATS_BEFORE_ABANDONED = 4
-# Takes the next job of the worker's queues (in order) and returns its queue key, id and
-# hash, as RQ's dequeue (LPOP, or LMOVE to the intermediate list for a single queue) and
-# Job.fetch would; nothing when the queues are empty.
-# KEYS: the queue keys; ARGV[1]: the intermediate list ('' unless one queue); ARGV[2]:
-# the job key prefix.
-_TAKE_NEXT = """
-for _, key in ipairs(KEYS) do
-  local id
-  if ARGV[1] ~= '' then
-    id = redis.call('lmove', key, ARGV[1], 'LEFT', 'RIGHT')
-  else
-    id = redis.call('lpop', key)
-  end
-  if id then return {key, id, redis.call('hgetall', ARGV[2] .. id)} end
-end
-return false
-"""
 WORKER_KEY_REFRESH = 1.0  # seconds between two refreshes of the worker's own key
 SUSPENSION_CHECK_EVERY = 1.0  # seconds between two looks at `rq suspend`
 
@@ -105,16 +88,16 @@ class WorkerReports(AttemptReports):
             self.writer.end(report)
 
 
-class TaskWorker(SimpleWorker):
+class TaskWorker(NextJobWorker):
     """A SimpleWorker with in-job heartbeats, in-process cancellation, a job allowlist and
     few Redis round trips per job.
 
     RQ makes about fifteen round trips per job; most are bookkeeping that can share one:
     the two preparations of a job and the read of its markers go in one pipeline, the
     end of the job (RQ's, and the end report with the ``done`` marker) in one transaction
-    that also takes the next job waiting (RQ's pop and fetch, see :data:`_TAKE_NEXT`), and
-    the worker's own heartbeat and suspension check happen at most once a second instead
-    of several times per job. Under load that is two round trips per job. What lands in
+    that also takes the next job waiting (:mod:`backend.workers.next_job`), and the
+    worker's own heartbeat and suspension check happen at most once a second instead of
+    several times per job. Under load that is two round trips per job. What lands in
     Redis is what RQ writes, except for what our jobs never use (dependents, job TTLs).
 
     A job taken with the end of the previous one is started at once; a worker that stops
@@ -137,10 +120,8 @@ class TaskWorker(SimpleWorker):
         self._announce: tuple[RQJob, Report, float] | None = None  # `running`, when due
         self._prepared: RQJob | None = None
         self._staged: list[Report] = []
-        self._writer: ReportWriter | None = None
         self._last_beat = float("-inf")
         self._next_suspension_check = 0.0
-        self._next: tuple[str, str, dict[bytes, bytes]] | None = None  # taken, not started
 
     def get_heartbeat_ttl(self, job: RQJob) -> int:
         # Short, because the heartbeat thread keeps refreshing it while the job runs.
@@ -166,67 +147,6 @@ class TaskWorker(SimpleWorker):
         if self._next is not None and is_suspended(self.connection, self):
             self._put_back()  # it waits in its queue, not in a suspended worker
         super().check_for_suspension(burst)
-
-    # -- the next job, taken with the end of the last one --------------------------------
-    def _take_next_with(self, pipeline: Any) -> bool:
-        """Add the taking of the next job to ``pipeline`` (its reply comes last), unless
-        this worker is about to stop; whether it was added."""
-        if self._stop_requested:
-            return False
-        queues = self._ordered_queues
-        intermediate = queues[0].intermediate_queue_key if len(queues) == 1 else ""
-        # EVAL, not a registered script: redis-py checks those with SCRIPT EXISTS before
-        # every pipeline, a round trip more.
-        pipeline.eval(_TAKE_NEXT, len(queues), *(queue.key for queue in queues), intermediate,
-                      self.job_class.redis_job_namespace_prefix)
-        return True
-
-    def _keep_next(self, reply: Any) -> None:
-        if not reply:
-            return
-        key, job_id, flat = reply
-        self._next = (key.decode(), job_id.decode(), dict(zip(flat[::2], flat[1::2],
-                                                              strict=True)))
-
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None,
-                                     ) -> tuple[RQJob, Queue] | None:
-        taken, self._next = self._next, None
-        if taken is None:
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        key, job_id, data = taken
-        queue = next(queue for queue in self._ordered_queues if queue.key == key)
-        if not data:  # deleted since it was enqueued: RQ skips it too
-            return self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        self.heartbeat()
-        if self.should_run_maintenance_tasks:
-            self.run_maintenance_tasks()
-        job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
-        job.restore(data)
-        self.reorder_queues(reference_queue=queue)
-        job.redis_server_version = self.get_redis_server_version()
-        self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
-        return job, queue
-
-    def _put_back(self) -> None:
-        """Return a taken job that will not start here to the head of its queue."""
-        taken, self._next = self._next, None
-        if taken is None:
-            return
-        key, job_id, _ = taken
-        queues = self._ordered_queues
-        try:
-            with self.connection.pipeline() as pipe:
-                if len(queues) == 1:
-                    pipe.lrem(queues[0].intermediate_queue_key, 1, job_id)
-                pipe.lpush(key, job_id)
-                pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("job %s could not go back to its queue (%s); the reconciler will "
-                        "send it again", job_id, exc)
-
-    def teardown(self) -> None:
-        self._put_back()
-        super().teardown()
 
     def set_state(self, state: str, pipeline: Any = None) -> None:
         # RQ writes "idle" after a job and again before dequeueing the next one.
