@@ -61,7 +61,7 @@ def _stored_fields() -> dict[str, Any]:
     return fields
 
 
-JobDocument: type[Document] = pydantic.create_model(  # type: ignore[call-overload]
+JobDocument: type[Document] = pydantic.create_model(
     "JobDocument", __base__=_JobCollection, __module__=__name__,
     __doc__="One job. The collection name is set from COLLECTION_NAME by "
             ":func:`bind_collection`.",
@@ -123,7 +123,7 @@ def to_summary(document: dict[str, Any]) -> JobSummary:
     return _convert(fields, JobSummary)
 
 
-_UNFINISHED = frozenset(s for s in JobStatus if s not in TERMINAL_STATUSES)
+UNFINISHED = frozenset(s for s in JobStatus if s not in TERMINAL_STATUSES)
 
 
 def status_filter(statuses: frozenset[JobStatus] | set[JobStatus]) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def status_filter(statuses: frozenset[JobStatus] | set[JobStatus]) -> dict[str, 
     same set, and far cheaper for a MongoDB-wire server to test than a list of statuses.
     """
     statuses = frozenset(statuses)
-    if statuses == _UNFINISHED:
+    if statuses == UNFINISHED:
         return {"finished_at": None}
     if len(statuses) == 1:
         return {"status": str(next(iter(statuses)))}

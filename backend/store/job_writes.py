@@ -43,12 +43,17 @@ from backend.jobs import (
 )
 from backend.reports import AttemptGuard, Report, ReportsApplied, report_rule
 from backend.storable import UnstorableValueError, check_storable
-from backend.store.documents import collection, new_document, status_filter, to_job
+from backend.store.documents import (
+    UNFINISHED,
+    collection,
+    new_document,
+    status_filter,
+    to_job,
+)
 from backend.store.job_reads import get_job, not_found, object_id
 
 DUPLICATE_KEY = 11000
 _ATTEMPTS = 3
-_UNFINISHED = frozenset(s for s in JobStatus if s not in TERMINAL_STATUSES)
 
 
 # -- new jobs ------------------------------------------------------------------------------
@@ -96,7 +101,7 @@ async def _apply(oid: ObjectId, target: JobStatus | None,
     now = utcnow()
     changes = {**changes, "updated_at": now}
     if target is None:
-        return await _find_and_set(oid, _UNFINISHED, changes)
+        return await _find_and_set(oid, UNFINISHED, changes)
     sources = frozenset(sources_of(target))
     changes["status"] = str(target)
     if target in TERMINAL_STATUSES:
@@ -151,6 +156,8 @@ async def delete_job(job_id: str) -> None:
 
 # -- POST /reports -------------------------------------------------------------------------
 _GUARD = {AttemptGuard.NEWER: "$lt", AttemptGuard.SAME: "$eq", AttemptGuard.NOT_OLDER: "$lte"}
+
+
 @dataclass
 class _Write:
     """What one job's consecutive reports of one attempt add up to."""
