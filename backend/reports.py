@@ -1,7 +1,8 @@
 """The report contract: what a worker says about a job, and when the store may apply it.
 
 A worker never waits on the data service. It appends its reports (``running``, progress,
-how the attempt ended, a dead letter) to the Redis Stream ``REPORT_STREAM`` and goes on;
+how the attempt ended, a dead letter) to the Redis Stream ``REPORT_STREAM``
+(:func:`append_report`, the one way in) and goes on;
 the recorder (:mod:`backend.dispatcher.recorder`) reads them in batches and
 applies each batch through the data service's ``POST /reports`` in one ``bulk_write``.
 
@@ -153,6 +154,12 @@ def about(message: QueueMessage) -> dict[str, Any]:
 
 def encode_report(report: Report) -> bytes:
     return _encoder.encode(report)
+
+
+def append_report(pipe: Any, report: Report) -> None:
+    """Add the append of ``report`` to the report stream to ``pipe`` (a Redis pipeline,
+    sync or asyncio): the only way a report is appended, so every one has the same form."""
+    pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
 
 
 def decode_report(raw: bytes) -> Report:

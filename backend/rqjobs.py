@@ -1,4 +1,9 @@
-"""Putting one job into its executor's RQ queue, exactly once per job id.
+"""The RQ side every process shares: RQ's Redis keys, and putting one job into its
+executor's RQ queue, exactly once per job id.
+
+RQ's keys (a job's hash, a queue, a worker, the worker registry, a worker's command
+channel) are taken from RQ's own API by the small helpers below, so no other module
+spells ``rq:...``; they follow the RQ version the workers run.
 
 The RQ job id *is* the job id, and RQ's ``unique`` enqueue checks and creates the job
 hash in one Lua script, so a redelivered queue message (or a second dispatcher racing
@@ -30,12 +35,14 @@ from typing import Any
 import msgspec
 import redis
 from rq import Queue
+from rq.command import PUBSUB_CHANNEL_TEMPLATE
 from rq.exceptions import DuplicateJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 from rq.registry import ScheduledJobRegistry
 from rq.scripts import UNIQUE_ENQUEUE_SCRIPT, UNIQUE_SCHEDULE_SCRIPT, _build_hset_args
 from rq.serializers import JSONSerializer
+from rq.worker import Worker as RQWorker
 
 from backend.jobs import QueueMessage
 from backend.settings import WorkerSettings
@@ -44,6 +51,29 @@ RUN_JOB = "backend.workers.runner.run_job"
 ATTEMPT = "attempt"  # RQ job meta: the number of the attempt its next run is
 
 _decoder = msgspec.json.Decoder(QueueMessage)
+
+# The set of every live worker's key (RQ's worker registry).
+WORKERS_KEY: str = RQWorker.redis_workers_keys
+
+
+def job_key(job_id: str) -> str:
+    """The hash of RQ job ``job_id``."""
+    return RQJob.redis_job_namespace_prefix + job_id
+
+
+def queue_key(executor: str) -> str:
+    """The list of one executor's RQ queue."""
+    return Queue.redis_queue_namespace_prefix + executor
+
+
+def worker_key(worker_name: str) -> str:
+    """The hash of RQ worker ``worker_name`` (its state, its current job)."""
+    return RQWorker.redis_worker_namespace_prefix + worker_name
+
+
+def command_channel(worker_name: str) -> str:
+    """The pub/sub channel RQ worker ``worker_name`` takes commands on (stop-job)."""
+    return PUBSUB_CHANNEL_TEMPLATE % worker_name
 
 
 def job_timeout(estimated_time: float | None, settings: WorkerSettings) -> int:
@@ -141,7 +171,7 @@ class BatchEnqueuer:
         self.connection = connection  # RQ builds its job objects on it (never written)
         self.settings = settings
         self._queues: dict[str, Queue] = {}
-        self.registered: set[str] = set()  # queue keys to add to rq:queues once
+        self.registered: set[str] = set()  # queue keys to add to RQ's queue set once
 
     def _queue(self, executor: str) -> Queue:
         queue = self._queues.get(executor)

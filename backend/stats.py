@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from backend.errors import QueueError
 from backend.jobs import JobStatus
 from backend.reports import REPORT_STREAM
+from backend.rqjobs import WORKERS_KEY, queue_key
 
 if TYPE_CHECKING:
     from backend.queues import StandardQueue
@@ -262,7 +263,7 @@ async def failures(connection: Redis) -> list[Failure]:
 
 async def workers(connection: Redis) -> Workers:
     """RQ's worker registry: workers alive (their key has not expired), busy or idle."""
-    keys = list(await connection.smembers("rq:workers"))
+    keys = list(await connection.smembers(WORKERS_KEY))
     if not keys:
         return Workers()
     async with connection.pipeline(transaction=False) as pipe:
@@ -291,7 +292,7 @@ async def queue_depths(queue: StandardQueue, connection: Redis,
         try:
             async with connection.pipeline(transaction=False) as pipe:
                 for name in executors:
-                    pipe.llen(f"rq:queue:{name}")
+                    pipe.llen(queue_key(name))
                 pipe.xlen(REPORT_STREAM)
                 return [int(depth) for depth in await pipe.execute()]
         except RedisError as exc:

@@ -23,13 +23,11 @@ from backend import markers, webhook_signing
 from backend.api.cancels import cancel_in_rq, note_cancelled
 from backend.errors import QueueError, TransitionError
 from backend.jobs import DEFAULT_EXECUTOR, Job, JobStatus, UpdateJob
+from backend.rqjobs import command_channel, job_key
 from backend.settings import Settings
 from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
-
-# RQ's worker command channel (rq.command.PUBSUB_CHANNEL_TEMPLATE) and its stop command.
-_RQ_COMMANDS = "rq:pubsub:{}"
 
 
 def default_executor(settings: Settings) -> str:
@@ -83,10 +81,10 @@ async def stop_running_job(connection: aioredis.Redis, job_id: str) -> None:
     marker), so a failure here only delays the stop.
     """
     try:
-        worker = await connection.hget(f"rq:job:{job_id}", "worker_name")
+        worker = await connection.hget(job_key(job_id), "worker_name")
         if worker:
             name = worker.decode() if isinstance(worker, bytes) else worker
-            await connection.publish(_RQ_COMMANDS.format(name),
+            await connection.publish(command_channel(name),
                                      json.dumps({"command": "stop-job", "job_id": job_id}))
     except RedisError as exc:  # best effort by design
         log.info("could not send a stop command for job %s: %s", job_id, exc)

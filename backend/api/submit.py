@@ -44,7 +44,8 @@ from backend.errors import MessageTooLargeError, QueueError, TaskbrokerError
 from backend.jobs import JobExecutionRequest, JobStatus, NewJob, QueueMessage
 from backend.logs import job_fields
 from backend.queues import MAX_MESSAGE_BYTES, StandardQueue
-from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
+from backend.reports import Report, append_report
+from backend.rqjobs import queue_key
 from backend.settings import Settings
 from backend.store.client import DataServiceClient, DataServiceError, DataServiceRefusedError
 
@@ -179,7 +180,7 @@ class Backlog:
             if time.monotonic() - self._measured < BACKLOG_TTL and executor in self._rq:
                 return
             standard = await self.queue.depth()
-            self._rq[executor] = int(await self.redis.llen(f"rq:queue:{executor}"))
+            self._rq[executor] = int(await self.redis.llen(queue_key(executor)))
             self._standard, self._measured = standard, time.monotonic()
 
     async def admit(self, executor: str) -> None:
@@ -356,7 +357,7 @@ class Submitter:
         async with self.redis.pipeline(transaction=False) as pipe:
             for report in reports:
                 pipe.set(markers.stop_key(report.job_id), markers.void_reason(why), ex=ttl)
-                pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
+                append_report(pipe, report)
             await pipe.execute()
 
     async def _retry_voids(self, reports: list[Report], why: str) -> None:

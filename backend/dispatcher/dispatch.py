@@ -29,7 +29,7 @@ from backend import metrics, tracing
 from backend.jobs import JobStatus
 from backend.logs import job_context, job_fields
 from backend.queues import Delivery, StandardQueue
-from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, about, encode_report
+from backend.reports import Report, about, append_report
 from backend.rqjobs import BatchEnqueuer
 from backend.settings import Settings
 
@@ -150,4 +150,4 @@ class Dispatcher:
         report = Report(job_id=message.job_id, attempt=message.attempt, at=datetime.now(UTC),
                         status=JobStatus.FAILED, error=reason, dead_letter=message,
                         **about(message))
-        pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
+        append_report(pipe, report)

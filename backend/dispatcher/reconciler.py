@@ -35,8 +35,8 @@ from backend.dispatcher.dispatch import drained_key
 from backend.dispatcher.pause import pause
 from backend.jobs import Job, JobStatus, QueueMessage
 from backend.queues import StandardQueue
-from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
-from backend.rqjobs import scheduled_key
+from backend.reports import REPORT_STREAM, Report, append_report
+from backend.rqjobs import job_key, scheduled_key
 from backend.settings import Settings
 from backend.store.client import DataServiceClient
 
@@ -146,7 +146,7 @@ class Reconciler:
             for job in jobs:
                 pipe.get(markers.stop_key(job.id))
                 pipe.exists(markers.done_key(job.id))
-                pipe.hget(f"rq:job:{job.id}", "status")
+                pipe.hget(job_key(job.id), "status")
                 pipe.exists(RECONCILED_KEY.format(job.id))
                 pipe.zscore(scheduled_key(job.executor), job.id)
             looks = await pipe.execute()
@@ -169,10 +169,10 @@ class Reconciler:
         if ends:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for report in ends:
-                    pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
+                    append_report(pipe, report)
                 await pipe.execute()
         if stale_rq:
-            await self.redis.delete(*(f"rq:job:{job_id}" for job_id in stale_rq))
+            await self.redis.delete(*(job_key(job_id) for job_id in stale_rq))
         for start in range(0, len(resend), 10):
             batch = resend[start:start + 10]
             await self.queue.send_batch([message_of(job) for job in batch])

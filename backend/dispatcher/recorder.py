@@ -1,7 +1,7 @@
 """The recorder: worker reports from the report stream to the data service, in batches.
 
 Workers append their reports to the Redis Stream ``REPORT_STREAM`` and never wait
-(:mod:`backend.workers.reporter`). Recorders read it through the consumer group
+(:mod:`backend.workers.report_writer`). Recorders read it through the consumer group
 ``RECORDER_GROUP`` (any number of replicas; each entry goes to one of them), apply a
 batch with one ``POST /reports`` (one ``bulk_write`` in the store), put the dead letters
 of jobs that failed for good on the dead-letter queue, and only then ack and delete the

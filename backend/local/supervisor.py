@@ -42,6 +42,7 @@ from honcho.manager import Manager
 from backend.accounts import NewUser, Role
 from backend.errors import TaskbrokerError
 from backend.local.embedded import answers, host_port, mongo_command, redis_command, with_password
+from backend.rqjobs import WORKERS_KEY, worker_key
 from backend.settings import SETTINGS_CLASSES, Settings, get_settings
 from backend.store.client import DataServiceClient
 
@@ -287,12 +288,12 @@ class OrderedManager(Manager):
         pid = self._processes.get("workers", {}).get("pid")
         if not self.redis_url or pid is None:
             return None
-        prefix = f"rq:worker:{socket.gethostname()}.{pid}."
+        prefix = worker_key(f"{socket.gethostname()}.{pid}.")
         try:
             connection = redis.Redis.from_url(self.redis_url, socket_timeout=2.0,
                                               socket_connect_timeout=2.0)
             try:
-                keys = [key for key in connection.smembers("rq:workers")
+                keys = [key for key in connection.smembers(WORKERS_KEY)
                         if key.decode().startswith(prefix)]
                 jobs = [connection.hget(key, "current_job") for key in keys]
             finally:

@@ -18,11 +18,11 @@ from backend.metrics_http import metrics_middleware, metrics_routes
 from backend.settings import Settings, get_settings
 from backend.store import retention
 from backend.store.accounts import AccountController, ApiTokenDocument, UserDocument
-from backend.store.batches import BatchController
 from backend.store.documents import JobDocument, bind_collection
 from backend.store.exception_handlers import EXCEPTION_HANDLERS
 from backend.store.guards import service_token_guard
 from backend.store.routes import (
+    BatchController,
     JobController,
     count_unfinished,
     delete_job_seed_path,

@@ -1,39 +1,31 @@
-"""The job as MongoDB keeps it: a Beanie document with the fields of :class:`backend.jobs.Job`."""
+"""The job as MongoDB keeps it, and the one way in and out of that form.
+
+:class:`JobDocument`'s fields are not declared here: they are the fields of the wire
+type :class:`backend.jobs.Job` (names, types, defaults), so a field added to the job is
+stored, read and answered without a second declaration. Beanie keeps the model for its
+collection name and indexes; the reads and writes go through pymongo and convert a raw
+document to the wire ``Job`` with :func:`to_job` (msgspec already validated what comes in).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
+import pydantic
 import pymongo
 from beanie import Document
+from bson import ObjectId
+from msgspec import NODEFAULT
 from pymongo import IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 
-from backend.jobs import DEFAULT_EXECUTOR, Job, JobStatus, utcnow
+from backend.jobs import TERMINAL_STATUSES, Job, JobStatus, JobSummary, short_error
 
 
-class JobDocument(Document):
-    """One job. The collection name is set from COLLECTION_NAME by :func:`bind_collection`."""
-
-    name: str
-    user_id: str
-    description: str | None = None
-    estimated_time: float | None = None
-    params: dict[str, Any] | None = None
-    executor: str = DEFAULT_EXECUTOR
-    status: JobStatus = JobStatus.CREATED
-    progress: float = 0.0
-    result: Any = None
-    error: str | None = None
-    attempts: int = 0
-    worker_id: str | None = None
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    rerun_of: str | None = None
-    run_at: datetime | None = None
-    callback_url: str | None = None
+class _JobCollection(Document):
+    """The collection, its indexes; the fields come from :class:`backend.jobs.Job`."""
 
     class Settings:
         name = "jobs"
@@ -56,49 +48,94 @@ class JobDocument(Document):
         ]
 
 
+def _stored_fields() -> dict[str, Any]:
+    """Every field of the wire ``Job`` but its id (MongoDB's ``_id``), as pydantic fields."""
+    fields: dict[str, Any] = {}
+    for field in msgspec.structs.fields(Job):
+        if field.name == "id":
+            continue
+        if field.default_factory is not NODEFAULT:
+            fields[field.name] = (field.type, pydantic.Field(default_factory=field.default_factory))
+        else:
+            fields[field.name] = (field.type, ... if field.default is NODEFAULT else field.default)
+    return fields
+
+
+JobDocument: type[Document] = pydantic.create_model(
+    "JobDocument", __base__=_JobCollection, __module__=__name__,
+    __doc__="One job. The collection name is set from COLLECTION_NAME by "
+            ":func:`bind_collection`.",
+    **_stored_fields())
+
+
 def bind_collection(collection_name: str) -> None:
     """Point :class:`JobDocument` at ``collection_name``; call before ``init_beanie``."""
     JobDocument.Settings.name = collection_name
 
 
-def new_document(**fields: Any) -> JobDocument:
-    """A fresh ``created`` job; the server sets status and both timestamps."""
-    now = utcnow()
-    return JobDocument(**fields, status=JobStatus.CREATED, created_at=now, updated_at=now)
+def collection() -> AsyncCollection:
+    """The jobs collection Beanie was bound to at start."""
+    return JobDocument.get_pymongo_collection()
+
+
+def new_document(*, now: datetime, job_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    """A new job's document: ``fields`` as the client set them, every other field at the
+    wire ``Job``'s default, both timestamps ``now`` (and a fresh id unless ``job_id``)."""
+    job = Job(id=job_id or str(ObjectId()), created_at=now, updated_at=now, **fields)
+    stored = msgspec.structs.asdict(job)
+    return {"_id": ObjectId(stored.pop("id")), **stored, "status": str(job.status)}
+
+
+_Wire = TypeVar("_Wire", Job, JobSummary)
+_TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at", "run_at")
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    # pymongo's tz_aware datetimes carry bson's own UTC tzinfo; normalise to datetime.UTC
-    # so every timestamp is serialised the same way ("Z").
+    # pymongo's tz_aware datetimes carry bson's own UTC tzinfo, and a MongoDB-wire server
+    # may hand back a datetime it stored by an update as naive: every timestamp leaves as
+    # UTC with datetime.UTC, serialised the same everywhere ("Z").
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def to_job(doc: JobDocument) -> Job:
-    """The wire form of a stored job."""
-    created_at = _utc(doc.created_at)
-    updated_at = _utc(doc.updated_at)
-    assert doc.id is not None and created_at is not None and updated_at is not None
-    return Job(
-        id=str(doc.id),
-        name=doc.name,
-        user_id=doc.user_id,
-        description=doc.description,
-        estimated_time=doc.estimated_time,
-        params=doc.params,
-        executor=doc.executor,
-        status=doc.status,
-        progress=doc.progress,
-        result=doc.result,
-        error=doc.error,
-        attempts=doc.attempts,
-        worker_id=doc.worker_id,
-        created_at=created_at,
-        updated_at=updated_at,
-        started_at=_utc(doc.started_at),
-        finished_at=_utc(doc.finished_at),
-        rerun_of=doc.rerun_of,
-        run_at=_utc(doc.run_at),
-        callback_url=doc.callback_url,
-    )
+def _convert(document: dict[str, Any], kind: type[_Wire]) -> _Wire:
+    fields = {key: value for key, value in document.items() if key != "_id"}
+    fields["id"] = str(document["_id"])
+    converted = msgspec.convert(fields, kind)
+    return msgspec.structs.replace(converted, **{name: _utc(getattr(converted, name))
+                                                 for name in _TIMESTAMPS})
+
+
+def to_job(document: dict[str, Any]) -> Job:
+    """The wire form of a raw job document."""
+    return _convert(document, Job)
+
+
+# What a list shows (JobSummary): params and result stay in the database.
+SUMMARY_PROJECTION = {"params": 0, "result": 0, "worker_id": 0}
+
+
+def to_summary(document: dict[str, Any]) -> JobSummary:
+    """The list form of a raw job document (read with :data:`SUMMARY_PROJECTION`)."""
+    fields = {key: value for key, value in document.items() if key not in ("params", "result")}
+    fields["error"] = short_error(fields.get("error"))
+    return _convert(fields, JobSummary)
+
+
+UNFINISHED = frozenset(s for s in JobStatus if s not in TERMINAL_STATUSES)
+
+
+def status_filter(statuses: frozenset[JobStatus] | set[JobStatus]) -> dict[str, Any]:
+    """The filter that matches a job in one of ``statuses``.
+
+    Every finished job has ``finished_at`` and no unfinished one has (the store sets it
+    with the terminal status), so "any unfinished status" is ``finished_at: null``: the
+    same set, and far cheaper for a MongoDB-wire server to test than a list of statuses.
+    """
+    statuses = frozenset(statuses)
+    if statuses == UNFINISHED:
+        return {"finished_at": None}
+    if len(statuses) == 1:
+        return {"status": str(next(iter(statuses)))}
+    return {"status": {"$in": sorted(str(status) for status in statuses)}}

@@ -19,7 +19,7 @@ from pymongo.errors import PyMongoError
 
 from backend.jobs import TERMINAL_STATUSES, utcnow
 from backend.settings import StoreSettings
-from backend.store import collection
+from backend.store.documents import collection
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ async def keep_sweeping(settings: StoreSettings) -> None:
         await asyncio.sleep(wait)
         wait = interval * random.uniform(0.8, 1.2)
         try:
-            deleted = await sweep_once(collection.collection(), days)
+            deleted = await sweep_once(collection(), days)
         except PyMongoError as exc:
             log.warning("retention sweep failed (%s); trying again in about %.0f s", exc, wait)
             continue

@@ -1,4 +1,14 @@
-"""The data service's HTTP routes: jobs (CRUD, a user's list, stale ones) and health probes."""
+"""The data service's job routes (CRUD, a user's list, stale ones, the batch routes) and
+its health probes.
+
+The batch routes are what the kernel and the recorder call per batch:
+
+* ``POST /jobs/bulk``: record up to 1,000 jobs under ids the caller chose (one insert);
+* ``POST /jobs/query``: read up to 1,000 jobs by id (one query; live event streams);
+* ``POST /reports``: apply a batch of worker reports (one ``bulk_write``).
+
+Reads are in :mod:`backend.store.job_reads`, writes in :mod:`backend.store.job_writes`.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +30,7 @@ from pymongo.errors import PyMongoError
 
 from backend.errors import JobNotFoundError
 from backend.jobs import (
+    NEW_JOB_STATUSES,
     TERMINAL_STATUSES,
     Conflict,
     CreateJob,
@@ -30,13 +41,17 @@ from backend.jobs import (
     JobPage,
     JobStatus,
     JobSummaryPage,
+    NewJobs,
+    NewJobsAnswer,
     UpdateJob,
     UserId,
 )
+from backend.reports import ReportBatch, ReportsApplied
 from backend.storable import check_storable
-from backend.store import collection, repository
+from backend.store import job_reads, job_writes
 from backend.store.exception_handlers import invalid
 from backend.store.guards import PUBLIC
+from backend.store.trail import note_applied
 
 
 def _path_parameter(annotated: Any) -> Any:
@@ -69,6 +84,7 @@ SummaryParam = Annotated[bool, Parameter(
                 "the error cut short).")]
 MAX_STALE_AGE = 366 * 24 * 3600
 MAX_STALE_LIMIT = 1000
+MAX_REPORTS_BODY = 8 * 1024 * 1024
 
 
 class JobController(Controller):
@@ -84,12 +100,12 @@ class JobController(Controller):
             raise invalid("status", f"a new job is always created with status \"created\" "
                           f"(the only status accepted on create), not {data.status[:50]!r}")
         check_storable("params", data.params)
-        job = await repository.create_job(data)
+        job = await job_writes.create_job(data)
         return JobCreated(id=job.id)
 
     @get("/{job_id:str}", summary="One job")
     async def get_job(self, job_id: JobIdParam) -> Job:
-        job = await collection.find_job(job_id)
+        job = await job_reads.find_job(job_id)
         if job is None:
             raise JobNotFoundError(f"Job {job_id} not found.")
         return job
@@ -115,7 +131,7 @@ class JobController(Controller):
         if status not in _UNFINISHED:
             raise invalid("status", f"{status[:50]!r} is not an unfinished status; valid: "
                           f"{', '.join(_UNFINISHED)}", "query")
-        return await repository.stale_jobs(JobStatus(status), older_than=older_than, limit=limit)
+        return await job_reads.stale_jobs(JobStatus(status), older_than=older_than, limit=limit)
 
     @get("/user/{user_id:str}", summary="A user's jobs, newest first (the user id in the path)")
     async def list_jobs(
@@ -136,11 +152,11 @@ class JobController(Controller):
     async def update_job(self, job_id: JobIdParam, data: JSONBody[UpdateJob]) -> Job:
         if data.result is not UNSET:
             check_storable("result", data.result)
-        return await repository.update_job(job_id, data)
+        return await job_writes.update_job(job_id, data)
 
     @delete("/{job_id:str}", status_code=HTTP_200_OK, summary="Delete a job")
     async def delete_job(self, job_id: JobIdParam) -> Deleted:
-        await repository.delete_job(job_id)
+        await job_writes.delete_job(job_id)
         return Deleted(message=f"Job {job_id} deleted.")
 
 
@@ -170,7 +186,7 @@ async def count_unfinished(
     user_id: Annotated[str, Parameter(min_length=1, max_length=128)],
 ) -> UnfinishedCount:
     """For the kernel's MAX_UNFINISHED_JOBS_PER_USER."""
-    return UnfinishedCount(count=await repository.count_unfinished(user_id))
+    return UnfinishedCount(count=await job_reads.count_unfinished(user_id))
 
 
 async def _page(user_id: str | None, limit: int, cursor: str | None, offset: int | None,
@@ -180,7 +196,7 @@ async def _page(user_id: str | None, limit: int, cursor: str | None, offset: int
                       f"{', '.join(_STATUSES)}", "query")
     if cursor is not None and offset is not None:
         raise invalid("cursor", "give either cursor or offset, not both", "query")
-    return await repository.list_jobs(
+    return await job_reads.list_jobs(
         user_id, status=JobStatus(status) if status else None, limit=limit,
         cursor=cursor, offset=offset, summary=summary,
     )
@@ -189,8 +205,46 @@ async def _page(user_id: str | None, limit: int, cursor: str | None, offset: int
 @delete("/jobs/{job_id:str}", status_code=HTTP_200_OK, tags=["jobs"],
         summary="Delete a job (the seed's path)")
 async def delete_job_seed_path(job_id: JobIdParam) -> Deleted:
-    await repository.delete_job(job_id)
+    await job_writes.delete_job(job_id)
     return Deleted(message=f"Job {job_id} deleted.")
+
+
+class JobQuery(Struct, forbid_unknown_fields=True):
+    """Body of ``POST /jobs/query``."""
+
+    ids: Annotated[list[JobId], Meta(max_length=1000)]
+
+
+class BatchController(Controller):
+    tags = ["batches"]
+
+    @post("/jobs/bulk", status_code=HTTP_200_OK, summary="Record jobs under ids the caller chose")
+    async def create_jobs(self, data: JSONBody[NewJobs]) -> NewJobsAnswer:
+        """Each job is recorded once: sending one again (say after a timeout) answers
+        ``exists`` for it. A job may start ``created``, ``queued`` or ``scheduled`` (with its
+        ``run_at``)."""
+        for index, job in enumerate(data.jobs):
+            if job.status not in NEW_JOB_STATUSES:
+                raise invalid(f"jobs[{index}].status", f"a new job is created, queued or "
+                              f"scheduled, not {job.status}")
+            if job.status is JobStatus.SCHEDULED and job.run_at is None:
+                raise invalid(f"jobs[{index}].run_at", "a scheduled job needs its run_at")
+            check_storable(f"jobs[{index}].params", job.params)
+        return NewJobsAnswer(results=await job_writes.insert_jobs(data.jobs))
+
+    @post("/jobs/query", status_code=HTTP_200_OK, summary="Jobs by id")
+    async def query_jobs(self, data: JSONBody[JobQuery]) -> list[Job]:
+        """The jobs of those ids that exist, in no particular order."""
+        return await job_reads.find_jobs(data.ids)
+
+    @post("/reports", status_code=HTTP_200_OK, summary="Apply a batch of worker reports",
+          request_max_body_size=MAX_REPORTS_BODY)
+    async def reports(self, data: JSONBody[ReportBatch]) -> ReportsApplied:
+        """Each report is applied only if the job's status and attempt count allow it
+        (see backend/reports.py); a late, repeated or out-of-order one changes nothing."""
+        applied = await job_writes.apply_reports(data.reports)
+        note_applied(data.reports)
+        return applied
 
 
 @get("/healthz", tags=["health"], summary="The process is up", opt={PUBLIC: True})

@@ -14,7 +14,7 @@ from functools import cached_property
 import redis
 
 from backend.settings import Settings, get_settings
-from backend.workers.reporter import ReportWriter
+from backend.workers.report_writer import ReportWriter
 
 # Reports must fail fast when Redis is away (the end report is then sent again).
 REPORT_CONNECT_TIMEOUT = 2.0

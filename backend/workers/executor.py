@@ -22,7 +22,8 @@ from backend.settings import Settings
 from backend.workers import reaper
 from backend.workers.connections import WorkerConnections
 from backend.workers.scheduler import Scheduler
-from backend.workers.worker import BEATS_BEFORE_ABANDONED, StandardQueueWorker, Worker
+from backend.workers.worker import BEATS_BEFORE_ABANDONED
+from backend.workers.worker_process import StandardQueueWorker, Worker
 
 log = logging.getLogger(__name__)
 

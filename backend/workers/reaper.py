@@ -39,14 +39,14 @@ from backend.rqjobs import (
     rq_queue,
     scheduler_delay,
     set_next_attempt,
+    worker_key,
 )
 from backend.settings import WorkerSettings
 from backend.workers.middleware.retries import retry_delay
-from backend.workers.reporter import ReportWriter
+from backend.workers.report_writer import ReportWriter
 
 log = logging.getLogger(__name__)
 
-WORKER_KEY = "rq:worker:{}"
 RECLAIM_BACKOFF = 5.0  # seconds before a failed recovery may be tried again
 
 
@@ -69,7 +69,7 @@ def recover_worker(connection: redis.Redis, writer: ReportWriter, settings: Work
                    worker_name: str, queue_names: list[str],
                    reason: str | None = None) -> str | None:
     """Recover the job a dead worker was running, if any; returns its id."""
-    current = connection.hget(WORKER_KEY.format(worker_name), "current_job")
+    current = connection.hget(worker_key(worker_name), "current_job")
     if not current:
         return None
     job_id = as_text(current)

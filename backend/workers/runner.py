@@ -26,6 +26,8 @@ from backend.tasks import get_task
 from backend.workers.connections import get_connections
 from backend.workers.middleware import JobRun, Middleware, SkipJob, default_middleware, execute
 from backend.workers.reaper import recover
+from backend.workers.report_writer import AttemptReports
+from backend.workers.runner_job import RunnerJob
 
 log = logging.getLogger("backend.workers.jobs")
 
@@ -59,8 +61,11 @@ def _run(job_id: str, queued: QueueMessage, middleware: list[Middleware] | None)
     rq_job = get_current_job()
     worker_id = (rq_job.worker_name if rq_job is not None else None) or \
         f"{socket.gethostname()}.{os.getpid()}"
+    # Under a TaskWorker the worker says where the reports go; a bare call writes them.
+    reports = rq_job.reports if isinstance(rq_job, RunnerJob) else None
     run = JobRun(message=queued, attempt=next_attempt(rq_job, queued), worker_id=worker_id,
-                 writer=connections.writer, settings=settings, rq_job=rq_job)
+                 reports=reports or AttemptReports(connections.writer), settings=settings,
+                 rq_job=rq_job)
     try:
         outcome = execute(run, middleware if middleware is not None else default_middleware(),
                           _call_task)
@@ -69,11 +74,7 @@ def _run(job_id: str, queued: QueueMessage, middleware: list[Middleware] | None)
             end = Report(job_id=job_id, attempt=run.attempt, at=datetime.now(UTC),
                          status=exc.status, error=exc.error, worker_id=worker_id,
                          **about(queued))
-            worker = getattr(rq_job, "worker", None)
-            if worker is not None:
-                worker.stage_end(end)  # with RQ's end of this job, which returns normally
-            else:
-                run.writer.end(end)
+            run.reports.end(end, returns=True)  # this job returns normally
         log.info("job %s not run: %s", job_id, exc)
         return "skipped"
     except (KeyboardInterrupt, SystemExit):
@@ -81,7 +82,7 @@ def _run(job_id: str, queued: QueueMessage, middleware: list[Middleware] | None)
         # registry, so no reaper would find it. Put it back for a later attempt first.
         if rq_job is not None:
             try:
-                recover(connections.redis, run.writer, settings, job_id, rq_job.origin,
+                recover(connections.redis, run.reports.writer, settings, job_id, rq_job.origin,
                         "its worker was shut down mid-job")
             except Exception:  # shutting down regardless; the reconciler will find it
                 log.exception("job %s could not be put back", job_id)

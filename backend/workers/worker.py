@@ -1,4 +1,4 @@
-"""One worker process: an RQ SimpleWorker that runs our jobs, and its process handle.
+"""The RQ worker that runs our jobs: :class:`TaskWorker`, an RQ SimpleWorker.
 
 SimpleWorker runs each job in the worker process itself instead of forking a work
 horse per job (see benchmarks/workers.py for what that saves). What the fork used to
@@ -11,32 +11,27 @@ give for free is added back in :class:`TaskWorker`:
   (:mod:`backend.workers.middleware.cancellation`);
 * jobs RQ's own registry cleanup finds abandoned go through our recovery too.
 
-And one thing RQ does not do: a worker performs only the job runner
-(:data:`backend.rqjobs.RUN_JOB`), read with RQ's JSON serializer, from a job
-hash with nothing else in it (:mod:`backend.workers.allowlist`). Anyone who can write to
-Redis could otherwise make a worker call any importable function (or unpickle
-anything), import and call the callbacks a hash names, or send its RQ webhooks.
+And one thing RQ does not do: a worker performs only the job runner, from a job hash
+with nothing else in it (:class:`backend.workers.runner_job.RunnerJob`).
+
+The attempt's reports go through :class:`WorkerReports`, which the worker hands the
+runner with the job. The process around the worker (its handle in the executor, its
+main) is :mod:`backend.workers.worker_process`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import os
 import signal
 import threading
 import time
 import zlib
-from abc import ABC, abstractmethod
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 import redis
-from rq import SimpleWorker
 from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
-from rq.job import UNEVALUATED, _job_stack
 from rq.job import Job as RQJob
 from rq.job import JobStatus as RQStatus
 from rq.queue import Queue
@@ -48,128 +43,61 @@ from rq.utils import current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 
 from backend import markers
-from backend.errors import PermanentError
 from backend.jobs import JobStatus
-from backend.logs import configure_process
 from backend.reports import Report
-from backend.rqjobs import RUN_JOB
-from backend.tracing import configure_tracing, shutdown_tracing
-from backend.workers.allowlist import refusal
 from backend.workers.connections import get_connections
 from backend.workers.middleware import cancellation
-from backend.workers.reporter import Begun, ReportWriter
+from backend.workers.next_job import NextJobWorker
+from backend.workers.report_writer import AttemptReports, Begun, ReportWriter
+from backend.workers.runner_job import RunnerJob
 
 log = logging.getLogger(__name__)
 
 BEATS_BEFORE_ABANDONED = 4
-# Takes the next job of the worker's queues (in order) and returns its queue key, id and
-# hash, as RQ's dequeue (LPOP, or LMOVE to the intermediate list for a single queue) and
-# Job.fetch would; nothing when the queues are empty.
-# KEYS: the queue keys; ARGV[1]: the intermediate list ('' unless one queue); ARGV[2]:
-# the job key prefix.
-_TAKE_NEXT = """
-for _, key in ipairs(KEYS) do
-  local id
-  if ARGV[1] ~= '' then
-    id = redis.call('lmove', key, ARGV[1], 'LEFT', 'RIGHT')
-  else
-    id = redis.call('lpop', key)
-  end
-  if id then return {key, id, redis.call('hgetall', ARGV[2] .. id)} end
-end
-return false
-"""
 WORKER_KEY_REFRESH = 1.0  # seconds between two refreshes of the worker's own key
 SUSPENSION_CHECK_EVERY = 1.0  # seconds between two looks at `rq suspend`
 
-# Forking the supervisor is much cheaper than spawning a fresh interpreter, and it has
-# no threads to worry about. Tasks and settings are already imported in the parent.
-_MP = multiprocessing.get_context("fork")
+
+class WorkerReports(AttemptReports):
+    """The reports of an attempt under a :class:`TaskWorker`: the job's markers were read
+    while the worker prepared it, ``running`` waits ``running_after`` (a short job's end
+    says it all), and an end the job returns after is written in the transaction of RQ's
+    end of the job."""
+
+    def __init__(self, worker: TaskWorker, job: RQJob, begun: Begun) -> None:
+        super().__init__(get_connections().writer)
+        self._worker = worker
+        self._job = job
+        self._begun = begun
+
+    def begin(self, running: Report) -> Begun:
+        if self._begun.run:
+            self._worker.announce_running(self._job, running)
+        return self._begun
+
+    def running_pending(self) -> bool:
+        return not self._worker.ran_past_start(self._job)
+
+    def withdraw_running(self) -> None:
+        self._worker.cancel_announce(self._job)
+
+    def end(self, report: Report, *, returns: bool) -> None:
+        if returns:
+            self._worker.stage_end(report)
+        else:
+            self.writer.end(report)
 
 
-class RefusedJobError(PermanentError):
-    """An RQ job that names anything but the job runner: it is failed, never performed."""
-
-
-class RunnerJob(RQJob):
-    """An RQ job that performs the job runner and nothing else.
-
-    The worker hands the runner what it learnt while preparing the job (its ``stop`` and
-    ``done`` markers, read in the same round trip) and takes back the runner's end report
-    to write it in the same transaction as RQ's own end of the job.
-
-    Its hash is checked as it is read (:mod:`backend.workers.allowlist`): a refused job
-    keeps why in :attr:`refusal` and is never performed. Whatever the hash says, this job
-    has no callbacks, webhooks, retries, repeats or dependencies for RQ to act on, on
-    every path RQ reads one (the worker's dequeue, its registry cleanup).
-    """
-
-    worker: TaskWorker | None = None
-    markers: Begun | None = None
-    refusal: str | None = None
-
-    def restore(self, raw_data: Any) -> None:
-        self.refusal = refusal(raw_data)
-        try:
-            super().restore(raw_data)
-        except Exception as exc:  # unreadable: RQ would stop the worker over it
-            self.refusal = self.refusal or f"RQ cannot read it ({type(exc).__name__})"
-            if self._data is UNEVALUATED and self._func_name is UNEVALUATED:
-                self.data = b""  # so RQ can still save it as failed
-        if self.refusal is not None:
-            self._success_callback_name = self._failure_callback_name = None
-            self._stopped_callback_name = None
-            self.webhooks = []
-            self._dependency_ids = []
-            self.retries_left = self.repeats_left = None
-
-    # Never resolved from a name (an import and a call), whatever the hash says.
-    @property
-    def success_callback(self) -> None:
-        return None
-
-    @property
-    def failure_callback(self) -> None:
-        return None
-
-    @property
-    def stopped_callback(self) -> None:
-        return None
-
-    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
-        """Our jobs have no RQ webhooks (the project's own are sent by the dispatcher)."""
-
-    def _execute(self) -> Any:
-        name = self.func_name  # reading it decodes the job's data (JSON, never pickle)
-        if name != RUN_JOB:
-            log.error("refused RQ job %s: it names %r; workers only perform %s", self.id,
-                      name, RUN_JOB)
-            raise RefusedJobError(f"refused: RQ job {self.id} names {name!r}; this worker "
-                                  f"only performs {RUN_JOB}")
-        return super()._execute()
-
-    def perform(self) -> Any:
-        # RQ's perform() first PERSISTs the job key (one more round trip); ours never
-        # expire (enqueued without a TTL), so only the job stack that
-        # get_current_job() reads is kept.
-        _job_stack.push(self)
-        try:
-            self._result = self._execute()
-        finally:
-            assert self is _job_stack.pop()
-        return self._result
-
-
-class TaskWorker(SimpleWorker):
+class TaskWorker(NextJobWorker):
     """A SimpleWorker with in-job heartbeats, in-process cancellation, a job allowlist and
     few Redis round trips per job.
 
     RQ makes about fifteen round trips per job; most are bookkeeping that can share one:
     the two preparations of a job and the read of its markers go in one pipeline, the
     end of the job (RQ's, and the end report with the ``done`` marker) in one transaction
-    that also takes the next job waiting (RQ's pop and fetch, see :data:`_TAKE_NEXT`), and
-    the worker's own heartbeat and suspension check happen at most once a second instead
-    of several times per job. Under load that is two round trips per job. What lands in
+    that also takes the next job waiting (:mod:`backend.workers.next_job`), and the
+    worker's own heartbeat and suspension check happen at most once a second instead of
+    several times per job. Under load that is two round trips per job. What lands in
     Redis is what RQ writes, except for what our jobs never use (dependents, job TTLs).
 
     A job taken with the end of the previous one is started at once; a worker that stops
@@ -192,10 +120,8 @@ class TaskWorker(SimpleWorker):
         self._announce: tuple[RQJob, Report, float] | None = None  # `running`, when due
         self._prepared: RQJob | None = None
         self._staged: list[Report] = []
-        self._writer: ReportWriter | None = None
         self._last_beat = float("-inf")
         self._next_suspension_check = 0.0
-        self._next: tuple[str, str, dict[bytes, bytes]] | None = None  # taken, not started
 
     def get_heartbeat_ttl(self, job: RQJob) -> int:
         # Short, because the heartbeat thread keeps refreshing it while the job runs.
@@ -222,67 +148,6 @@ class TaskWorker(SimpleWorker):
             self._put_back()  # it waits in its queue, not in a suspended worker
         super().check_for_suspension(burst)
 
-    # -- the next job, taken with the end of the last one --------------------------------
-    def _take_next_with(self, pipeline: Any) -> bool:
-        """Add the taking of the next job to ``pipeline`` (its reply comes last), unless
-        this worker is about to stop; whether it was added."""
-        if self._stop_requested:
-            return False
-        queues = self._ordered_queues
-        intermediate = queues[0].intermediate_queue_key if len(queues) == 1 else ""
-        # EVAL, not a registered script: redis-py checks those with SCRIPT EXISTS before
-        # every pipeline, a round trip more.
-        pipeline.eval(_TAKE_NEXT, len(queues), *(queue.key for queue in queues), intermediate,
-                      self.job_class.redis_job_namespace_prefix)
-        return True
-
-    def _keep_next(self, reply: Any) -> None:
-        if not reply:
-            return
-        key, job_id, flat = reply
-        self._next = (key.decode(), job_id.decode(), dict(zip(flat[::2], flat[1::2],
-                                                              strict=True)))
-
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None,
-                                     ) -> tuple[RQJob, Queue] | None:
-        taken, self._next = self._next, None
-        if taken is None:
-            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        key, job_id, data = taken
-        queue = next(queue for queue in self._ordered_queues if queue.key == key)
-        if not data:  # deleted since it was enqueued: RQ skips it too
-            return self.dequeue_job_and_maintain_ttl(timeout, max_idle_time)
-        self.heartbeat()
-        if self.should_run_maintenance_tasks:
-            self.run_maintenance_tasks()
-        job = self.job_class(job_id, connection=self.connection, serializer=self.serializer)
-        job.restore(data)
-        self.reorder_queues(reference_queue=queue)
-        job.redis_server_version = self.get_redis_server_version()
-        self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
-        return job, queue
-
-    def _put_back(self) -> None:
-        """Return a taken job that will not start here to the head of its queue."""
-        taken, self._next = self._next, None
-        if taken is None:
-            return
-        key, job_id, _ = taken
-        queues = self._ordered_queues
-        try:
-            with self.connection.pipeline() as pipe:
-                if len(queues) == 1:
-                    pipe.lrem(queues[0].intermediate_queue_key, 1, job_id)
-                pipe.lpush(key, job_id)
-                pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("job %s could not go back to its queue (%s); the reconciler will "
-                        "send it again", job_id, exc)
-
-    def teardown(self) -> None:
-        self._put_back()
-        super().teardown()
-
     def set_state(self, state: str, pipeline: Any = None) -> None:
         # RQ writes "idle" after a job and again before dequeueing the next one.
         if pipeline is None and state == getattr(self, "_state", None):
@@ -307,9 +172,8 @@ class TaskWorker(SimpleWorker):
             pipeline.exists(markers.done_key(job.id))
             *_, stop, done = pipeline.execute()
         if isinstance(job, RunnerJob):
-            job.worker = self
-            job.markers = Begun(stop=stop.decode() if stop is not None else None,
-                                done=bool(done))
+            job.reports = WorkerReports(self, job, Begun(
+                stop=stop.decode() if stop is not None else None, done=bool(done)))
         self._prepared = job
 
     def prepare_job_execution(self, job: RQJob, remove_from_intermediate_queue: bool = False,
@@ -497,94 +361,3 @@ class TaskWorker(SimpleWorker):
             except Exception:  # an exception handler must not raise
                 log.exception("job %s: recovery failed", job.id)
         return True
-
-
-class Worker(ABC):
-    """Something that runs jobs and can be started and stopped."""
-
-    @abstractmethod
-    def start(self) -> None:
-        """Start working (returns once started)."""
-
-    @abstractmethod
-    def stop(self) -> None:
-        """Ask to stop gracefully: finish the current job, take no new one."""
-
-
-class StandardQueueWorker(Worker):
-    """One process running a :class:`TaskWorker` on the executor's queues."""
-
-    def __init__(self, name: str, queues: list[str]) -> None:
-        self.name = name
-        self.queues = list(queues)
-        self.started_at = 0.0
-        self._process: BaseProcess | None = None
-
-    def start(self) -> None:
-        self._process = _MP.Process(target=work, args=(self.name, self.queues, os.getpid()),
-                                    name=self.name, daemon=False)
-        self._process.start()
-        self.started_at = time.monotonic()
-        log.info("worker %s started (pid %s) on %s", self.name, self.pid, ",".join(self.queues))
-
-    def stop(self) -> None:
-        self.signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-
-    def signal(self, sig: int) -> None:
-        if self.alive and self.pid:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._process is not None:
-            self._process.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def exitcode(self) -> int | None:
-        return self._process.exitcode if self._process is not None else None
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Stop gracefully if the executor died (kill -9): a worker never outlives it."""
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != parent_pid:
-            log.warning("worker executor %d is gone; stopping", parent_pid)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-
-
-def work(name: str, queues: list[str], parent_pid: int) -> None:
-    """The worker process: run jobs until asked to stop."""
-    # The executor's handlers were inherited by the fork; RQ installs its own in work().
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    connections = get_connections()
-    settings = connections.settings
-    configure_process("worker", settings)
-    configure_tracing(settings.observability, "worker")
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch",
-                     daemon=True).start()
-    worker = TaskWorker(queues, name=name, connection=connections.redis,
-                        heartbeat=settings.worker.worker_heartbeat,
-                        running_after=settings.worker.report_interval)
-    try:
-        # RQ sets its loggers' level from this: keep what configure_logging chose.
-        worker.work(logging_level=logging.getLogger("rq.worker").getEffectiveLevel(),
-                    with_scheduler=False)
-    finally:
-        shutdown_tracing()
-        connections.close()

@@ -32,6 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from backend.metrics import METRICS_PATH, WORKERS, authorized
+from backend.rqjobs import worker_key
 from backend.settings import ObservabilitySettings
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class WorkerStates(Collector):
         try:
             with self.redis.pipeline(transaction=False) as pipe:
                 for name in names:
-                    pipe.hget(f"rq:worker:{name}", "state")
+                    pipe.hget(worker_key(name), "state")
                 states = pipe.execute()
         except redis.RedisError as exc:
             log.warning("metrics: worker states not read: %s", exc)

@@ -8,7 +8,7 @@ import pytest
 
 from backend.jobs import TERMINAL_STATUSES, JobStatus, can_move
 from backend.reports import REPORTED_STATUSES, AttemptGuard, Report, report_rule
-from backend.store.reports import plan
+from backend.store.job_writes import plan
 
 UNFINISHED = {s for s in JobStatus if s not in TERMINAL_STATUSES}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -87,7 +87,7 @@ def test_a_result_the_store_cannot_keep_becomes_a_failure():
 
 
 def test_any_unfinished_status_is_written_as_no_finished_at():
-    from backend.store.reports import status_condition
+    from backend.store.documents import status_filter
 
-    assert status_condition(report_rule(JobStatus.SUCCEEDED).statuses) == ("finished_at", None)
-    assert status_condition(report_rule(None).statuses) == ("status", "running")
+    assert status_filter(report_rule(JobStatus.SUCCEEDED).statuses) == {"finished_at": None}
+    assert status_filter(report_rule(None).statuses) == {"status": "running"}

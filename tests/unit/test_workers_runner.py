@@ -27,7 +27,7 @@ from backend.workers.connections import WorkerConnections, set_connections
 from backend.workers.middleware import cancellation, retry_delay
 from backend.workers.middleware.base import JobRun
 from backend.workers.middleware.reporting import LiveReports
-from backend.workers.reporter import ReportWriter
+from backend.workers.report_writer import AttemptReports, ReportWriter
 from backend.workers.runner import run_job
 
 load_task_modules()
@@ -180,8 +180,9 @@ class Clock:
 def live(fake, interval: float = 1.0) -> tuple[LiveReports, Clock]:
     clock = Clock()
     run = JobRun(message=QueueMessage(job_id=JOB, name="echo"), attempt=1, worker_id="w",
-                 writer=ReportWriter(fake, done_ttl=60), settings=settings().worker)
-    return LiveReports(run.writer, run, interval, clock=clock), clock
+                 reports=AttemptReports(ReportWriter(fake, done_ttl=60)),
+                 settings=settings().worker)
+    return LiveReports(run, interval, clock=clock), clock
 
 
 def test_progress_reports_are_throttled_but_100_always_goes(fake):

@@ -25,7 +25,7 @@ from backend.tasks import TaskContext
 if TYPE_CHECKING:
     import rq.job
 
-    from backend.workers.reporter import ReportWriter
+    from backend.workers.report_writer import AttemptReports
 
 log = logging.getLogger("backend.workers.jobs")
 
@@ -47,12 +47,14 @@ class SkipJob(Exception):  # a signal to the runner, not an error
 
 @dataclass
 class JobRun:
-    """One attempt at one job, as the hooks see it."""
+    """One attempt at one job, as the hooks see it: what runs, which attempt, where its
+    reports go, and (once ``before`` made it) the task's context with its progress and
+    cancellation hooks."""
 
     message: QueueMessage  # what the dispatcher enqueued: task, params, estimate
     attempt: int
     worker_id: str
-    writer: ReportWriter
+    reports: AttemptReports
     settings: WorkerSettings
     rq_job: rq.job.Job | None = None
     context: TaskContext | None = None

@@ -1,6 +1,7 @@
-"""Reports of an attempt: ``running`` before the task (or not running it), progress while
-it runs, how it ended after. Every one goes to the report stream
-(:class:`backend.workers.reporter.ReportWriter`); none waits on the data service.
+"""The reports an attempt makes: ``running`` before the task (or not running it),
+progress while it runs, how it ended after. Each goes where the attempt's
+:class:`~backend.workers.report_writer.AttemptReports` sends it (the report stream);
+none waits on the data service.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from backend.storable import UnstorableValueError, check_storable
 from backend.tasks import TaskContext
 from backend.workers.middleware import cancellation
 from backend.workers.middleware.base import JobRun, Middleware, Outcome, SkipJob
-from backend.workers.reporter import ReportWriter
 
 log = logging.getLogger("backend.workers.jobs")
 
@@ -32,9 +32,9 @@ def _now() -> datetime:
 class LiveReports:
     """Progress and cancellation of one running attempt, each at most once per ``interval``."""
 
-    def __init__(self, writer: ReportWriter, run: JobRun, interval: float,
+    def __init__(self, run: JobRun, interval: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._writer = writer
+        self._reports = run.reports
         self._run = run
         self._interval = interval
         self._clock = clock
@@ -54,12 +54,11 @@ class LiveReports:
         self._last_progress = self._last_check = now
         run = self._run
         report = Report(job_id=run.job_id, attempt=run.attempt, at=_now(), progress=percent)
-        worker = getattr(run.rq_job, "worker", None)
-        if worker is not None and not worker.ran_past_start(run.rq_job):
-            worker.cancel_announce(run.rq_job)
+        if self._reports.running_pending():
+            self._reports.withdraw_running()
             report = Report(job_id=run.job_id, attempt=run.attempt, at=run.started_at or _now(),
                             status=JobStatus.RUNNING, progress=percent, worker_id=run.worker_id)
-        stop = self._writer.progress(report)
+        stop = self._reports.progress(report)
         self._stopped = self._stopped or stop is not None
 
     def is_cancelled(self) -> bool:
@@ -69,7 +68,7 @@ class LiveReports:
         now = self._clock()
         if now - self._last_check >= self._interval:
             self._last_check = now
-            self._stopped = self._writer.stop_marker(self._run.job_id) is not None
+            self._stopped = self._reports.stop_marker(self._run.job_id) is not None
         return self._stopped
 
 
@@ -80,24 +79,19 @@ class Reporting(Middleware):
     worker prepared the job, ``running`` is reported only if the task is still running
     REPORT_INTERVAL later (a short job's end carries its start), and a successful end is
     written in one transaction with RQ's own end of the job. Elsewhere (a bare call of
-    the runner) each goes to Redis at once.
+    the runner) each goes to Redis at once. The attempt's ``reports`` knows which.
     """
 
     def before(self, run: JobRun) -> None:
         running = Report(job_id=run.job_id, attempt=run.attempt, at=run.started_at or _now(),
                          status=JobStatus.RUNNING, worker_id=run.worker_id, progress=0.0)
-        worker = getattr(run.rq_job, "worker", None)
-        begun = getattr(run.rq_job, "markers", None)
-        if begun is None:
-            begun = run.writer.begin(running)
-        elif begun.run and worker is not None:
-            worker.announce_running(run.rq_job, running)
+        begun = run.reports.begin(running)
         if begun.done:
             raise SkipJob("it has finished already")
         if begun.stop is not None:
             status, error = markers.stopped_as(begun.stop)
             raise SkipJob(f"it was stopped ({begun.stop})", status, error)
-        live = LiveReports(run.writer, run, run.settings.report_interval)
+        live = LiveReports(run, run.settings.report_interval)
         message = run.message
         run.context = TaskContext(
             job_id=run.job_id, params=dict(message.params or {}), attempt=run.attempt,
@@ -108,15 +102,11 @@ class Reporting(Middleware):
     def after(self, run: JobRun, outcome: Outcome) -> Outcome:
         outcome = self._checked(run, outcome)
         report = self.report(run, outcome)
-        worker = getattr(run.rq_job, "worker", None)
-        if worker is not None:
-            worker.cancel_announce(run.rq_job)
-        # A job that returns (succeeded, or cancelled: RQ files it as cancelled) ends in
+        run.reports.withdraw_running()
+        # A job that returns (succeeded, or cancelled: RQ files it as cancelled) may end in
         # the transaction of RQ's own end of it.
-        if worker is not None and outcome.status in (JobStatus.SUCCEEDED, JobStatus.CANCELLED):
-            worker.stage_end(report)
-        else:
-            run.writer.end(report)
+        run.reports.end(report, returns=outcome.status in (JobStatus.SUCCEEDED,
+                                                           JobStatus.CANCELLED))
         return outcome
 
     def _checked(self, run: JobRun, outcome: Outcome) -> Outcome:

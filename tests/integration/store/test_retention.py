@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 from bson import ObjectId
 
-from backend.store import collection, retention
+from backend.store import retention
+from backend.store.documents import collection
 from tests.integration.store.test_process import start_store
 from tests.services import SERVICE_HEADERS
 
@@ -105,8 +106,8 @@ async def test_a_sweep_deletes_in_batches_until_none_is_left(
     await store.post("/reports", json={"reports": [
         {"job_id": job_id, "attempt": 1, "at": at, "status": status}
         for job_id in ids for status in ("running", "succeeded")]})
-    deleted = await retention.sweep_once(collection.collection(), 365, batch=2, pause=0)
+    deleted = await retention.sweep_once(collection(), 365, batch=2, pause=0)
     assert deleted == 5
     page = (await store.get("/jobs", params={"user_id": user})).json()
     assert page["total"] == 0
-    assert await retention.sweep_once(collection.collection(), 365) == 0
+    assert await retention.sweep_once(collection(), 365) == 0

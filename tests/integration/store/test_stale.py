@@ -16,7 +16,7 @@ import pytest
 from bson import ObjectId
 
 from backend.jobs import JobStatus, utcnow
-from backend.store.documents import JobDocument
+from backend.store.documents import collection
 from tests.integration.store.conftest import MakeJob
 
 EPOCH = (utcnow() - timedelta(days=30)).replace(microsecond=0)
@@ -37,7 +37,7 @@ async def make_old(make_job: MakeJob, store: httpx.AsyncClient) -> AsyncIterator
         job_id = await make_job(status, **fields)
         made.append(job_id)
         when = EPOCH + timedelta(seconds=offset)
-        await JobDocument.get_pymongo_collection().update_one(
+        await collection().update_one(
             {"_id": ObjectId(job_id)}, {"$set": {"updated_at": when}})
         return job_id
 

@@ -1,5 +1,9 @@
 """The worker's side of the report path: append to the report stream, never wait.
 
+:class:`ReportWriter` appends one worker process's reports; :class:`AttemptReports` is
+where one attempt's reports go, handed to the runner with the attempt
+(:class:`backend.workers.middleware.base.JobRun`).
+
 Each call is one Redis round trip (a pipeline), and none asks the data service
 anything: the recorder applies the reports later, in batches
 (:mod:`backend.dispatcher.recorder`). What a round trip carries:
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 import redis
 
 from backend import markers
-from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
+from backend.reports import Report, append_report
 
 log = logging.getLogger("backend.workers.jobs")
 
@@ -54,17 +58,13 @@ class ReportWriter:
         self.done_ttl = done_ttl
         self._sleep = sleep
 
-    @staticmethod
-    def _append(pipe: redis.client.Pipeline, report: Report) -> None:
-        pipe.xadd(REPORT_STREAM, {REPORT_FIELD: encode_report(report)})
-
     def begin(self, report: Report) -> Begun:
         """Report ``running`` and read the job's markers in one round trip (the worker
         reads the markers while it prepares the job; this is for a run outside it)."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.get(markers.stop_key(report.job_id))
             pipe.exists(markers.done_key(report.job_id))
-            self._append(pipe, report)
+            append_report(pipe, report)
             stop, done, _ = pipe.execute()
         return Begun(stop=stop.decode() if stop is not None else None, done=bool(done))
 
@@ -73,7 +73,7 @@ class ReportWriter:
         try:
             with self.redis.pipeline(transaction=False) as pipe:
                 pipe.get(markers.stop_key(report.job_id))
-                self._append(pipe, report)
+                append_report(pipe, report)
                 stop, _ = pipe.execute()
         except redis.RedisError as exc:
             log.warning("job %s: progress report lost (Redis: %s)", report.job_id, exc)
@@ -88,10 +88,10 @@ class ReportWriter:
             return None
         return stop.decode() if stop is not None else None
 
-    @classmethod
-    def append_end(cls, pipe: redis.client.Pipeline, report: Report, done_ttl: int) -> None:
+    @staticmethod
+    def append_end(pipe: redis.client.Pipeline, report: Report, done_ttl: int) -> None:
         """Add an end report (and for a final end the ``done`` marker) to ``pipe``."""
-        cls._append(pipe, report)
+        append_report(pipe, report)
         if report.final:
             pipe.set(markers.done_key(report.job_id), b"1", ex=done_ttl)
 
@@ -99,7 +99,7 @@ class ReportWriter:
         """One try of :meth:`end`; raises :class:`redis.RedisError` if Redis did not take it."""
         with self.redis.pipeline(transaction=True) as pipe:
             if extra is not None:
-                self._append(pipe, extra)
+                append_report(pipe, extra)
             self.append_end(pipe, report, self.done_ttl)
             pipe.execute()
 
@@ -118,3 +118,38 @@ class ReportWriter:
                                 "again", report.job_id, report.status, exc)
                 self._sleep(backoff)
                 backoff = min(_MAX_BACKOFF, backoff * 2)
+
+
+class AttemptReports:
+    """Where the reports of one attempt go, written as they come (a bare call of the
+    runner). A :class:`~backend.workers.worker.TaskWorker` hands the runner its own
+    (:class:`~backend.workers.worker.WorkerReports`): the markers read while it prepared
+    the job, ``running`` held back for a short job, the end written with RQ's end of it.
+    """
+
+    def __init__(self, writer: ReportWriter) -> None:
+        self.writer = writer
+
+    def begin(self, running: Report) -> Begun:
+        """Report ``running`` (or have it reported); what the job's markers say."""
+        return self.writer.begin(running)
+
+    def running_pending(self) -> bool:
+        """Whether ``running`` is still held back (the next progress report says it)."""
+        return False
+
+    def withdraw_running(self) -> None:
+        """Never report the held-back ``running`` (the attempt has said it, or ended)."""
+
+    def progress(self, report: Report) -> str | None:
+        """Append a progress report (best effort); the job's stop marker, if set."""
+        return self.writer.progress(report)
+
+    def stop_marker(self, job_id: str) -> str | None:
+        """The job's stop marker, or None."""
+        return self.writer.stop_marker(job_id)
+
+    def end(self, report: Report, *, returns: bool) -> None:
+        """Write how the attempt ended. ``returns``: the job function returns normally
+        after it (RQ files the job finished), so it may go with RQ's end of the job."""
+        self.writer.end(report)
