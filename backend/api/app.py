@@ -23,6 +23,7 @@ from redis import Redis as SyncRedis
 from backend import tracing
 from backend.api.auth import auth_routes
 from backend.api.catalog import CATALOG_ROUTES
+from backend.api.conditional import ConditionalGetMiddleware
 from backend.api.dependencies import DEPENDENCIES, ensure_queue
 from backend.api.errors import EXCEPTION_HANDLERS
 from backend.api.events import EVENT_ROUTES, JobWatch
@@ -147,7 +148,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         Router(API_PREFIX, route_handlers=[
             *job_routes([submit_limit.middleware] if submit_limit else []),
             *auth_routes([login_limit.middleware] if login_limit else []),
-            *EVENT_ROUTES, *CATALOG_ROUTES, *STATS_ROUTES, *WEBHOOK_SECRET_ROUTES]),
+            *EVENT_ROUTES, *CATALOG_ROUTES, *STATS_ROUTES, *WEBHOOK_SECRET_ROUTES],
+            # An ETag on each JSON answer; a 304 when the browser's copy still holds.
+            middleware=[ConditionalGetMiddleware()]),
         *HEALTH_ROUTES,
         *metrics_routes(settings.observability),
     ]

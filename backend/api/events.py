@@ -10,6 +10,12 @@ own beyond that (any replica can serve any stream). Streams are capped per proce
 
 A stream sends ``event: job`` with the job as JSON whenever its status, progress or
 update time changes, the first one at once, and ends after a terminal status.
+
+``GET /api/v1/events?job=<id>&job=<id>`` follows up to MAX_FOLLOWED jobs on one
+connection (a browser allows about six per host, for all its tabs): the same ``job``
+events, each naming its job by its ``id``; ``event: gone`` for a job that does not exist,
+is not the caller's, or was deleted; the stream ends once every job it follows has
+finished or gone. It counts as one stream against the limits.
 """
 
 from __future__ import annotations
@@ -17,23 +23,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, get
 from litestar.datastructures import State
+from litestar.exceptions import ValidationException
+from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client, JobIdParam
 from backend.api.jobs import visible_job
-from backend.api.security import still_signed_in
-from backend.errors import TaskbrokerError
-from backend.jobs import Job
+from backend.api.security import Principal, still_signed_in
+from backend.errors import JobNotFoundError, TaskbrokerError
+from backend.jobs import OBJECT_ID_PATTERN, Job
 from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,8 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 15.0
 QUERY_CHUNK = 1000  # ids per data service request
 STOP_CHECK_SECONDS = 1.0
+MAX_FOLLOWED = 100  # jobs of one shared stream: the longest page of GET /api/v1/jobs
+_JOB_ID = re.compile(OBJECT_ID_PATTERN)
 SIGNED_OUT = "your sign-in is no longer valid (signed out, expired, revoked or disabled)"
 
 
@@ -67,6 +78,11 @@ def error_event(detail: str) -> ServerSentEventMessage:
     return ServerSentEventMessage(event="error", data=data)
 
 
+def gone_event(job_id: str, detail: str) -> ServerSentEventMessage:
+    data = msgspec.json.encode({"id": job_id, "detail": detail}).decode()
+    return ServerSentEventMessage(event="gone", data=data)
+
+
 class _Deleted:
     pass
 
@@ -79,6 +95,15 @@ class _Failed:
 Update = Job | _Deleted | _Failed
 
 
+class Following:
+    """What one stream follows, and the queue the poll hands it (job id, update) on."""
+
+    def __init__(self, user_id: str, job_ids: list[str]) -> None:
+        self.user_id = user_id
+        self.job_ids = set(job_ids)
+        self.updates: asyncio.Queue[tuple[str, Update]] = asyncio.Queue()
+
+
 class JobWatch:
     """One poll for all the live streams of a process."""
 
@@ -89,7 +114,7 @@ class JobWatch:
         self.max_streams = max_streams
         self.max_per_user = max_per_user
         self.give_up_after = give_up_after
-        self._streams: dict[str, set[asyncio.Queue[Update]]] = {}
+        self._streams: dict[str, set[Following]] = {}
         self._users: Counter[str] = Counter()
         self._open = 0
         self._task: asyncio.Task[None] | None = None
@@ -99,39 +124,48 @@ class JobWatch:
     def open_streams(self) -> int:
         return self._open
 
-    def check_room(self, job: Job) -> None:
-        """Raise :class:`TooManyStreamsError` if a stream of ``job`` would be over a limit."""
+    def check_room(self, user_id: str, instead: str = "GET /api/v1/jobs") -> None:
+        """Raise :class:`TooManyStreamsError` if one more stream of ``user_id`` would be over
+        a limit; ``instead`` is what to poll meanwhile."""
         if self._open >= self.max_streams:
             raise TooManyStreamsError(f"this server holds {self._open} live streams, its limit "
-                                      f"(SSE_MAX_STREAMS); poll GET /api/v1/jobs/{job.id} "
-                                      "instead, or try again later")
-        if self._users[job.user_id] >= self.max_per_user:
-            raise TooManyStreamsError(f"user {job.user_id} holds {self._users[job.user_id]} "
+                                      f"(SSE_MAX_STREAMS); poll {instead} instead, or try "
+                                      "again later")
+        if self._users[user_id] >= self.max_per_user:
+            raise TooManyStreamsError(f"user {user_id} holds {self._users[user_id]} "
                                       "live streams on this server, the limit "
                                       "(SSE_MAX_STREAMS_PER_USER); close one first")
 
     @contextlib.contextmanager
-    def follow(self, job: Job) -> Any:
-        """Register a stream of ``job``; yields the queue its updates arrive on."""
-        self.check_room(job)
-        updates: asyncio.Queue[Update] = asyncio.Queue()
-        self._streams.setdefault(job.id, set()).add(updates)
-        self._users[job.user_id] += 1
+    def follow(self, user_id: str, job_ids: list[str]) -> Any:
+        """Register one stream of ``user_id`` following ``job_ids``; yields its
+        :class:`Following`."""
+        self.check_room(user_id)
+        following = Following(user_id, job_ids)
+        for job_id in following.job_ids:
+            self._streams.setdefault(job_id, set()).add(following)
+        self._users[user_id] += 1
         self._open += 1
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll())
         try:
-            yield updates
+            yield following
         finally:
             self._open -= 1
-            self._users[job.user_id] -= 1
-            if self._users[job.user_id] <= 0:
-                del self._users[job.user_id]
-            followers = self._streams.get(job.id)
-            if followers is not None:
-                followers.discard(updates)
-                if not followers:
-                    del self._streams[job.id]
+            self._users[user_id] -= 1
+            if self._users[user_id] <= 0:
+                del self._users[user_id]
+            for job_id in list(following.job_ids):
+                self.drop(following, job_id)
+
+    def drop(self, following: Following, job_id: str) -> None:
+        """Stop looking up ``job_id`` for this stream (it finished or is gone)."""
+        following.job_ids.discard(job_id)
+        followers = self._streams.get(job_id)
+        if followers is not None:
+            followers.discard(following)
+            if not followers:
+                del self._streams[job_id]
 
     async def close(self) -> None:
         if self._task is not None:
@@ -154,8 +188,8 @@ class JobWatch:
             self._failing_since = None
             for job_id in ids:
                 update: Update = found.get(job_id) or _Deleted()
-                for followers in (self._streams.get(job_id) or ()):
-                    followers.put_nowait(update)
+                for following in (self._streams.get(job_id) or ()):
+                    following.updates.put_nowait((job_id, update))
 
     def _failing(self, exc: Exception) -> None:
         now = time.monotonic()
@@ -164,55 +198,81 @@ class JobWatch:
             log.warning("live streams cannot read their jobs: %s", exc)
         if now - self._failing_since >= self.give_up_after:
             # The browsers reconnect (to this or another replica) once the store is back.
-            for followers in list(self._streams.values()):
-                for updates in followers:
-                    updates.put_nowait(_Failed(f"the job store (data service) is "
-                                               f"unavailable: {type(exc).__name__}"))
+            failed = _Failed(f"the job store (data service) is unavailable: "
+                             f"{type(exc).__name__}")
+            for following in set().union(*self._streams.values()):
+                following.updates.put_nowait(("", failed))
             self._failing_since = None
 
 
-async def job_changes(watch: JobWatch, first: Job, *, keepalive: float = KEEPALIVE_SECONDS,
-                      stopping: threading.Event | None = None,
-                      allowed: Callable[[], Awaitable[bool]] | None = None,
-                      ) -> AsyncIterator[ServerSentEventMessage]:
+def job_changes(watch: JobWatch, first: Job, *, keepalive: float = KEEPALIVE_SECONDS,
+                stopping: threading.Event | None = None,
+                allowed: Callable[[], Awaitable[bool]] | None = None,
+                user_id: str | None = None) -> AsyncIterator[ServerSentEventMessage]:
     """Events for ``first`` and each later change of the job, until it finishes.
 
     Also ends, without an event, once ``stopping`` is set (the process is shutting down),
     and with an ``error`` event once ``allowed`` says the caller may no longer be served
-    (asked at every keep-alive and before every change is sent).
+    (asked at every keep-alive and before every change is sent). The stream counts
+    against ``user_id``'s limit (default: the job's owner).
     """
-    yield job_event(first)
-    if first.finished:
+    return jobs_changes(watch, [first], user_id=user_id or first.user_id, keepalive=keepalive,
+                        stopping=stopping, allowed=allowed, single=True)
+
+
+async def jobs_changes(watch: JobWatch, firsts: list[Job], *, user_id: str,
+                       keepalive: float = KEEPALIVE_SECONDS,
+                       stopping: threading.Event | None = None,
+                       allowed: Callable[[], Awaitable[bool]] | None = None,
+                       single: bool = False) -> AsyncIterator[ServerSentEventMessage]:
+    """Events for each job of ``firsts`` and each later change, on one stream, until all
+    have finished or gone (``event: gone``). ``single``: the one-job stream, which ends
+    with an ``error`` event when its job is deleted."""
+    last = {job.id: _state(job) for job in firsts if not job.finished}
+    if not last:
+        for job in firsts:
+            yield job_event(job)
         return
-    with watch.follow(first) as updates:
-        last, last_sent = _state(first), time.monotonic()
-        while True:
+    # Followed (and counted) before the first event, so nothing after it is missed.
+    with watch.follow(user_id, list(last)) as following:
+        for job in firsts:
+            yield job_event(job)
+        last_sent = time.monotonic()
+        while last:
             try:
                 # Wake every second to notice a shutdown.
-                update: Update | None = await asyncio.wait_for(updates.get(),
-                                                               timeout=STOP_CHECK_SECONDS)
+                job_id, update = await asyncio.wait_for(following.updates.get(),
+                                                        timeout=STOP_CHECK_SECONDS)
             except TimeoutError:
-                update = None
+                job_id, update = "", None
             if stopping is not None and stopping.is_set():
-                return
-            if isinstance(update, _Deleted):
-                yield error_event(f"job {first.id} was deleted")
                 return
             if isinstance(update, _Failed):
                 yield error_event(update.detail)
                 return
-            if isinstance(update, Job):
-                if _state(update) != last:
+            if job_id not in last:
+                pass  # finished or gone already; the poll may still have brought it
+            elif isinstance(update, _Deleted):
+                if single:
+                    yield error_event(f"job {job_id} was deleted")
+                    return
+                del last[job_id]
+                watch.drop(following, job_id)
+                last_sent = time.monotonic()
+                yield gone_event(job_id, f"job {job_id} was deleted")
+            elif isinstance(update, Job):
+                if _state(update) != last[job_id]:
                     if allowed is not None and not await allowed():
                         yield error_event(SIGNED_OUT)
                         return
-                    last, last_sent = _state(update), time.monotonic()
+                    last[job_id], last_sent = _state(update), time.monotonic()
                     yield job_event(update)
                 if update.finished:
-                    return
-            # Nothing sent for a while (the poll brings the unchanged job, or nothing): a
+                    del last[job_id]
+                    watch.drop(following, job_id)
+            # Nothing sent for a while (the poll brings unchanged jobs, or nothing): a
             # comment keeps proxies from closing the stream, and the caller is asked for again.
-            if time.monotonic() - last_sent >= keepalive:
+            if last and time.monotonic() - last_sent >= keepalive:
                 if allowed is not None and not await allowed():
                     yield error_event(SIGNED_OUT)
                     return
@@ -233,13 +293,75 @@ async def job_events(request: Request[Any, Any, Any], job_id: JobIdParam, client
     # An unknown job (or another user's): a plain 404, not an empty stream.
     first = await visible_job(client, job_id, request.user)
     watch: JobWatch = state.watch
+    caller: Principal = request.user
     if not first.finished:
         # Refuse now, with a status code, rather than inside a stream already begun.
-        watch.check_room(first)
+        watch.check_room(caller.username, f"GET /api/v1/jobs/{first.id}")
     # The caller is looked at again while the stream lasts: a sign-out, a revoked token or
     # a disabled user ends it (within the few seconds the kernel caches who is who).
     return ServerSentEvent(job_changes(watch, first, stopping=state.stopping,
-                                       allowed=lambda: still_signed_in(request)))
+                                       allowed=lambda: still_signed_in(request),
+                                       user_id=caller.username))
 
 
-EVENT_ROUTES = [job_events]
+def followed_ids(given: list[str]) -> list[str]:
+    """The job ids of ``?job=`` in order, once each; a 400 in plain words if they are none,
+    too many or not job ids."""
+    ids = list(dict.fromkeys(given))
+    problem = None
+    if not ids:
+        problem = "name at least one job: ?job=<id>&job=<id>…"
+    elif len(ids) > MAX_FOLLOWED:
+        problem = (f"a stream follows at most {MAX_FOLLOWED} jobs, this one asks for "
+                   f"{len(ids)}; open a stream per {MAX_FOLLOWED} jobs")
+    else:
+        bad = [job_id for job_id in ids if not _JOB_ID.match(job_id)]
+        if bad:
+            problem = f"{bad[0][:40]!r} is not a job id (24 lower-case hex digits)"
+    if problem:
+        raise ValidationException(detail=f"Invalid query parameter job: {problem}",
+                                  extra=[{"key": "job", "source": "query", "message": problem}])
+    return ids
+
+
+@get("/events", summary="Follow several jobs live, on one connection", tags=["jobs"],
+     responses=responses(400, 401, 404, 429, 503))
+async def jobs_events(
+    request: Request[Any, Any, Any], client: Client, state: State,
+    job: Annotated[list[str] | None, QueryParameter(
+        name="job", description=f"Job ids to follow (repeat the parameter), 1 to "
+                                f"{MAX_FOLLOWED}.")] = None,
+) -> ServerSentEvent:
+    """``text/event-stream`` of ``event: job`` (data: the job as JSON, naming it by ``id``)
+    for each followed job at once and on every change; ``event: gone`` (data: ``id``,
+    ``detail``) for a job that does not exist, is not yours, or was deleted; ``event:
+    error`` ends the stream. It ends by itself once every job has finished or gone.
+
+    A 404 (before any event) means none of the jobs is yours; a 429 that this server or
+    this user holds as many streams as allowed (one such stream counts once).
+    """
+    ids = followed_ids(job or [])
+    caller: Principal = request.user
+    found = {j.id: j for j in await client.get_jobs(ids)
+             if caller.admin or j.user_id == caller.username}
+    if not found:
+        # The same answer for unknown jobs and other users' jobs: ids cannot be probed.
+        raise JobNotFoundError("none of these jobs was found" if len(ids) > 1
+                               else f"job {ids[0]} not found")
+    watch: JobWatch = state.watch
+    if any(not j.finished for j in found.values()):
+        watch.check_room(caller.username)
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        for job_id in ids:
+            if job_id not in found:
+                yield gone_event(job_id, f"job {job_id} not found")
+        async for event in jobs_changes(watch, [found[i] for i in ids if i in found],
+                                        user_id=caller.username, stopping=state.stopping,
+                                        allowed=lambda: still_signed_in(request)):
+            yield event
+
+    return ServerSentEvent(events())
+
+
+EVENT_ROUTES = [job_events, jobs_events]

@@ -23,6 +23,7 @@ from tests.services import ROOT, TEST_PASSWORD
 FRONTEND = ROOT / "frontend"
 DIST = FRONTEND / "dist" / "frontend" / "browser"
 SCRIPT = FRONTEND / "e2e" / "run.mjs"
+LIVE_SCRIPT = FRONTEND / "e2e" / "live.mjs"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -78,6 +79,42 @@ def test_web_app_submits_follows_fails_and_cancels_jobs(system) -> None:
     assert overview.is_file() and overview.stat().st_size > 20_000, (
         "no screenshot of the overview's charts"
     )
+
+
+def test_four_tabs_follow_twenty_running_jobs_on_one_connection_each(system) -> None:
+    """Twenty unfinished jobs on My jobs cost one list request a round (mostly 304s) and one
+    live stream per tab, so four tabs of one browser (about six connections per host for all
+    of them) each load and show the jobs moving; the keyboard keeps its place on Refresh and
+    on "Older →" reaching the last page (frontend/e2e/live.mjs)."""
+    node = _require_tools()
+    system.submit("echo")  # an older, finished job: a second page
+    # Slow enough to stay unfinished through the checks: two run (one worker each), the
+    # rest wait in the queue.
+    jobs = [system.submit("simulate", {"duration": 300}, estimated_time=300)
+            for _ in range(20)]
+    env = {
+        **os.environ,
+        "BASE_URL": system.api_url,
+        "CHROMIUM_PATH": CHROMIUM,
+        "E2E_USERNAME": E2E_USER,
+        "E2E_PASSWORD": TEST_PASSWORD,
+        "JOB_IDS": ",".join(reversed(jobs)),
+        "MEASURE_SECONDS": "60",
+        # A list request every LIST_REFRESH_MS (10 s) and nothing per job; with a stream
+        # per job (three at most) and the other jobs polled, the page sent 202 a minute.
+        "MAX_PER_MINUTE": "12",
+    }
+    try:
+        run = subprocess.run([node, str(LIVE_SCRIPT)], cwd=FRONTEND, env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        for job_id in jobs:
+            system.cancel(job_id)
+    output = f"{run.stdout}\n{run.stderr}"
+    print(output)
+    assert run.returncode == 0, f"the browser checks failed:\n{output}"
+    assert "requests per minute on My jobs with 20 unfinished jobs" in run.stdout
+    assert "4 tabs load and show their jobs moving, one live stream each" in run.stdout
 
 
 def test_kernel_caches_hashed_bundles_for_good_and_revalidates_index(system) -> None:

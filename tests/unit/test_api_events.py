@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from backend.api.events import JobWatch, TooManyStreamsError, job_changes
+from backend.api.events import JobWatch, TooManyStreamsError, job_changes, jobs_changes
 from backend.errors import DataServiceError
 from backend.jobs import Job, JobStatus
 
@@ -95,13 +95,13 @@ async def test_many_streams_share_one_request_per_poll() -> None:
 
 async def test_streams_are_capped_per_process_and_per_user() -> None:
     shared = watch(Script(), max_streams=2, max_per_user=1)
-    with shared.follow(job(JobStatus.RUNNING, job_id="a" * 24, user="alice")):
+    with shared.follow("alice", ["a" * 24]):
         with pytest.raises(TooManyStreamsError, match="SSE_MAX_STREAMS_PER_USER"):
-            with shared.follow(job(JobStatus.RUNNING, job_id="b" * 24, user="alice")):
+            with shared.follow("alice", ["b" * 24]):
                 pass
-        with shared.follow(job(JobStatus.RUNNING, job_id="c" * 24, user="bob")):
+        with shared.follow("bob", ["c" * 24]):
             with pytest.raises(TooManyStreamsError, match="SSE_MAX_STREAMS"):
-                with shared.follow(job(JobStatus.RUNNING, job_id="d" * 24, user="carol")):
+                with shared.follow("carol", ["d" * 24]):
                     pass
     assert shared.open_streams == 0
     await shared.close()
@@ -114,3 +114,27 @@ async def test_shutdown_ends_an_open_stream_quietly() -> None:
     events = [e async for e in job_changes(watch(Script({ID: running})), running,
                                            stopping=stopping)]
     assert [e.event for e in events] == ["job"]
+
+
+async def test_one_stream_follows_several_jobs_until_each_has_finished_or_gone() -> None:
+    a, b, c = (f"{n:024x}" for n in (1, 2, 3))
+    rounds = [
+        {a: job(JobStatus.RUNNING, 10, 1, job_id=a), b: job(JobStatus.QUEUED, job_id=b)},
+        {a: job(JobStatus.SUCCEEDED, 100, 2, job_id=a), b: job(JobStatus.RUNNING, 0, 1,
+                                                               job_id=b)},
+        {b: job(JobStatus.RUNNING, 0, 1, job_id=b)},  # a is no longer asked for
+        {},  # b deleted
+    ]
+    script = Script(*rounds)
+    firsts = [job(JobStatus.QUEUED, job_id=a), job(JobStatus.QUEUED, job_id=b),
+              job(JobStatus.FAILED, job_id=c)]
+    shared = watch(script)
+    events = [e async for e in jobs_changes(shared, firsts, user_id="u")]
+    seen = [(e.event, msgspec.json.decode(e.data)["id"]) for e in events]
+    # Each at once (c has finished already); then each job's changes in order.
+    assert seen[:3] == [("job", a), ("job", b), ("job", c)]
+    assert [event for event, job_id in seen[3:] if job_id == a] == ["job", "job"]
+    assert [event for event, job_id in seen[3:] if job_id == b] == ["job", "gone"]
+    assert seen[-1] == ("gone", b)
+    assert [sorted(r) for r in script.requests] == [[a, b], [a, b], [b], [b]]
+    assert shared.open_streams == 0

@@ -67,6 +67,11 @@ export class FakeEventSource implements EventSourceLike {
     this.dispatch('job', JSON.stringify(job));
   }
 
+  /** Deliver `event: gone` for this job id (a shared stream). */
+  sendGone(id: string): void {
+    this.dispatch('gone', JSON.stringify({ id, detail: `job ${id} was deleted` }));
+  }
+
   /** What the browser does when the stream breaks. */
   fail(): void {
     this.dispatch('error', '');

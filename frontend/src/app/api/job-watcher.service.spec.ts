@@ -4,7 +4,7 @@ import { TestBed } from '@angular/core/testing';
 
 import { FakeEventSource, makeJob } from '../../testing/fixtures';
 import { Job } from './job.model';
-import { EVENT_SOURCE_FACTORY, JobWatcher, WATCH_TIMING } from './job-watcher.service';
+import { EVENT_SOURCE_FACTORY, JobWatcher, LiveEvent, WATCH_TIMING } from './job-watcher.service';
 
 describe('JobWatcher', () => {
   let watcher: JobWatcher;
@@ -123,5 +123,43 @@ describe('JobWatcher', () => {
       .expectOne(`/api/v1/jobs/${job.id}`)
       .flush({ status_code: 404, detail: 'not found' }, { status: 404, statusText: 'Not Found' });
     expect(status).toBe(404);
+  });
+
+  describe('followAll', () => {
+    const shown = (event: LiveEvent): string =>
+      event.kind === 'job' ? `${event.job.id}:${event.job.status}` : `${event.kind}`;
+
+    it('follows several jobs on one stream until each has finished or gone', () => {
+      const [a, b] = [makeJob({ status: 'running' }), makeJob({ status: 'queued' })];
+      const seen: string[] = [];
+      let completed = false;
+      watcher
+        .followAll([a.id, b.id])
+        .subscribe({ next: (e) => seen.push(shown(e)), complete: () => (completed = true) });
+      const source = FakeEventSource.last();
+      expect(source.url).toBe(`/api/v1/events?job=${a.id}&job=${b.id}`);
+      expect(watcher.streams()).toBe(1); // one connection for both
+
+      source.sendJob({ ...a, status: 'succeeded' });
+      expect(completed).toBe(false);
+      source.sendGone(b.id);
+      expect(seen).toEqual([`${a.id}:succeeded`, 'gone']);
+      expect(completed).toBe(true);
+      expect(source.closed).toBe(true);
+      expect(watcher.streams()).toBe(0);
+    });
+
+    it('says the stream is lost when it breaks or cannot be opened, and polls nothing', () => {
+      const job = makeJob({ status: 'running' });
+      const seen: string[] = [];
+      watcher.followAll([job.id]).subscribe((e) => seen.push(shown(e)));
+      FakeEventSource.last().fail();
+      sseAvailable = false;
+      watcher.followAll([job.id]).subscribe((e) => seen.push(shown(e)));
+      expect(seen).toEqual(['lost', 'lost']);
+      expect(watcher.streams()).toBe(0);
+      vi.advanceTimersByTime(60_000);
+      http.expectNone(() => true); // the caller decides how to poll (the list, at once)
+    });
   });
 });

@@ -31,13 +31,19 @@ export interface WatchTiming {
   maxStreams: number;
 }
 
+/** Jobs one shared stream follows at most (the kernel's MAX_FOLLOWED). */
+export const MAX_FOLLOWED = 100;
+
+/** What a shared stream tells: a job changed, a job is gone, or the stream broke. */
+export type LiveEvent = { kind: 'job'; job: Job } | { kind: 'gone'; id: string } | { kind: 'lost' };
+
 export const WATCH_TIMING = new InjectionToken<WatchTiming>('WATCH_TIMING', {
   providedIn: 'root',
   factory: () => ({ pollMinMs: 1500, pollMaxMs: 10000, maxStreams: 3 }),
 });
 
 /**
- * Live updates of one job: the kernel's SSE stream (`event: job`, data = Job JSON),
+ * Live updates of jobs. `watch`: one job, on the kernel's SSE stream (`event: job`, data = Job JSON),
  * falling back to polling GET /jobs/{id} when streams are unavailable, used up, or fail.
  */
 @Injectable({ providedIn: 'root' })
@@ -152,6 +158,81 @@ export class JobWatcher {
         startPolling();
       }
       return stop;
+    });
+  }
+
+  /**
+   * Live updates of several jobs (at most MAX_FOLLOWED) on one connection: a browser has
+   * about six per host for all its tabs, so a page holds one whatever it shows. Emits
+   * each change and each job that is gone (deleted, or not the user's); completes once
+   * every job has finished or gone. When the stream breaks first (or cannot be opened),
+   * emits `lost` and completes: the caller polls, then follows again.
+   */
+  followAll(ids: readonly string[]): Observable<LiveEvent> {
+    return new Observable<LiveEvent>((subscriber) => {
+      const open = new Set(ids);
+      const source = open.size ? this.createSource(this.api.sharedEventsUrl([...open])) : null;
+      let closed = false;
+      const close = (): void => {
+        if (source && !closed) {
+          source.close();
+          this.streamCount.update((n) => n - 1);
+        }
+        closed = true;
+      };
+      const lost = (): void => {
+        if (!closed) {
+          close();
+          subscriber.next({ kind: 'lost' });
+          subscriber.complete();
+        }
+      };
+      const settle = (id: string): void => {
+        open.delete(id);
+        if (open.size === 0) {
+          close();
+          subscriber.complete();
+        }
+      };
+      if (!source) {
+        closed = true;
+        subscriber.next({ kind: 'lost' });
+        subscriber.complete();
+        return close;
+      }
+      this.streamCount.update((n) => n + 1);
+      source.addEventListener('job', (event) => {
+        let job: Job;
+        try {
+          job = JSON.parse(event.data) as Job;
+        } catch {
+          lost(); // a stream we cannot read is a failed stream
+          return;
+        }
+        if (!closed) {
+          subscriber.next({ kind: 'job', job });
+          if (isTerminal(job.status)) {
+            settle(job.id);
+          }
+        }
+      });
+      source.addEventListener('gone', (event) => {
+        let id: string;
+        try {
+          id = (JSON.parse(event.data) as { id: string }).id;
+        } catch {
+          lost();
+          return;
+        }
+        if (!closed) {
+          subscriber.next({ kind: 'gone', id });
+          settle(id);
+        }
+      });
+      // A break, a refusal (404, 429) or the kernel's `event: error`: EventSource would
+      // reconnect by itself forever; the caller polls instead, and follows again later.
+      source.addEventListener('error', lost);
+      return close;
     });
   }
 }

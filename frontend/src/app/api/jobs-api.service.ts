@@ -78,4 +78,13 @@ export class JobsApi {
   eventsUrl(id: string): string {
     return `${this.base}/jobs/${encodeURIComponent(id)}/events`;
   }
+
+  /**
+   * URL of one stream for several jobs (at most MAX_FOLLOWED): `event: job` (data = Job
+   * JSON) and `event: gone` (data = `{id, detail}`).
+   */
+  sharedEventsUrl(ids: readonly string[]): string {
+    const params = ids.reduce((p, id) => p.append('job', id), new HttpParams());
+    return `${this.base}/events?${params.toString()}`;
+  }
 }

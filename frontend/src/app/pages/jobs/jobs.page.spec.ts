@@ -12,8 +12,8 @@ import { signInAs } from '../../../testing/auth';
 import { FakeEventSource, makeJob } from '../../../testing/fixtures';
 import { buttonByText, query, queryAll, setValue, text } from '../../../testing/dom';
 import { Job, JobPage, JobSummary } from '../../api/job.model';
-import { EVENT_SOURCE_FACTORY } from '../../api/job-watcher.service';
-import { JobsPage } from './jobs.page';
+import { EVENT_SOURCE_FACTORY, WATCH_TIMING } from '../../api/job-watcher.service';
+import { JobsPage, STREAM_RETRY_MS } from './jobs.page';
 
 function page(items: JobSummary[], total = items.length, offset = 0): JobPage {
   return { items, total, limit: 20, offset, next_cursor: null };
@@ -66,12 +66,19 @@ describe('JobsPage', () => {
           withComponentInputBinding(),
         ),
         { provide: EVENT_SOURCE_FACTORY, useValue: (url: string) => new FakeEventSource(url) },
+        // Polling (only while the stream is broken) within a test's time.
+        { provide: WATCH_TIMING, useValue: { pollMinMs: 20, pollMaxMs: 40, maxStreams: 3 } },
       ],
     });
     http = TestBed.inject(HttpTestingController);
   });
 
-  afterEach(() => http.verify());
+  afterEach(() => {
+    vi.restoreAllMocks();
+    http.verify();
+  });
+
+  const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
   it("lists the user's jobs with status, progress and finish", async () => {
     await open();
@@ -123,7 +130,7 @@ describe('JobsPage', () => {
     );
     // Followed live like any unfinished job: once due, it is queued.
     const source = FakeEventSource.last();
-    expect(source.url).toBe(`/api/v1/jobs/${scheduled.id}/events`);
+    expect(source.url).toBe(`/api/v1/events?job=${scheduled.id}`);
     source.sendJob(
       makeJob({ ...scheduled, status: 'queued', updated_at: new Date().toISOString() }),
     );
@@ -157,7 +164,7 @@ describe('JobsPage', () => {
     expectList().flush(page([running, done]));
     await settle();
     expect(FakeEventSource.instances.map((s) => s.url)).toEqual([
-      `/api/v1/jobs/${running.id}/events`,
+      `/api/v1/events?job=${running.id}`,
     ]);
 
     const source = FakeEventSource.last();
@@ -174,6 +181,82 @@ describe('JobsPage', () => {
     await settle();
     expect(text(row(running.id), '[data-testid="status"]')).toBe('succeeded');
     expect(source.closed).toBe(true);
+  });
+
+  it('follows every unfinished job of the page on one stream, reopened for a new job', async () => {
+    await open();
+    const a = makeJob({ status: 'running', progress: 10 });
+    const b = makeJob({ status: 'queued' });
+    const c = makeJob({ status: 'succeeded', progress: 100 });
+    expectList().flush(page([a, b, c]));
+    await settle();
+    expect(FakeEventSource.instances.map((s) => s.url)).toEqual([
+      `/api/v1/events?job=${a.id}&job=${b.id}`,
+    ]);
+    expect(text(root, '.live-info')).toBe('live: 2 streamed');
+    const source = FakeEventSource.last();
+    source.sendJob({
+      ...a,
+      status: 'succeeded',
+      progress: 100,
+      updated_at: '2026-11-01T10:00:09Z',
+    });
+    await settle();
+    expect(text(row(a.id), '[data-testid="status"]')).toBe('succeeded');
+    expect(source.closed).toBe(false); // b is still followed
+
+    // A refresh with the same jobs keeps the stream; a new unfinished job reopens it.
+    buttonByText(root, 'Refresh').click();
+    expectList().flush(page([a, b, c]));
+    await settle();
+    expect(FakeEventSource.instances.length).toBe(1);
+    const d = makeJob({ status: 'queued' });
+    buttonByText(root, 'Refresh').click();
+    expectList().flush(page([d, a, b, c]));
+    await settle();
+    expect(source.closed).toBe(true);
+    expect(FakeEventSource.last().url).toBe(`/api/v1/events?job=${d.id}&job=${b.id}`);
+    FakeEventSource.last().close();
+  });
+
+  it('polls the list, one request a round, while the stream is broken; then streams again', async () => {
+    await open();
+    const a = makeJob({ status: 'running', progress: 10 });
+    expectList().flush(page([a]));
+    await settle();
+    FakeEventSource.last().fail();
+    // At once, a look at what the stream may have missed; then one list request a round.
+    expectList().flush(page([a]));
+    await settle();
+    expect(text(root, '.live-info')).toBe('live: list refreshed every few seconds');
+    for (const progress of [20, 30]) {
+      await pause(60);
+      expectList().flush(page([{ ...a, progress, updated_at: `2026-11-01T10:00:${progress}Z` }]));
+      await settle();
+      expect(query(row(a.id), '[role="progressbar"]').getAttribute('aria-valuenow')).toBe(
+        String(progress),
+      );
+    }
+    expect(FakeEventSource.instances.length).toBe(1);
+
+    // Later, the stream is tried again; its first event ends the polling.
+    const now = Date.now();
+    vi.spyOn(Date, 'now').mockReturnValue(now + STREAM_RETRY_MS);
+    await pause(60);
+    expectList().flush(page([a]));
+    await settle();
+    expect(FakeEventSource.instances.length).toBe(2);
+    const again = FakeEventSource.last();
+    again.sendJob({ ...a, progress: 50, updated_at: '2026-11-01T10:01:00Z' });
+    await settle();
+    expect(text(root, '.live-info')).toBe('live: 1 streamed');
+
+    // A job deleted elsewhere: the list is loaded again.
+    again.sendGone(a.id);
+    expectList().flush(page([]));
+    await settle();
+    expect(again.closed).toBe(true);
+    expect(text(root, '[data-testid="empty"]')).toContain('You have no jobs yet.');
   });
 
   it('says so when there are no jobs, and offers to submit one', async () => {
@@ -232,7 +315,7 @@ describe('JobsPage', () => {
     const first = Array.from({ length: 20 }, () => makeJob({ status: 'succeeded' }));
     expectList().flush(page(first, 45));
     await settle();
-    expect(buttonByText(root, '← Newer').disabled).toBe(true);
+    expect(buttonByText(root, '← Newer').getAttribute('aria-disabled')).toBe('true');
     buttonByText(root, 'Older →').click();
     await settle();
     const request = expectList();
@@ -247,7 +330,39 @@ describe('JobsPage', () => {
     await settle();
     expect(text(root, '#jobs-range')).toBe('21–40 of 45');
     expect(TestBed.inject(Router).url).toBe('/jobs?offset=20');
-    expect(buttonByText(root, '← Newer').disabled).toBe(false);
+    expect(buttonByText(root, '← Newer').hasAttribute('aria-disabled')).toBe(false);
+  });
+
+  it('keeps focus on "Older →" when it reaches the last page, and on "Refresh"', async () => {
+    await open('/jobs?offset=20');
+    expectList().flush(page([makeJob({ status: 'succeeded' })], 41, 20));
+    await settle();
+    const older = buttonByText(root, 'Older →');
+    older.focus();
+    older.click();
+    await settle();
+    expectList().flush(page([makeJob({ status: 'succeeded' })], 41, 40));
+    await settle();
+    expect(text(root, '#jobs-range')).toBe('41–41 of 41');
+    // The last page: "Older →" does nothing now, and still has focus.
+    expect(older.getAttribute('aria-disabled')).toBe('true');
+    expect(document.activeElement).toBe(older);
+    older.click();
+    await settle();
+    expect(TestBed.inject(Router).url).toBe('/jobs?offset=40');
+
+    const refresh = buttonByText(root, 'Refresh');
+    refresh.focus();
+    refresh.click();
+    await settle();
+    expect(refresh.getAttribute('aria-disabled')).toBe('true');
+    expect(document.activeElement).toBe(refresh);
+    refresh.click(); // while it loads: no second request
+    await settle();
+    expectList().flush(page([makeJob({ status: 'succeeded' })], 41, 40));
+    await settle();
+    expect(refresh.hasAttribute('aria-disabled')).toBe(false);
+    expect(document.activeElement).toBe(refresh);
   });
 
   describe('for an admin', () => {

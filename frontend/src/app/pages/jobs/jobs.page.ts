@@ -17,7 +17,7 @@ import { Subscription } from 'rxjs';
 
 import { ApiError, toApiError } from '../../api/api-error';
 import { JOB_STATUSES, JobPage, JobStatus, JobSummary, isTerminal } from '../../api/job.model';
-import { JobWatcher } from '../../api/job-watcher.service';
+import { JobWatcher, LiveEvent, MAX_FOLLOWED, WATCH_TIMING } from '../../api/job-watcher.service';
 import { JobsApi } from '../../api/jobs-api.service';
 import { ApiStatus } from '../../core/api-status.service';
 import { Clock } from '../../core/clock.service';
@@ -28,8 +28,13 @@ import { ProgressBar } from '../../shared/progress-bar';
 import { StatusBadge } from '../../shared/status-badge';
 
 export const PAGE_SIZE = 20;
-/** Quiet reload of the list, to pick up jobs submitted elsewhere (CLI, another tab). */
+/**
+ * Quiet reload of the list, to pick up jobs submitted elsewhere (CLI, another tab): one
+ * request for the whole page, answered 304 while nothing changed.
+ */
 export const LIST_REFRESH_MS = 10000;
+/** After the live stream broke, the list is polled instead; the stream is tried again after. */
+export const STREAM_RETRY_MS = 30000;
 
 /** Same rule as backend/jobs.py UserId: 1..128 characters, no whitespace, '/', '?' or '#'. */
 const USER_NAME_PATTERN = /^[^\s/?#]{1,128}$/;
@@ -43,6 +48,12 @@ function sameScope(a: OwnerScope, b: OwnerScope): boolean {
 
 function newer(a: JobSummary, b: JobSummary): JobSummary {
   return Date.parse(a.updated_at) >= Date.parse(b.updated_at) ? a : b;
+}
+
+/** What of a page the user would see change. */
+function pageKey(page: JobPage): string {
+  const rows = page.items.map((job) => `${job.id}|${job.status}|${job.progress}|${job.updated_at}`);
+  return `${page.total}:${rows.join(',')}`;
 }
 
 /**
@@ -60,7 +71,8 @@ export class JobsPage {
   private readonly router = inject(Router);
   private readonly clock = inject(Clock);
   private readonly injector = inject(Injector);
-  protected readonly watcher = inject(JobWatcher);
+  private readonly timing = inject(WATCH_TIMING);
+  private readonly watcher = inject(JobWatcher);
   protected readonly auth = inject(AuthService);
 
   /** Query parameters (bound by the router). `all` and `user` count for admins only. */
@@ -138,7 +150,17 @@ export class JobsPage {
     return !!page && this.pageOffset() + page.items.length < page.total;
   });
 
-  private readonly watches = new Map<string, Subscription>();
+  /** The one live stream of the page, and the jobs it follows. */
+  private live: Subscription | undefined;
+  private liveIds = new Set<string>();
+  /** When the stream broke (the list is polled meanwhile), or null. */
+  private streamLostAt: number | null = null;
+  /** Jobs followed on the stream; whether the list is polled instead. */
+  protected readonly streamed = signal(0);
+  protected readonly polling = signal(false);
+  private pollMs = 0;
+  private lastKey = '';
+  private timer: ReturnType<typeof setTimeout> | undefined;
   private request: Subscription | undefined;
 
   constructor() {
@@ -158,16 +180,33 @@ export class JobsPage {
     inject(ApiStatus)
       .recovered.pipe(takeUntilDestroyed())
       .subscribe(() => this.load(true));
-    const timer = setInterval(() => {
-      if (!this.loading() && globalThis.document?.visibilityState !== 'hidden') {
-        this.load(true);
-      }
-    }, LIST_REFRESH_MS);
+    this.schedule();
     inject(DestroyRef).onDestroy(() => {
-      clearInterval(timer);
+      clearTimeout(this.timer);
       this.request?.unsubscribe();
       this.unwatchAll();
     });
+  }
+
+  /** The next quiet reload: every LIST_REFRESH_MS, sooner while the stream is broken. */
+  private schedule(): void {
+    clearTimeout(this.timer);
+    const delay = this.polling() ? this.pollMs : LIST_REFRESH_MS;
+    this.timer = setTimeout(() => {
+      // One request at a time: a round whose answer is late waits for it.
+      const waiting = this.request !== undefined && !this.request.closed;
+      if (!waiting && globalThis.document?.visibilityState !== 'hidden') {
+        this.load(true);
+      }
+      this.schedule();
+    }, delay);
+  }
+
+  /** The Refresh button: stays focused (aria-disabled) while the list loads. */
+  protected refresh(): void {
+    if (!this.loading()) {
+      this.load(false);
+    }
   }
 
   /** Fetch the page; `quiet` keeps the current rows on screen while it loads. */
@@ -194,8 +233,10 @@ export class JobsPage {
         next: (page) => {
           this.loading.set(false);
           this.error.set(null);
-          this.page.set(this.mergeWithLive(page));
-          this.syncWatches(page.items);
+          const merged = this.mergeWithLive(page);
+          this.page.set(merged);
+          this.noteChange(pageKey(merged));
+          this.syncWatches(merged.items);
         },
         error: (error: unknown) => {
           this.loading.set(false);
@@ -254,12 +295,18 @@ export class JobsPage {
     });
   }
 
+  // The pager's buttons are aria-disabled, not disabled: "Older →" reaching the last page
+  // keeps its focus instead of dropping it to <body>.
   protected previous(): void {
-    this.goTo(Math.max(0, this.pageOffset() - PAGE_SIZE));
+    if (this.hasPrevious()) {
+      this.goTo(Math.max(0, this.pageOffset() - PAGE_SIZE));
+    }
   }
 
   protected next(): void {
-    this.goTo(this.pageOffset() + PAGE_SIZE);
+    if (this.hasNext()) {
+      this.goTo(this.pageOffset() + PAGE_SIZE);
+    }
   }
 
   protected created(job: JobSummary): { text: string; title: string } {
@@ -296,37 +343,79 @@ export class JobsPage {
     );
   }
 
-  /** Follow every unfinished job on the page; stop following the rest. */
-  private syncWatches(items: JobSummary[]): void {
-    const live = new Set(items.filter((job) => !isTerminal(job.status)).map((job) => job.id));
-    for (const [id, subscription] of this.watches) {
-      if (!live.has(id)) {
-        subscription.unsubscribe();
-        this.watches.delete(id);
-      }
+  /** While polling, poll less often as long as the page stays the same. */
+  private noteChange(key: string): void {
+    if (this.polling()) {
+      this.pollMs =
+        key === this.lastKey
+          ? Math.min(Math.round(this.pollMs * 1.5), this.timing.pollMaxMs)
+          : this.timing.pollMinMs;
     }
-    for (const id of live) {
-      if (this.watches.has(id)) {
-        continue;
-      }
-      const subscription = this.watcher.watch(id).subscribe({
-        next: (job) => this.applyUpdate(job),
-        error: () => {
-          this.watches.delete(id);
-          this.load(true); // gone (deleted elsewhere): refresh the list
-        },
-        complete: () => this.watches.delete(id),
-      });
-      if (!subscription.closed) {
-        this.watches.set(id, subscription);
-      }
+    this.lastKey = key;
+  }
+
+  /**
+   * Follow every unfinished job on the page on one stream. It is reopened only when a job
+   * it does not follow appears (finished jobs drop out of it by themselves), and, once it
+   * broke, after STREAM_RETRY_MS of polling the list instead.
+   */
+  private syncWatches(items: JobSummary[]): void {
+    const wanted = items
+      .filter((job) => !isTerminal(job.status))
+      .map((job) => job.id)
+      .slice(0, MAX_FOLLOWED);
+    if (wanted.length === 0) {
+      this.unwatchAll();
+      this.stopPolling();
+      return;
+    }
+    const open = this.live !== undefined && !this.live.closed;
+    if (open && wanted.every((id) => this.liveIds.has(id))) {
+      return;
+    }
+    if (this.streamLostAt !== null && Date.now() - this.streamLostAt < STREAM_RETRY_MS) {
+      return; // polling; the stream is tried again later
+    }
+    this.unwatchAll();
+    this.liveIds = new Set(wanted);
+    this.streamed.set(wanted.length);
+    this.live = this.watcher.followAll(wanted).subscribe((event) => this.onLive(event));
+  }
+
+  private onLive(event: LiveEvent): void {
+    switch (event.kind) {
+      case 'job':
+        this.stopPolling();
+        this.applyUpdate(event.job);
+        break;
+      case 'gone':
+        this.load(true); // deleted elsewhere: refresh the list
+        break;
+      case 'lost':
+        this.streamed.set(0);
+        this.streamLostAt = Date.now();
+        if (!this.polling()) {
+          this.polling.set(true);
+          this.pollMs = this.timing.pollMinMs;
+          this.load(true); // catch up at once on what the stream may have missed
+          this.schedule();
+        }
+        break;
+    }
+  }
+
+  private stopPolling(): void {
+    this.streamLostAt = null;
+    if (this.polling()) {
+      this.polling.set(false);
+      this.schedule();
     }
   }
 
   private unwatchAll(): void {
-    for (const subscription of this.watches.values()) {
-      subscription.unsubscribe();
-    }
-    this.watches.clear();
+    this.live?.unsubscribe();
+    this.live = undefined;
+    this.liveIds.clear();
+    this.streamed.set(0);
   }
 }
