@@ -32,7 +32,7 @@ from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client, JobIdParam
 from backend.api.jobs import visible_job
 from backend.api.security import still_signed_in
-from backend.errors import TaskbrokerError
+from backend.errors import TaskbrokerError, TooManyStreamsError
 from backend.jobs import Job
 from backend.store.client import DataServiceClient
 
@@ -43,14 +43,6 @@ KEEPALIVE_SECONDS = 15.0
 QUERY_CHUNK = 1000  # ids per data service request
 STOP_CHECK_SECONDS = 1.0
 SIGNED_OUT = "your sign-in is no longer valid (signed out, expired, revoked or disabled)"
-
-
-class TooManyStreamsError(TaskbrokerError):
-    """The process or the user holds as many live streams as allowed."""
-
-    def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def _state(job: Job) -> tuple[Any, ...]:

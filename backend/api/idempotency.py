@@ -40,7 +40,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from backend.errors import TaskbrokerError
+from backend.errors import IdempotencyUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,6 @@ _CLAIM = ("local v = redis.call('get', KEYS[1]) if v then return v end "
 _SETTLE = ("if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
            "if ARGV[2] == '' then redis.call('del', KEYS[1]) "
            "else redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) end return 1")
-
-
-class IdempotencyUnavailableError(TaskbrokerError):
-    """Redis, which keeps the keys, did not answer: the request cannot be made idempotent."""
 
 
 class _Claim(msgspec.Struct, kw_only=True):
@@ -141,7 +137,7 @@ class IdempotencyKeys:
                     detail=f"{HEADER} {key!r} was already used for a different request "
                            f"(another body or executor) within IDEMPOTENCY_TTL "
                            f"({self.ttl} s); use a new key for a new job",
-                    extra={"key": HEADER, "job_id": claim.job_id})
+                    extra={"key": HEADER, "source": "header", "job_id": claim.job_id})
             if claim.done:
                 yield Outcome(claim.job_id, replay=True)
                 return
@@ -150,7 +146,7 @@ class IdempotencyKeys:
                     status_code=HTTP_409_CONFLICT,
                     detail=f"a request with {HEADER} {key!r} is still being handled; "
                            "try again shortly",
-                    extra={"key": HEADER, "job_id": claim.job_id})
+                    extra={"key": HEADER, "source": "header", "job_id": claim.job_id})
             await asyncio.sleep(_POLL_SECONDS)
         try:
             yield Outcome(job_id, replay=False)

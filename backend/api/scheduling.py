@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from litestar.exceptions import ClientException, ValidationException
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
+from backend.errors import CallbackRefusedError
 from backend.jobs import JobExecutionRequest, JobStatus
 from backend.settings import Settings
-from backend.webhook_signing import CallbackRefusedError, check_callback_url
+from backend.webhook_signing import check_callback_url
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from msgspec import UNSET
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from backend.errors import UnstorableValueError
 from backend.jobs import TERMINAL_STATUSES, Job, JobStatus, utcnow
 from backend.reports import AttemptGuard, Report, ReportsApplied, report_rule
-from backend.storable import UnstorableValueError, check_storable
+from backend.storable import check_storable
 from backend.store.collection import to_job
 
 _GUARD = {AttemptGuard.NEWER: "$lt", AttemptGuard.SAME: "$eq", AttemptGuard.NOT_OLDER: "$lte"}

@@ -48,7 +48,7 @@ from rq.utils import current_timestamp, now, utcformat
 from rq.worker import WorkerStatus
 
 from backend import markers
-from backend.errors import PermanentError
+from backend.errors import RefusedJobError
 from backend.jobs import JobStatus
 from backend.logs import configure_process
 from backend.reports import Report
@@ -85,10 +85,6 @@ SUSPENSION_CHECK_EVERY = 1.0  # seconds between two looks at `rq suspend`
 # Forking the supervisor is much cheaper than spawning a fresh interpreter, and it has
 # no threads to worry about. Tasks and settings are already imported in the parent.
 _MP = multiprocessing.get_context("fork")
-
-
-class RefusedJobError(PermanentError):
-    """An RQ job that names anything but the job runner: it is failed, never performed."""
 
 
 class RunnerJob(RQJob):
