@@ -10,14 +10,14 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, SerializationException
-from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from backend.accounts import TOKEN_ID_PATTERN, USERNAME_PATTERN
 from backend.jobs import PATTERN_RULES
 from backend.problems import PROBLEM_JSON, FieldError, Problem
 
-__all__ = ["PROBLEM_JSON", "FieldError", "Problem", "field_errors", "http_problem", "problem",
-           "require_json", "validation_problem"]
+__all__ = ["PROBLEM_JSON", "FieldError", "Problem", "before_request", "field_errors",
+           "http_problem", "problem", "require_json", "validation_problem"]
 
 
 def status_title(status: int) -> str:
@@ -208,3 +208,17 @@ async def require_json(request: Request[Any, Any, Any]) -> Response[Problem] | N
     detail = f"send the request body as JSON with Content-Type: application/json (got {got})"
     return problem(request, HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail,
                    [FieldError(field="Content-Type", message=detail, in_="header")])
+
+
+async def schema_path_not_found(request: Request[Any, Any, Any]) -> Response[Problem] | None:
+    """A ``before_request`` hook: a path under /schema that no viewer serves answers a 404
+    problem, not Litestar's HTML error page."""
+    if request.route_handler.handler_name != "handle_schema_path_not_found":
+        return None
+    return problem(request, HTTP_404_NOT_FOUND, f"nothing here: no API schema viewer at "
+                   f"{request.url.path} (try /schema or /schema/openapi.json)")
+
+
+async def before_request(request: Request[Any, Any, Any]) -> Response[Problem] | None:
+    """Both apps' ``before_request``: :func:`schema_path_not_found`, :func:`require_json`."""
+    return await schema_path_not_found(request) or await require_json(request)
