@@ -183,7 +183,24 @@ def validation_problem(request: Request[Any, Any, Any], exc: HTTPException,
         return problem(request, exc.status_code, detail, [FieldError(field="body",
                                                                      message=detail)])
     detail, problems = plain_validation(exc.extra, str(exc.detail))
-    return problem(request, exc.status_code, detail, problems)
+    named = [_as_sent(request, item) for item in problems]
+    if named != problems:
+        detail = plain_detail(named)
+    return problem(request, exc.status_code, detail, named)
+
+
+def _as_sent(request: Request[Any, Any, Any], error: FieldError) -> FieldError:
+    """``error`` naming the parameter as the caller sends it (``all``), not as the handler
+    calls it (``all_users``)."""
+    if error.in_ == "body":
+        return error
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(error.field)
+    except AttributeError:  # no handler (the request never reached a route)
+        return error
+    definition = getattr(parameter, "kwarg_definition", None)
+    sent = getattr(definition, "name", None) or getattr(definition, error.in_, None)
+    return FieldError(field=sent, message=error.message, in_=error.in_) if sent else error
 
 
 def _has_body(request: Request[Any, Any, Any]) -> bool:

@@ -33,7 +33,7 @@ from backend.jobs import (
     UpdateJob,
     UserId,
 )
-from backend.problems import Problem
+from backend.problems import PROBLEM_JSON, Problem
 from backend.storable import check_storable
 from backend.store import collection, repository
 from backend.store.exception_handlers import invalid
@@ -136,7 +136,8 @@ class JobController(Controller):
 
     @put("/{job_id:str}", summary="Update a job; an illegal status move is a 409",
          responses={HTTP_409_CONFLICT: ResponseSpec(
-             Problem, description="The job's current status does not allow the change.")})
+             Problem, description="The job's current status does not allow the change.",
+             media_type=PROBLEM_JSON)})
     async def update_job(self, job_id: JobIdParam, data: JSONBody[UpdateJob]) -> Job:
         if data.result is not UNSET:
             check_storable("result", data.result)

@@ -96,3 +96,21 @@ async def test_the_data_service_answers_the_same_way(store: httpx.AsyncClient,
     await store.put(f"/job/{job_id}", json={"status": "cancelled"})
     conflict = problem_of(await store.put(f"/job/{job_id}", json={"status": "running"}), 409)
     assert conflict["current_status"] == "cancelled"
+
+
+@pytest.mark.parametrize(("query", "field", "words"), [
+    ({"all": "maybe"}, "all", "true or false"),
+    ({"limit": "0"}, "limit", "at least 1"),
+    ({"status": "done"}, "status", "not one of the allowed values"),
+])
+async def test_a_query_parameter_is_named_as_it_is_sent(kernel: Kernel, query: dict[str, str],
+                                                        field: str, words: str) -> None:
+    body = assert_named(await kernel.http.get("/api/v1/jobs", params=query), 400)
+    assert body["errors"][0] == {"field": field, "in": "query",
+                                 "message": body["errors"][0]["message"]}
+    assert words in body["errors"][0]["message"] and f"query parameter {field}:" in body["detail"]
+    assert "all_users" not in answer_text(body) and "ParamType" not in answer_text(body)
+
+
+def answer_text(body: dict[str, Any]) -> str:
+    return repr(body)
