@@ -9,15 +9,25 @@ from http import HTTPStatus
 from typing import Any
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, SerializationException
-from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    SerializationException,
+    ValidationException,
+)
+from litestar.status_codes import (
+    HTTP_404_NOT_FOUND,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+)
 
 from backend.accounts import TOKEN_ID_PATTERN, USERNAME_PATTERN
 from backend.jobs import PATTERN_RULES
 from backend.problems import PROBLEM_JSON, FieldError, Problem
 
 __all__ = ["PROBLEM_JSON", "FieldError", "Problem", "before_request", "field_errors",
-           "http_problem", "problem", "require_json", "validation_problem"]
+           "http_problem", "invalid", "problem", "require_json", "unprocessable",
+           "validation_problem"]
 
 
 def status_title(status: int) -> str:
@@ -50,6 +60,9 @@ def problem(request: Request[Any, Any, Any] | None, status: int, detail: str,
     """The one error answer of both apps: ``application/problem+json`` with ``title`` the
     status phrase, ``instance`` the request's path, ``errors`` always a list, and
     ``members`` (``retry_after_seconds``, ``job_id``, ...) where they carry data."""
+    # Not Litestar's ProblemDetailsPlugin: its converters see the exception alone (no
+    # request, so no ``instance``), put an HTTPException's detail in ``title`` and a list
+    # of fields in an ``extra`` member; the body here is a declared struct instead.
     path = instance if instance is not None else (request.url.path if request else "")
     body = Problem(type="about:blank", title=status_title(status), status=status,
                    detail=detail.strip() or status_title(status), instance=path,
@@ -76,6 +89,7 @@ def http_problem(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
                if extra.get(name) is not None}
     return problem(request, exc.status_code, detail, field_errors(exc.extra, detail),
                    headers=exc.headers, **members)
+
 
 _WITH_BODY = {"POST", "PUT", "PATCH"}
 
@@ -171,6 +185,19 @@ def plain_validation(extra: Any, fallback: str) -> tuple[str, list[FieldError]]:
     if not problems:
         return fallback, [FieldError(field="body", message=fallback)]
     return plain_detail(problems), problems
+
+
+def invalid(field: str, message: str, in_: str = "body") -> ValidationException:
+    """A 400 naming ``field`` (where it was sent: ``in_``) and what is wrong with it."""
+    error = FieldError(field=field, message=message, in_=in_)
+    return ValidationException(detail=plain_detail([error]), extra=[error])
+
+
+def unprocessable(field: str, message: str, detail: str | None = None,
+                  in_: str = "body") -> ClientException:
+    """A 422: ``field`` is well formed but names what this server does not have or do."""
+    return ClientException(status_code=HTTP_422_UNPROCESSABLE_ENTITY, detail=detail or message,
+                           extra=[FieldError(field=field, message=message, in_=in_)])
 
 
 def validation_problem(request: Request[Any, Any, Any], exc: HTTPException,

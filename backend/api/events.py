@@ -158,8 +158,8 @@ class JobWatch:
             # The browsers reconnect (to this or another replica) once the store is back.
             for followers in list(self._streams.values()):
                 for updates in followers:
-                    updates.put_nowait(_Failed(f"the job store (data service) is "
-                                               f"unavailable: {type(exc).__name__}"))
+                    updates.put_nowait(_Failed("the job store (data service) is unavailable; "
+                                               "reconnect shortly"))
             self._failing_since = None
 
 

@@ -35,7 +35,7 @@ async def _queue_check(state: State) -> str:
     except Exception as exc:  # any backend error means "not ready", never a 500
         # The details (addresses included) go to the log, not to whoever asks.
         log.warning("readiness: the queue failed: %s", exc)
-        return f"unreachable ({type(exc).__name__})"
+        return "unreachable (the kernel's log says why)"
     return "ok"
 
 

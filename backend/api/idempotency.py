@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import msgspec
 import redis.asyncio as aioredis
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 from redis.exceptions import RedisError
 from tenacity import (
@@ -41,6 +41,7 @@ from tenacity import (
 )
 
 from backend.errors import IdempotencyUnavailableError
+from backend.web import invalid
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,7 @@ def check_key(value: str | None) -> str | None:
         return None
     if not _VALID.match(value):
         message = "must be 1 to 128 printable ASCII characters (no control characters)"
-        raise ValidationException(
-            detail=f"Invalid header {HEADER}: {message}",
-            extra=[{"key": HEADER, "message": message, "source": "header"}])
+        raise invalid(HEADER, message, "header")
     return value
 
 

@@ -27,7 +27,6 @@ from litestar.status_codes import (
     HTTP_207_MULTI_STATUS,
     HTTP_400_BAD_REQUEST,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    HTTP_422_UNPROCESSABLE_ENTITY,
 )
 from litestar.types import ControllerRouterHandler
 
@@ -65,7 +64,14 @@ from backend.settings import Settings
 from backend.storable import check_storable
 from backend.store.client import DataServiceClient
 from backend.tasks import registered_tasks
-from backend.web import FieldError, field_errors, plain_validation, status_title
+from backend.web import (
+    FieldError,
+    field_errors,
+    invalid,
+    plain_validation,
+    status_title,
+    unprocessable,
+)
 
 _TRACE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SUBMIT = msgspec.json.Decoder(JobExecutionRequest, strict=True)
@@ -87,30 +93,15 @@ UserIdQuery = Annotated[
 ]
 
 
-def _unprocessable(key: str, source: str, message: str, valid: list[str]) -> ClientException:
-    return ClientException(
-        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-        detail=message,
-        extra=[{"key": key, "source": source, "message": message, "valid": valid}],
-    )
-
-
-def _invalid(key: str, message: str) -> ValidationException:
-    return ValidationException(detail=f"Invalid request body field {key}: {message}",
-                               extra=[{"key": key, "message": message, "source": "body"}])
-
-
 def _check_names(settings: Settings, executor: str, task_name: str) -> None:
     executors = settings.worker.executor_names
     if executor not in executors:
-        raise _unprocessable("executor", "query",
-                             f"unknown executor {executor[:100]!r}; valid executors: "
-                             f"{', '.join(executors)}", executors)
+        raise unprocessable("executor", f"unknown executor {executor[:100]!r}; valid "
+                            f"executors: {', '.join(executors)}", in_="query")
     tasks = [spec.name for spec in registered_tasks()]
     if task_name not in tasks:
-        raise _unprocessable("job_name", "body",
-                             f"unknown task {task_name!r}; valid tasks: {', '.join(tasks)}",
-                             tasks)
+        raise unprocessable("job_name",
+                            f"unknown task {task_name!r}; valid tasks: {', '.join(tasks)}")
 
 
 def trace_id_of(request: Request[Any, Any, Any]) -> str:
@@ -135,12 +126,12 @@ def prepare_job(data: JobExecutionRequest, *, executor: str | None, caller: Prin
     _check_names(settings, executor, data.job_name)
     limit = settings.worker.max_job_timeout
     if data.estimated_time is not None and data.estimated_time > limit:
-        raise _invalid("estimated_time", f"{data.estimated_time:g} s is over the longest a "
+        raise invalid("estimated_time", f"{data.estimated_time:g} s is over the longest a "
                        f"job may run, {limit} s (MAX_JOB_TIMEOUT)")
     try:  # the store's own check: a job it would refuse must never join a group commit
         check_storable("params", data.params)
     except UnstorableValueError as exc:
-        raise _invalid(exc.field, exc.message) from exc
+        raise invalid(exc.field, exc.message) from exc
     options = submit_options(data, settings)  # run_at/delay and callback_url
     job_id = new_job_id()
     message = queue_message(job_id, data, executor, trace_id, run_at=options.run_at,

@@ -237,10 +237,10 @@ class Submitter:
                 size += len(groups[-1])
             try:
                 await self._flush(groups)
-            except Exception as exc:  # a bug must not leave submits waiting forever
+            except Exception:  # a bug must not leave submits waiting forever
                 log.exception("submit batch failed")
                 self._fail([pending for group in groups for pending in group],
-                           f"the job could not be submitted ({type(exc).__name__})")
+                           "the job could not be submitted (an internal error, logged)")
 
     async def _record(self, groups: list[list[_Pending]]) -> list[list[_Pending]]:
         """Record the groups' jobs with one data service call; the groups recorded.

@@ -18,9 +18,9 @@ from backend.jobs import NEW_JOB_STATUSES, Job, JobId, JobStatus, NewJobs, NewJo
 from backend.reports import ReportBatch, ReportsApplied
 from backend.storable import check_storable
 from backend.store import collection
-from backend.store.exception_handlers import invalid
 from backend.store.reports import apply_reports
 from backend.store.trail import note_applied
+from backend.web import invalid
 
 MAX_REPORTS_BODY = 8 * 1024 * 1024
 

@@ -10,7 +10,7 @@ import logging
 
 from bson.errors import BSONError
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -27,7 +27,7 @@ from backend.errors import (
     TransitionError,
     UnstorableValueError,
 )
-from backend.web import Problem, http_problem, problem, validation_problem
+from backend.web import Problem, http_problem, invalid, problem, validation_problem
 
 log = logging.getLogger("backend.store")
 
@@ -40,14 +40,6 @@ def _not_found(request: Request, exc: JobNotFoundError) -> Answer:
 
 def _conflict(request: Request, exc: TransitionError) -> Answer:
     return problem(request, HTTP_409_CONFLICT, str(exc), current_status=exc.current)
-
-
-def invalid(key: str, message: str, source: str = "body") -> ValidationException:
-    """A 400 in Litestar's validation shape, naming ``key``."""
-    return ValidationException(
-        detail=f"Invalid {key}: {message}",
-        extra=[{"key": key, "message": message, "source": source}],
-    )
 
 
 def _bad_request(request: Request, exc: HTTPException) -> Answer:

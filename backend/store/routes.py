@@ -36,9 +36,8 @@ from backend.jobs import (
 from backend.problems import PROBLEM_JSON, Problem
 from backend.storable import check_storable
 from backend.store import collection, repository
-from backend.store.exception_handlers import invalid
 from backend.store.guards import PUBLIC
-from backend.web import problem
+from backend.web import invalid, problem
 
 log = logging.getLogger("backend.store")
 
