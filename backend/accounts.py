@@ -14,9 +14,10 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
+USERNAME_PATTERN = r"^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*$"
 UserName = Annotated[
     str,
-    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*$",
+    Meta(min_length=1, max_length=64, pattern=USERNAME_PATTERN,
          description="User name: 1 to 64 letters, digits and . _ @ + -, not starting with a dot."),
 ]
 Password = Annotated[str, Meta(min_length=8, max_length=256, description="8 to 256 characters.")]

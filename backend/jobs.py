@@ -17,6 +17,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from backend.problems import FieldError
+
 OBJECT_ID_PATTERN = "^[0-9a-f]{24}$"
 
 JobId = Annotated[
@@ -300,16 +302,6 @@ class Deleted(Struct):
     message: str
 
 
-class Conflict(Struct, kw_only=True):
-    """Body of a 409: the move was illegal given the job's current status (also in
-    ``extra``, where every error answer keeps its structured data)."""
-
-    status_code: int = 409
-    detail: str
-    current_status: JobStatus
-    extra: dict[str, Any] | None = None
-
-
 class QueueMessage(Struct, kw_only=True, forbid_unknown_fields=False):
     """The STANDARD queue's message: everything the dispatcher needs to route one job."""
 
@@ -377,13 +369,17 @@ class BatchRequest(Struct, forbid_unknown_fields=True, kw_only=True):
 
 class BatchItemResult(Struct, kw_only=True, omit_defaults=True):
     """The outcome of one item of a batch, by its index: the job's id, or why it was
-    refused (``status_code`` 400, 403, 413 or 422, ``detail``, ``extra``)."""
+    refused, as a problem (docs/errors.md) without ``type`` and ``instance``: ``status``
+    (400, 403, 413 or 422), ``title``, ``detail``, ``errors`` (and ``limit_bytes`` for
+    a 413)."""
 
     index: int
     job_id: str | None = None
-    status_code: int | None = None
+    status: int | None = None
+    title: str | None = None
     detail: str | None = None
-    extra: dict[str, Any] | None = None
+    errors: list[FieldError] | None = None
+    limit_bytes: int | None = None
 
 
 class BatchResponse(Struct, kw_only=True):

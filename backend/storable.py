@@ -10,18 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.errors import UnstorableValueError
+
 MAX_DEPTH = 32
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
-
-
-class UnstorableValueError(ValueError):
-    """A value that MongoDB cannot store; ``field`` names where it was found."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def check_storable(field: str, value: Any) -> None:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import msgspec
 from redis.asyncio import Redis
 
-from backend.errors import PermanentError
+from backend.errors import CallbackRefusedError
 from backend.jobs import Job
 
 SIGNATURE_HEADER = "X-Taskbroker-Signature"
@@ -61,14 +61,6 @@ redis.call('HSET', KEYS[1], 'url', ARGV[2], 'body', ARGV[3], 'attempts', 0)
 redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
 return 1
 """
-
-
-class CallbackRefusedError(PermanentError):
-    """A callback URL this server does not deliver to; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"callback_url refused: {reason}")
-        self.reason = reason
 
 
 class WebhookKey(msgspec.Struct, kw_only=True):

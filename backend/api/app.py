@@ -56,7 +56,7 @@ from backend.queues import make_queue
 from backend.settings import Settings, get_settings
 from backend.store.client import DataServiceClient
 from backend.tasks import load_task_modules
-from backend.web import require_json
+from backend.web import before_request
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.store.max_body_bytes,
         # Logging is set up once by the process (backend.logs), honouring LOG_LEVEL.
         logging_config=None,
-        before_request=require_json,
+        before_request=before_request,
         lifespan=[_lifespan],
         # Server spans of each request (tracing on only); probes and scrapes make none.
         plugins=tracing.litestar_plugins(exclude=["^/metrics$", "^/healthz$", "^/readyz$"]),

@@ -41,7 +41,7 @@ from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client, JobIdParam
 from backend.api.jobs import visible_job
 from backend.api.security import Principal, still_signed_in
-from backend.errors import JobNotFoundError, TaskbrokerError
+from backend.errors import JobNotFoundError, TaskbrokerError, TooManyStreamsError
 from backend.jobs import OBJECT_ID_PATTERN, Job
 from backend.store.client import DataServiceClient
 
@@ -54,14 +54,6 @@ STOP_CHECK_SECONDS = 1.0
 MAX_FOLLOWED = 100  # jobs of one shared stream: the longest page of GET /api/v1/jobs
 _JOB_ID = re.compile(OBJECT_ID_PATTERN)
 SIGNED_OUT = "your sign-in is no longer valid (signed out, expired, revoked or disabled)"
-
-
-class TooManyStreamsError(TaskbrokerError):
-    """The process or the user holds as many live streams as allowed."""
-
-    def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 def _state(job: Job) -> tuple[Any, ...]:
@@ -198,8 +190,7 @@ class JobWatch:
             log.warning("live streams cannot read their jobs: %s", exc)
         if now - self._failing_since >= self.give_up_after:
             # The browsers reconnect (to this or another replica) once the store is back.
-            failed = _Failed(f"the job store (data service) is unavailable: "
-                             f"{type(exc).__name__}")
+            failed = _Failed("the job store (data service) is unavailable; reconnect shortly")
             for following in set().union(*self._streams.values()):
                 following.updates.put_nowait(("", failed))
             self._failing_since = None

@@ -27,6 +27,7 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.headers import SECURITY_HEADERS
+from backend.web import http_problem
 
 # Paths the SPA never owns: the API, the probes and the OpenAPI documents.
 _NOT_SPA = ("/api", "/schema", "/healthz", "/readyz")
@@ -90,8 +91,8 @@ def spa_fallback(dist: Path) -> Any:
             # No route matched, so no middleware ran: the security headers are added here.
             return File(index, media_type=MediaType.HTML, content_disposition_type="inline",
                         headers={"cache-control": CACHE_REVALIDATE, **SECURITY_HEADERS})
-        return Response({"status_code": exc.status_code, "detail": exc.detail},
-                        status_code=exc.status_code, media_type=MediaType.JSON,
-                        headers=SECURITY_HEADERS)
+        answer = http_problem(request, exc)
+        answer.headers.update(SECURITY_HEADERS)
+        return answer
 
     return handle

@@ -6,12 +6,13 @@ import logging
 from typing import Any
 
 import anyio
-from litestar import MediaType, Response, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from backend.api.dependencies import Client
 from backend.store.client import DataServiceClient
+from backend.web import problem
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ async def _queue_check(state: State) -> str:
     except Exception as exc:  # any backend error means "not ready", never a 500
         # The details (addresses included) go to the log, not to whoever asks.
         log.warning("readiness: the queue failed: %s", exc)
-        return f"unreachable ({type(exc).__name__})"
+        return "unreachable (the kernel's log says why)"
     return "ok"
 
 
@@ -43,7 +44,7 @@ async def _store_check(client: DataServiceClient) -> str:
 
 
 @get("/readyz", summary="Readiness", tags=["health"], exclude_from_auth=True)
-async def readyz(state: State, client: Client) -> Response[dict[str, Any]]:
+async def readyz(request: Request, state: State, client: Client) -> Response[Any]:
     """200 when the data service and the STANDARD queue both answer, else 503 naming which."""
     checks: dict[str, str] = {}
 
@@ -55,12 +56,8 @@ async def readyz(state: State, client: Client) -> Response[dict[str, Any]]:
         group.start_soon(run, "queue", _queue_check, state)
     failed = [name for name, result in checks.items() if result != "ok"]
     if failed:
-        return Response(
-            {"status_code": HTTP_503_SERVICE_UNAVAILABLE,
-             "detail": f"not ready: {', '.join(sorted(failed))} failed",
-             "extra": checks},
-            status_code=HTTP_503_SERVICE_UNAVAILABLE, media_type=MediaType.JSON,
-        )
+        return problem(request, HTTP_503_SERVICE_UNAVAILABLE,
+                       f"not ready: {', '.join(sorted(failed))} failed", checks=checks)
     return Response({"status": "ready", "checks": checks}, status_code=HTTP_200_OK)
 
 

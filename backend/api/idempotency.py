@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import msgspec
 import redis.asyncio as aioredis
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException
 from litestar.status_codes import HTTP_409_CONFLICT, HTTP_422_UNPROCESSABLE_ENTITY
 from redis.exceptions import RedisError
 from tenacity import (
@@ -40,7 +40,8 @@ from tenacity import (
     wait_exponential,
 )
 
-from backend.errors import TaskbrokerError
+from backend.errors import IdempotencyUnavailableError
+from backend.web import invalid
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,6 @@ _SETTLE = ("if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end "
            "else redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) end return 1")
 
 
-class IdempotencyUnavailableError(TaskbrokerError):
-    """Redis, which keeps the keys, did not answer: the request cannot be made idempotent."""
-
-
 class _Claim(msgspec.Struct, kw_only=True):
     job_id: str
     request: str  # hash of the request the key was first used for
@@ -89,9 +86,7 @@ def check_key(value: str | None) -> str | None:
         return None
     if not _VALID.match(value):
         message = "must be 1 to 128 printable ASCII characters (no control characters)"
-        raise ValidationException(
-            detail=f"Invalid header {HEADER}: {message}",
-            extra=[{"key": HEADER, "message": message, "source": "header"}])
+        raise invalid(HEADER, message, "header")
     return value
 
 
@@ -141,7 +136,7 @@ class IdempotencyKeys:
                     detail=f"{HEADER} {key!r} was already used for a different request "
                            f"(another body or executor) within IDEMPOTENCY_TTL "
                            f"({self.ttl} s); use a new key for a new job",
-                    extra={"key": HEADER, "job_id": claim.job_id})
+                    extra={"key": HEADER, "source": "header", "job_id": claim.job_id})
             if claim.done:
                 yield Outcome(claim.job_id, replay=True)
                 return
@@ -150,7 +145,7 @@ class IdempotencyKeys:
                     status_code=HTTP_409_CONFLICT,
                     detail=f"a request with {HEADER} {key!r} is still being handled; "
                            "try again shortly",
-                    extra={"key": HEADER, "job_id": claim.job_id})
+                    extra={"key": HEADER, "source": "header", "job_id": claim.job_id})
             await asyncio.sleep(_POLL_SECONDS)
         try:
             yield Outcome(job_id, replay=False)

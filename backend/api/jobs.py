@@ -12,7 +12,7 @@ import uuid
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, delete, get, post
+from litestar import Controller, Request, Response, Router, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
@@ -20,7 +20,6 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
-from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter, QueryParameter
 from litestar.status_codes import (
@@ -28,8 +27,8 @@ from litestar.status_codes import (
     HTTP_207_MULTI_STATUS,
     HTTP_400_BAD_REQUEST,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    HTTP_422_UNPROCESSABLE_ENTITY,
 )
+from litestar.types import ControllerRouterHandler
 
 from backend.api.bodies import responses, strict
 from backend.api.dependencies import AppSettings, Client, JobIdParam, Queue
@@ -38,8 +37,14 @@ from backend.api.idempotency import IdempotencyKeys, check_key, request_hash
 from backend.api.scheduling import submit_options
 from backend.api.security import Principal
 from backend.api.services import cancel_job, default_executor, delete_job
-from backend.api.submit import SubmitError, check_message_size, new_job_id, queue_message
-from backend.errors import JobNotFoundError, MessageTooLargeError, TransitionError
+from backend.api.submit import check_message_size, new_job_id, queue_message
+from backend.errors import (
+    JobNotFoundError,
+    MessageTooLargeError,
+    SubmitError,
+    TransitionError,
+    UnstorableValueError,
+)
 from backend.jobs import (
     MAX_BATCH_JOBS,
     BatchItemResult,
@@ -56,10 +61,17 @@ from backend.jobs import (
 )
 from backend.queues import MAX_MESSAGE_BYTES
 from backend.settings import Settings
-from backend.storable import UnstorableValueError, check_storable
+from backend.storable import check_storable
 from backend.store.client import DataServiceClient
 from backend.tasks import registered_tasks
-from backend.web import plain_validation
+from backend.web import (
+    FieldError,
+    field_errors,
+    invalid,
+    plain_validation,
+    status_title,
+    unprocessable,
+)
 
 _TRACE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SUBMIT = msgspec.json.Decoder(JobExecutionRequest, strict=True)
@@ -81,30 +93,15 @@ UserIdQuery = Annotated[
 ]
 
 
-def _unprocessable(key: str, source: str, message: str, valid: list[str]) -> ClientException:
-    return ClientException(
-        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-        detail=message,
-        extra=[{"key": key, "source": source, "message": message, "valid": valid}],
-    )
-
-
-def _invalid(key: str, message: str) -> ValidationException:
-    return ValidationException(detail=f"Invalid request body field {key}: {message}",
-                               extra=[{"key": key, "message": message, "source": "body"}])
-
-
 def _check_names(settings: Settings, executor: str, task_name: str) -> None:
     executors = settings.worker.executor_names
     if executor not in executors:
-        raise _unprocessable("executor", "query",
-                             f"unknown executor {executor[:100]!r}; valid executors: "
-                             f"{', '.join(executors)}", executors)
+        raise unprocessable("executor", f"unknown executor {executor[:100]!r}; valid "
+                            f"executors: {', '.join(executors)}", in_="query")
     tasks = [spec.name for spec in registered_tasks()]
     if task_name not in tasks:
-        raise _unprocessable("job_name", "body",
-                             f"unknown task {task_name!r}; valid tasks: {', '.join(tasks)}",
-                             tasks)
+        raise unprocessable("job_name",
+                            f"unknown task {task_name!r}; valid tasks: {', '.join(tasks)}")
 
 
 def trace_id_of(request: Request[Any, Any, Any]) -> str:
@@ -129,12 +126,12 @@ def prepare_job(data: JobExecutionRequest, *, executor: str | None, caller: Prin
     _check_names(settings, executor, data.job_name)
     limit = settings.worker.max_job_timeout
     if data.estimated_time is not None and data.estimated_time > limit:
-        raise _invalid("estimated_time", f"{data.estimated_time:g} s is over the longest a "
+        raise invalid("estimated_time", f"{data.estimated_time:g} s is over the longest a "
                        f"job may run, {limit} s (MAX_JOB_TIMEOUT)")
     try:  # the store's own check: a job it would refuse must never join a group commit
         check_storable("params", data.params)
     except UnstorableValueError as exc:
-        raise _invalid(exc.field, exc.message) from exc
+        raise invalid(exc.field, exc.message) from exc
     options = submit_options(data, settings)  # run_at/delay and callback_url
     job_id = new_job_id()
     message = queue_message(job_id, data, executor, trace_id, run_at=options.run_at,
@@ -167,18 +164,18 @@ async def record_jobs(state: State, caller: Principal,
 def _refusal(index: int, exc: Exception) -> BatchItemResult:
     """Why one item of a batch was refused, as the single submit would have answered."""
     if isinstance(exc, MessageTooLargeError):
-        return BatchItemResult(index=index, status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                               detail=str(exc), extra={"key": "params",
-                                                       "limit_bytes": MAX_MESSAGE_BYTES})
+        status = HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        return BatchItemResult(index=index, status=status, title=status_title(status),
+                               detail=str(exc), limit_bytes=MAX_MESSAGE_BYTES,
+                               errors=[FieldError(field="params", message=str(exc))])
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ValidationException):
         detail, problems = plain_validation(exc.extra, str(exc.detail))
-        extra = dict(problems[0]) | ({"problems": problems} if len(problems) > 1 else {})
-        return BatchItemResult(index=index, status_code=exc.status_code, detail=detail,
-                               extra=extra)
-    extra = exc.extra[0] if isinstance(exc.extra, list) and exc.extra else exc.extra
-    return BatchItemResult(index=index, status_code=exc.status_code, detail=str(exc.detail),
-                           extra=dict(extra) if isinstance(extra, dict) else {})
+    else:
+        detail = str(exc.detail)
+        problems = field_errors(exc.extra, detail)
+    return BatchItemResult(index=index, status=exc.status_code,
+                           title=status_title(exc.status_code), detail=detail, errors=problems)
 
 
 async def visible_job(client: DataServiceClient, job_id: str, caller: Principal) -> Job:
@@ -189,13 +186,13 @@ async def visible_job(client: DataServiceClient, job_id: str, caller: Principal)
     return job
 
 
-def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
-    """The job routes; the submit route gets ``submit_middleware`` (the rate limit)."""
+class SubmitController(Controller):
+    """The routes that create jobs (each counts in SUBMIT_RATE_LIMIT: see :func:`job_routes`)."""
 
     @post("/job_executor/async", status_code=HTTP_200_OK, summary="Submit a job",
-          tags=["jobs"], middleware=submit_middleware,
-          responses=responses(401, 403, 413, 415, 422, 429, 503))
+          tags=["jobs"], responses=responses(401, 403, 413, 415, 422, 429, 503))
     async def submit(
+        self,
         request: Request[Principal, Any, Any],
         data: JSONBody[JobExecutionRequest],
         state: State,
@@ -238,12 +235,13 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
         return SubmitResponse(job_id=outcome.job_id)
 
     @post("/jobs/batch", status_code=HTTP_200_OK, summary="Submit up to 100 jobs at once",
-          tags=["jobs"], middleware=submit_middleware,
-          responses={207: ResponseSpec(BatchResponse, description=(
-              "Some items were refused: each refused item carries its status_code "
-              "(400, 403, 413, 422), detail and extra; the others were recorded and queued.")),
+          tags=["jobs"], responses={207: ResponseSpec(BatchResponse, description=(
+              "Some items were refused: each refused item is a problem (`status` 400, 403, "
+              "413 or 422, `title`, `detail`, `errors`); the others were recorded and "
+              "queued.")),
               **responses(400, 401, 413, 415, 429, 503)})
     async def submit_batch(
+        self,
         request: Request[Principal, Any, Any],
         state: State,
         queue: Queue,
@@ -258,8 +256,8 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
 
         Each item is checked as a single submit would be; the valid ones are recorded with
         one data service call and queued with the queue's batch send. The answer has one
-        result per item, in order: ``{"index", "job_id"}`` or ``{"index", "status_code",
-        "detail", "extra"}``; HTTP 200 when every item was accepted, 207 otherwise. The
+        result per item, in order: ``{"index", "job_id"}`` or ``{"index", "status", "title",
+        "detail", "errors"}``; HTTP 200 when every item was accepted, 207 otherwise. The
         request counts once in SUBMIT_RATE_LIMIT and takes one place per accepted job in
         MAX_UNFINISHED_JOBS_PER_USER; a 429 or a 503 applies to every item.
         """
@@ -303,10 +301,10 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
                         status_code=HTTP_200_OK if not refused else HTTP_207_MULTI_STATUS)
 
     @post("/jobs/{job_id:str}/rerun", status_code=HTTP_200_OK, summary="Re-run a finished job",
-          tags=["jobs"], middleware=submit_middleware,
-          responses=responses(401, 404, 409, 422, 429, 503))
-    async def rerun(request: Request[Principal, Any, Any], job_id: JobIdParam, client: Client,
-                    state: State, queue: Queue, settings: AppSettings) -> SubmitResponse:
+          tags=["jobs"], responses=responses(401, 404, 409, 422, 429, 503))
+    async def rerun(self, request: Request[Principal, Any, Any], job_id: JobIdParam,
+                    client: Client, state: State, queue: Queue,
+                    settings: AppSettings) -> SubmitResponse:
         """Submit a new job with the same task, executor, params, description and
         estimated_time as a finished job (``rerun_of`` names it). 409 (with
         ``current_status``) if that job has not finished; 404 if it is not yours. The new
@@ -326,15 +324,20 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
         await record_jobs(state, request.user, [(job, message)])
         return SubmitResponse(job_id=job.id)
 
+
+class JobController(Controller):
+    """The routes that read, cancel and delete jobs."""
+
     @get("/jobs/{job_id:str}", summary="Get a job", tags=["jobs"],
          responses=responses(401, 404, 503))
-    async def get_job(request: Request[Principal, Any, Any], job_id: JobIdParam,
+    async def get_job(self, request: Request[Principal, Any, Any], job_id: JobIdParam,
                       client: Client) -> Job:
         """The job as it is now, for polling."""
         return await visible_job(client, job_id, request.user)
 
     @get("/jobs", summary="List jobs", tags=["jobs"], responses=responses(401, 403, 503))
     async def list_jobs(
+        self,
         request: Request[Principal, Any, Any],
         client: Client,
         user_id: UserIdQuery = None,
@@ -362,8 +365,8 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
 
     @post("/jobs/{job_id:str}/cancel", status_code=HTTP_200_OK, summary="Cancel a job",
           tags=["jobs"], responses=responses(401, 404, 409, 503))
-    async def cancel(request: Request[Principal, Any, Any], job_id: JobIdParam, client: Client,
-                     settings: AppSettings, state: State) -> Job:
+    async def cancel(self, request: Request[Principal, Any, Any], job_id: JobIdParam,
+                     client: Client, settings: AppSettings, state: State) -> Job:
         """Cancel a job that has not finished (409 with ``current_status`` if it has).
 
         A queued job never starts; a running one is stopped at once.
@@ -374,11 +377,15 @@ def job_routes(submit_middleware: list[Any]) -> list[HTTPRouteHandler]:
 
     @delete("/jobs/{job_id:str}", status_code=HTTP_200_OK, summary="Delete a finished job",
             tags=["jobs"], responses=responses(401, 404, 409, 503))
-    async def remove(request: Request[Principal, Any, Any], job_id: JobIdParam,
+    async def remove(self, request: Request[Principal, Any, Any], job_id: JobIdParam,
                      client: Client) -> Deleted:
         """Delete a finished job (409 if it has not finished: cancel it first)."""
         job = await visible_job(client, job_id, request.user)
         await delete_job(client, job)
         return Deleted(message=f"Job {job_id} deleted.")
 
-    return [submit, submit_batch, rerun, get_job, list_jobs, cancel, remove]
+
+def job_routes(submit_middleware: list[Any]) -> list[ControllerRouterHandler]:
+    """The job routes; the submitting ones behind ``submit_middleware`` (the rate limit)."""
+    return [Router("/", route_handlers=[SubmitController], middleware=submit_middleware),
+            JobController]

@@ -41,8 +41,7 @@ from litestar.stores.redis import RedisStore
 from litestar.types import Message, Receive, Scope, Send
 from redis.exceptions import RedisError
 
-from backend.api.submit import OverloadedError
-from backend.errors import DataServiceError
+from backend.errors import DataServiceError, OverloadedError
 from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)

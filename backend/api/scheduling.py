@@ -16,12 +16,11 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from litestar.exceptions import ClientException, ValidationException
-from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
-
+from backend.errors import CallbackRefusedError
 from backend.jobs import JobExecutionRequest, JobStatus
 from backend.settings import Settings
-from backend.webhook_signing import CallbackRefusedError, check_callback_url
+from backend.web import invalid, unprocessable
+from backend.webhook_signing import check_callback_url
 
 
 @dataclass(frozen=True)
@@ -31,11 +30,6 @@ class SubmitOptions:
     status: JobStatus = JobStatus.QUEUED
     run_at: datetime | None = None
     callback_url: str | None = None
-
-
-def _invalid(key: str, message: str) -> ValidationException:
-    return ValidationException(detail=f"Invalid request body field {key}: {message}",
-                               extra=[{"key": key, "message": message, "source": "body"}])
 
 
 def _whole_second(moment: datetime) -> datetime:
@@ -58,17 +52,17 @@ def due_time(request: JobExecutionRequest, limit: float,
         return None
     now = now or datetime.now(UTC)
     if request.run_at is not None and request.delay is not None:
-        raise _invalid("run_at", "give run_at or delay, not both")
+        raise invalid("run_at", "give run_at or delay, not both")
     if request.delay is not None:
         key, ahead = "delay", request.delay
     else:
         assert request.run_at is not None
         if request.run_at.tzinfo is None:
-            raise _invalid("run_at", "needs a time zone, e.g. 2026-05-01T08:00:00Z or "
+            raise invalid("run_at", "needs a time zone, e.g. 2026-05-01T08:00:00Z or "
                                      "2026-05-01T10:00:00+02:00")
         key, ahead = "run_at", (request.run_at - now).total_seconds()
     if ahead > limit:
-        raise _invalid(key, f"{_ahead(ahead)} ahead is further than a job may be scheduled: "
+        raise invalid(key, f"{_ahead(ahead)} ahead is further than a job may be scheduled: "
                             f"at most {_ahead(limit)} (MAX_SCHEDULE_AHEAD)")
     if ahead <= 0:
         return now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -87,9 +81,7 @@ def submit_options(request: JobExecutionRequest, settings: Settings,
             callback_url = check_callback_url(request.callback_url,
                                               settings.webhooks.allowed_hosts)
         except CallbackRefusedError as exc:
-            raise ClientException(status_code=HTTP_422_UNPROCESSABLE_ENTITY, detail=str(exc),
-                                  extra=[{"key": "callback_url", "source": "body",
-                                          "message": exc.reason}]) from exc
+            raise unprocessable("callback_url", exc.reason, str(exc)) from exc
     scheduled = run_at is not None and run_at > now
     return SubmitOptions(status=JobStatus.SCHEDULED if scheduled else JobStatus.QUEUED,
                          run_at=run_at, callback_url=callback_url)

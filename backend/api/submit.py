@@ -40,14 +40,23 @@ from bson import ObjectId
 from redis.exceptions import RedisError
 
 from backend import markers, metrics, tracing
-from backend.errors import MessageTooLargeError, QueueError, TaskbrokerError
+from backend.errors import (
+    DataServiceError,
+    DataServiceRefusedError,
+    MessageTooLargeError,
+    OverloadedError,
+    QueueError,
+    SubmitError,
+    TaskbrokerError,
+)
 from backend.jobs import JobExecutionRequest, JobStatus, NewJob, QueueMessage
 from backend.logs import job_fields
+from backend.problems import FieldError
 from backend.queues import MAX_MESSAGE_BYTES, StandardQueue
 from backend.reports import Report, append_report
 from backend.rqjobs import queue_key
 from backend.settings import Settings
-from backend.store.client import DataServiceClient, DataServiceError, DataServiceRefusedError
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +64,6 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT = 30.0
 BACKLOG_TTL = 0.5  # seconds a measured backlog is trusted
 VOID_RETRY_FOR = 600.0  # seconds a void marker Redis refused is tried again
-
-
-class SubmitError(TaskbrokerError):
-    """A submit that did not go through: the job named (every job of ``job_ids``, for a
-    batch) will never run."""
-
-    def __init__(self, message: str, job_id: str, job_ids: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-        self.job_ids = job_ids
-
-
-class OverloadedError(TaskbrokerError):
-    """Too much work waits already: the client should come back after ``retry_after``."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 _JOB_INDEX = re.compile(r"^jobs\[(\d+)\]")
@@ -90,11 +81,9 @@ def _offset(groups: list[list[_Pending]], group: list[_Pending]) -> int:
 
 def _refused_group(groups: list[list[_Pending]],
                    exc: DataServiceRefusedError) -> list[_Pending] | None:
-    """The group holding the job a bulk refusal names (``extra``: ``[{"key": "jobs[i]..."}]``)."""
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    for problem in problems:
-        key = problem.get("key") if isinstance(problem, dict) else None
-        match = _JOB_INDEX.match(key) if isinstance(key, str) else None
+    """The group holding the job a bulk refusal names (its ``errors``: ``jobs[i]...``)."""
+    for problem in exc.errors:
+        match = _JOB_INDEX.match(problem.field)
         if match is None:
             continue
         index = int(match.group(1))
@@ -119,13 +108,11 @@ def _as_submit(exc: DataServiceRefusedError, start: int, size: int, position: in
             return "" if match.group(2) else "job"
         return re.sub(r"jobs\[(\d+)\](\.?)", name, text)
 
-    problems = exc.extra if isinstance(exc.extra, list) else []
-    extra = [{key: own(value) if isinstance(value, str) else value
-              for key, value in problem.items()} | {"job_id": job_id}
-             for problem in problems if isinstance(problem, dict)]
+    errors = [FieldError(field=own(problem.field) or "body", message=own(problem.message),
+                         in_=problem.in_) for problem in exc.errors]
     return DataServiceRefusedError(own(str(exc)), exc.status_code,
-                                   extra or [{"key": "body", "message": own(str(exc)),
-                                              "source": "body", "job_id": job_id}])
+                                   errors or [FieldError(field="body", message=own(str(exc)))],
+                                   exc.limit_bytes)
 
 
 def new_job_id() -> str:
@@ -251,10 +238,10 @@ class Submitter:
                 size += len(groups[-1])
             try:
                 await self._flush(groups)
-            except Exception as exc:  # a bug must not leave submits waiting forever
+            except Exception:  # a bug must not leave submits waiting forever
                 log.exception("submit batch failed")
                 self._fail([pending for group in groups for pending in group],
-                           f"the job could not be submitted ({type(exc).__name__})")
+                           "the job could not be submitted (an internal error, logged)")
 
     async def _record(self, groups: list[list[_Pending]]) -> list[list[_Pending]]:
         """Record the groups' jobs with one data service call; the groups recorded.

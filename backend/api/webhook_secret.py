@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.exceptions import ClientException, ServiceUnavailableException
+from litestar.exceptions import ServiceUnavailableException
 from litestar.handlers import HTTPRouteHandler
-from litestar.status_codes import HTTP_201_CREATED, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_201_CREATED
 
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client
 from backend.api.security import Principal
 from backend.store.client import DataServiceClient
+from backend.web import unprocessable
 from backend.webhook_signing import WebhookSecret, WebhookSecretState, derive_secret
 
 
@@ -65,10 +66,7 @@ class WebhookOwners:
             message = (f"{owner} has no webhook secret yet, and deliveries are signed with "
                        "it: make one first (POST /api/v1/webhooks/secret, or `taskbroker "
                        "webhooks rotate-secret`), then submit again")
-            raise ClientException(status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-                                  detail=f"callback_url: {message}",
-                                  extra=[{"key": "callback_url", "source": "body",
-                                          "message": message}])
+            raise unprocessable("callback_url", message, f"callback_url: {message}")
         self._known.add(owner)
 
 

@@ -117,10 +117,12 @@ def _message(response: httpx.Response) -> str:
         return response.text
     if not isinstance(body, dict):
         return str(body)
-    message = str(body.get("detail", body))
-    extra = body.get("extra")
-    if isinstance(extra, list):
-        named = [f"{item.get('key')}: {item.get('message')}" for item in extra
+    # A problem (docs/errors.md): its detail, and each field it names that the detail
+    # does not already say.
+    message = str(body.get("detail") or body.get("title") or body)
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        named = [f"{item.get('field')}: {item.get('message')}" for item in errors
                  if isinstance(item, dict) and item.get("message")
                  and item.get("message") not in message]
         if named:
@@ -447,7 +449,7 @@ def _batch_outcome(response: httpx.Response, lines: list[int]) -> tuple[list[str
         if result.job_id is not None:
             printed.append(f"line {line}: {result.job_id}")
         else:
-            printed.append(f"line {line}: refused ({result.status_code}): {result.detail}")
+            printed.append(f"line {line}: refused ({result.status}): {result.detail}")
     return printed, answer.accepted
 
 

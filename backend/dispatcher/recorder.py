@@ -32,10 +32,10 @@ from redis.exceptions import RedisError, ResponseError
 from backend import webhook_signing
 from backend.dispatcher.pause import pause
 from backend.dispatcher.tally import note_dead_letter, note_finished
-from backend.errors import TaskbrokerError
+from backend.errors import DataServiceRefusedError, TaskbrokerError
 from backend.queues import StandardQueue
 from backend.reports import RECORDER_GROUP, REPORT_FIELD, REPORT_STREAM, decode_report
-from backend.store.client import DataServiceClient, DataServiceRefusedError
+from backend.store.client import DataServiceClient
 
 log = logging.getLogger(__name__)
 

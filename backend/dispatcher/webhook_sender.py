@@ -35,15 +35,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from backend.dispatcher.pause import pause
-from backend.errors import DataServiceError
+from backend.errors import CallbackRefusedError, DataServiceError, DataServiceRefusedError
 from backend.settings import WebhookSettings
-from backend.store.client import DataServiceClient, DataServiceRefusedError
+from backend.store.client import DataServiceClient
 from backend.webhook_signing import (
     DUE_KEY,
     JOB_ID_HEADER,
     KEEP_DONE,
     SIGNATURE_HEADER,
-    CallbackRefusedError,
     check_callback_url,
     delivery_key,
     derive_secret,

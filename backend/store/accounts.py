@@ -24,6 +24,7 @@ from pymongo import IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from backend.accounts import (
+    TOKEN_ID_PATTERN,
     Credentials,
     NewUser,
     Role,
@@ -37,7 +38,7 @@ from backend.jobs import utcnow
 _hasher = PasswordHasher()
 
 UsernameParam = Annotated[str, Parameter(min_length=1, max_length=256)]
-TokenIdParam = Annotated[str, Parameter(pattern=r"^[0-9a-f]{32}$")]
+TokenIdParam = Annotated[str, Parameter(pattern=TOKEN_ID_PATTERN)]
 
 
 class UserDocument(Document):

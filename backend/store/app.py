@@ -31,7 +31,7 @@ from backend.store.routes import (
     readyz,
 )
 from backend.store.webhook_keys import WebhookKeyController, WebhookKeyDocument
-from backend.web import require_json
+from backend.web import before_request
 
 log = logging.getLogger("backend.store")
 
@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=tracing.litestar_plugins(exclude=["^/metrics$", "^/healthz$", "^/readyz$"]),
         # Logging is set up once by the process (backend.logs), honouring LOG_LEVEL.
         logging_config=None,
-        before_request=require_json,
+        before_request=before_request,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.store.max_body_bytes,

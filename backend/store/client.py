@@ -30,10 +30,12 @@ from backend.accounts import (
     UserChange,
 )
 from backend.errors import (
+    DataServiceAuthError,
     DataServiceError,
+    DataServiceRefusedError,
+    DataServiceUnsureError,
     JobNotFoundError,
     NotFoundError,
-    PermanentError,
     TransitionError,
 )
 from backend.jobs import (
@@ -48,6 +50,7 @@ from backend.jobs import (
     NewJobsAnswer,
     UpdateJob,
 )
+from backend.problems import FieldError
 from backend.reports import Report, ReportBatch, ReportsApplied
 from backend.settings import ApiSettings
 from backend.store.client_trace import data_service_trace, observed
@@ -60,25 +63,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TRANSIENT_STATUS = {502, 503, 504}
 _JSON = {"content-type": "application/json"}
-
-
-class DataServiceRefusedError(PermanentError):
-    """The data service refused the request (a 4xx other than 404/409); keeps its status
-    and its ``extra`` (which field, which limit)."""
-
-    def __init__(self, message: str, status_code: int, extra: Any = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.extra = extra
-
-
-class DataServiceAuthError(DataServiceError):
-    """The data service refused this process's service token (``DATA_SERVICE_TOKEN``): a
-    deployment fault, not the caller's; the kernel answers 503 and logs why."""
-
-
-class DataServiceUnsureError(DataServiceError):
-    """A write may or may not have been applied: the request was sent, no answer came."""
 
 
 class _Transient(Exception):
@@ -98,18 +82,24 @@ def _retrying(deadline: float) -> dict[str, Any]:
     )
 
 
-def _error_body(body: bytes) -> tuple[str, Any]:
-    """The detail (a sentence, never a Python repr) and the ``extra`` of an error answer."""
+def _error_body(body: bytes) -> tuple[str, list[FieldError], int | None]:
+    """The detail (a sentence, never a Python repr), the field ``errors`` and the
+    ``limit_bytes`` of a problem the data service answered (docs/errors.md)."""
     try:
         decoded = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return body[:500].decode(errors="replace"), None
+        return body[:500].decode(errors="replace"), [], None
     if not isinstance(decoded, dict):
-        return msgspec.json.encode(decoded)[:500].decode(errors="replace"), None
+        return msgspec.json.encode(decoded)[:500].decode(errors="replace"), [], None
     detail = decoded.get("detail")
     if not isinstance(detail, str):
         detail = msgspec.json.encode(decoded)[:500].decode(errors="replace")
-    return detail, decoded.get("extra")
+    try:
+        errors = msgspec.convert(decoded.get("errors") or [], list[FieldError])
+    except msgspec.ValidationError:
+        errors = []
+    limit = decoded.get("limit_bytes")
+    return detail, errors, limit if isinstance(limit, int) else None
 
 
 def _detail(body: bytes) -> str:
@@ -224,8 +214,8 @@ class DataServiceClient:
         if status >= 500:
             raise DataServiceError(f"data service error {status}: {_detail(content)}")
         if status >= 400:
-            detail, extra = _error_body(content)
-            raise DataServiceRefusedError(detail, status, extra)
+            detail, errors, limit = _error_body(content)
+            raise DataServiceRefusedError(detail, status, errors, limit)
         return content
 
     # jobs ------------------------------------------------------------------------------

@@ -7,11 +7,10 @@ The tests feed the store bad input of every kind and require that none reaches i
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from bson.errors import BSONError
-from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -22,87 +21,71 @@ from litestar.status_codes import (
 from litestar.types import ExceptionHandlersMap
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 
-from backend.errors import JobNotFoundError, TransitionError
-from backend.jobs import Conflict, JobStatus
-from backend.storable import UnstorableValueError
-from backend.store.pagination import InvalidCursorError
-from backend.web import plain_validation
+from backend.errors import (
+    InvalidCursorError,
+    JobNotFoundError,
+    TransitionError,
+    UnstorableValueError,
+)
+from backend.web import Problem, http_problem, invalid, problem, validation_problem
 
 log = logging.getLogger("backend.store")
 
-
-def _error(status_code: int, detail: str) -> Response[dict[str, object]]:
-    return Response({"status_code": status_code, "detail": detail}, status_code=status_code,
-                    media_type=MediaType.JSON)
+Answer = Response[Problem]
 
 
-def _not_found(_: Request, exc: JobNotFoundError) -> Response[dict[str, object]]:
-    return _error(HTTP_404_NOT_FOUND, str(exc))
+def _not_found(request: Request, exc: JobNotFoundError) -> Answer:
+    return problem(request, HTTP_404_NOT_FOUND, str(exc))
 
 
-def _conflict(_: Request, exc: TransitionError) -> Response[Conflict]:
-    current = JobStatus(exc.current)
-    body = Conflict(detail=str(exc), current_status=current,
-                    extra={"current_status": str(current)})
-    return Response(body, status_code=HTTP_409_CONFLICT)
+def _conflict(request: Request, exc: TransitionError) -> Answer:
+    return problem(request, HTTP_409_CONFLICT, str(exc), current_status=exc.current)
 
 
-def invalid(key: str, message: str, source: str = "body") -> ValidationException:
-    """A 400 in Litestar's validation shape, naming ``key``."""
-    return ValidationException(
-        detail=f"Invalid {key}: {message}",
-        extra=[{"key": key, "message": message, "source": source}],
-    )
+def _bad_request(request: Request, exc: HTTPException) -> Answer:
+    """Every 400: a sentence naming each bad field (in words), and the fields in ``errors``."""
+    return validation_problem(request, exc)
 
 
-def _bad_request(request: Request, exc: HTTPException) -> Response[object]:
-    """Every 400: a sentence naming each bad field (in words), and the fields in ``extra``."""
-    if isinstance(exc.__cause__, SerializationException):
-        detail = f"request body is not valid JSON: {exc.detail}"
-        problems: Any = [{"key": "body", "message": detail, "source": "body"}]
-    else:
-        detail, problems = plain_validation(exc.extra, str(exc.detail))
-    return Response({"status_code": HTTP_400_BAD_REQUEST, "detail": detail, "extra": problems},
-                    status_code=HTTP_400_BAD_REQUEST, media_type=MediaType.JSON)
-
-
-def _bad_cursor(request: Request, exc: InvalidCursorError) -> Response[object]:
+def _bad_cursor(request: Request, exc: InvalidCursorError) -> Answer:
     return _bad_request(request, invalid("cursor", str(exc), "query"))
 
 
-def _unstorable(request: Request, exc: UnstorableValueError) -> Response[object]:
+def _unstorable(request: Request, exc: UnstorableValueError) -> Answer:
     return _bad_request(request, invalid(exc.field, exc.message))
 
 
-def _unencodable(request: Request, exc: BSONError) -> Response[object]:
+def _unencodable(request: Request, exc: BSONError) -> Answer:
     # Validation should have caught it first; log so the gap gets closed.
     log.warning("unstorable body on %s %s: %s", request.method, request.url.path, exc)
     return _bad_request(request, invalid("body", f"cannot be stored: {exc}"))
 
 
-def _too_deep(request: Request, exc: RecursionError) -> Response[object]:
+def _too_deep(request: Request, exc: RecursionError) -> Answer:
     # The JSON decoder recurses per nesting level; a hostile body can exhaust the stack.
     # Logged with its traceback in case a real recursion bug ever lands here.
     log.warning("recursion limit on %s %s", request.method, request.url.path, exc_info=exc)
     return _bad_request(request, invalid("body", "nested too deeply"))
 
 
-def _not_utf8(request: Request, exc: UnicodeDecodeError) -> Response[object]:
+def _not_utf8(request: Request, exc: UnicodeDecodeError) -> Answer:
     # msgspec lets invalid UTF-8 inside a JSON string escape as a bare UnicodeDecodeError.
     return _bad_request(request, invalid("body", f"not valid UTF-8: {exc}"))
 
 
-def _database_down(request: Request, exc: Exception) -> Response[dict[str, object]]:
+def _database_down(request: Request, exc: Exception) -> Answer:
     log.warning("MongoDB unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return _error(HTTP_503_SERVICE_UNAVAILABLE, "The job database is unavailable; try again.")
+    return problem(request, HTTP_503_SERVICE_UNAVAILABLE,
+                   "The job database is unavailable; try again.")
 
 
-def _bug(request: Request, exc: Exception) -> Response[dict[str, object]]:
+def _bug(request: Request, exc: Exception) -> Answer:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error (logged).")
+    return problem(request, HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error (logged).")
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    HTTPException: http_problem,
     HTTP_400_BAD_REQUEST: _bad_request,
     JobNotFoundError: _not_found,
     TransitionError: _conflict,

@@ -29,7 +29,7 @@ from msgspec import UNSET
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from backend.errors import TransitionError
+from backend.errors import TransitionError, UnstorableValueError
 from backend.jobs import (
     TERMINAL_STATUSES,
     CreateJob,
@@ -42,7 +42,7 @@ from backend.jobs import (
     utcnow,
 )
 from backend.reports import AttemptGuard, Report, ReportsApplied, report_rule
-from backend.storable import UnstorableValueError, check_storable
+from backend.storable import check_storable
 from backend.store.documents import (
     UNFINISHED,
     collection,

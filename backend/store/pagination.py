@@ -15,15 +15,13 @@ from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
+from backend.errors import InvalidCursorError
+
 _OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
 _MILLIS = re.compile(r"^-?[0-9]{1,16}$")
 _MAX_CURSOR_LENGTH = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
-
-
-class InvalidCursorError(ValueError):
-    """The cursor was not made by :func:`encode_cursor`."""
 
 
 @dataclass(frozen=True, slots=True)

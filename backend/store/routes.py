@@ -13,6 +13,7 @@ Reads are in :mod:`backend.store.job_reads`, writes in :mod:`backend.store.job_w
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -32,7 +33,6 @@ from backend.errors import JobNotFoundError
 from backend.jobs import (
     NEW_JOB_STATUSES,
     TERMINAL_STATUSES,
-    Conflict,
     CreateJob,
     Deleted,
     Job,
@@ -46,12 +46,15 @@ from backend.jobs import (
     UpdateJob,
     UserId,
 )
+from backend.problems import PROBLEM_JSON, Problem
 from backend.reports import ReportBatch, ReportsApplied
 from backend.storable import check_storable
 from backend.store import job_reads, job_writes
-from backend.store.exception_handlers import invalid
 from backend.store.guards import PUBLIC
 from backend.store.trail import note_applied
+from backend.web import invalid, problem
+
+log = logging.getLogger("backend.store")
 
 
 def _path_parameter(annotated: Any) -> Any:
@@ -148,7 +151,8 @@ class JobController(Controller):
 
     @put("/{job_id:str}", summary="Update a job; an illegal status move is a 409",
          responses={HTTP_409_CONFLICT: ResponseSpec(
-             Conflict, description="The job's current status does not allow the change.")})
+             Problem, description="The job's current status does not allow the change.",
+             media_type=PROBLEM_JSON)})
     async def update_job(self, job_id: JobIdParam, data: JSONBody[UpdateJob]) -> Job:
         if data.result is not UNSET:
             check_storable("result", data.result)
@@ -253,11 +257,13 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["health"], summary="MongoDB answers a ping", opt={PUBLIC: True})
-async def readyz(request: Request) -> Response[dict[str, str]]:
+async def readyz(request: Request) -> Response[Any]:
     client: AsyncMongoClient = request.app.state.mongo_client
     try:
         await asyncio.wait_for(client.admin.command("ping"), timeout=2.0)
     except (PyMongoError, TimeoutError) as exc:
-        return Response({"status": "unavailable", "detail": f"MongoDB: {exc}"[:500]},
-                        status_code=HTTP_503_SERVICE_UNAVAILABLE)
+        log.warning("not ready: MongoDB did not answer a ping: %s", exc)
+        return problem(request, HTTP_503_SERVICE_UNAVAILABLE,
+                       "not ready: MongoDB did not answer a ping",
+                       checks={"mongodb": "not answering"})
     return Response({"status": "ok"})

@@ -89,7 +89,7 @@ def test_a_batch_of_100_with_3_bad_items_runs_97_jobs(system: System):
     assert answer.status_code == 207, answer.text
     body = answer.json()
     assert (body["accepted"], body["refused"]) == (97, 3)
-    errors = {r["index"]: r["status_code"] for r in body["results"] if "job_id" not in r}
+    errors = {r["index"]: r["status"] for r in body["results"] if "job_id" not in r}
     assert errors == {10: 422, 50: 400, 99: 422}
     ids = {r["index"]: r["job_id"] for r in body["results"] if "job_id" in r}
     for index, job_id in ids.items():

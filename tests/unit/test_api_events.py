@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from backend.api.events import JobWatch, TooManyStreamsError, job_changes, jobs_changes
-from backend.errors import DataServiceError
+from backend.api.events import JobWatch, job_changes, jobs_changes
+from backend.errors import DataServiceError, TooManyStreamsError
 from backend.jobs import Job, JobStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

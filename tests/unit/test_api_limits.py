@@ -10,8 +10,7 @@ import fakeredis
 import pytest
 
 from backend.api.limits import FailOpenRedisStore, UnfinishedJobs
-from backend.api.submit import OverloadedError
-from backend.errors import DataServiceError
+from backend.errors import DataServiceError, OverloadedError
 
 
 class CountingStore:

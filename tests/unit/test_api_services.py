@@ -18,8 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from backend import markers
 from backend.api.services import cancel_job, delete_job
-from backend.api.submit import SubmitError, Submitter, new_job_id
-from backend.errors import DataServiceError, QueueError, TransitionError
+from backend.api.submit import Submitter, new_job_id
+from backend.errors import DataServiceError, QueueError, SubmitError, TransitionError
 from backend.jobs import TERMINAL_STATUSES, Job, JobStatus, NewJob, QueueMessage, UpdateJob
 from backend.reports import REPORT_FIELD, REPORT_STREAM, decode_report
 from backend.settings import Settings

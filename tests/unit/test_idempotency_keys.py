@@ -7,7 +7,8 @@ import fakeredis
 import pytest
 from litestar.exceptions import ClientException
 
-from backend.api.idempotency import IdempotencyKeys, IdempotencyUnavailableError
+from backend.api.idempotency import IdempotencyKeys
+from backend.errors import IdempotencyUnavailableError
 
 
 async def test_a_key_is_marked_done_even_if_redis_fails_once_when_settling(monkeypatch):

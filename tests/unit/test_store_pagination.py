@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from bson import ObjectId
 
-from backend.store.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from backend.errors import InvalidCursorError
+from backend.store.pagination import decode_cursor, encode_cursor
 
 
 @pytest.mark.parametrize("millis", [0, 123, 999, 1_700_000_000_001, 1_764_431_088_123])

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.storable import MAX_DEPTH, UnstorableValueError, check_storable
+from backend.errors import UnstorableValueError
+from backend.storable import MAX_DEPTH, check_storable
 
 
 def _nested(depth: int) -> Any:

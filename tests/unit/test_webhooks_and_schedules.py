@@ -13,11 +13,11 @@ from litestar.exceptions import ValidationException
 from backend import markers
 from backend.api.scheduling import due_time
 from backend.dispatcher.webhook_sender import backoff
+from backend.errors import CallbackRefusedError
 from backend.jobs import JobExecutionRequest, QueueMessage
 from backend.rqjobs import due_second
 from backend.settings import WebhookSettings
 from backend.webhook_signing import (
-    CallbackRefusedError,
     check_callback_url,
     derive_secret,
     signature,

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 import msgspec
 
 from backend import markers
+from backend.errors import UnstorableValueError
 from backend.jobs import JobStatus, QueueMessage
 from backend.reports import Report, about
-from backend.storable import UnstorableValueError, check_storable
+from backend.storable import check_storable
 from backend.tasks import TaskContext
 from backend.workers.middleware import cancellation
 from backend.workers.middleware.base import JobRun, Middleware, Outcome, SkipJob

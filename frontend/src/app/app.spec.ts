@@ -9,6 +9,7 @@ import { buttonByText, query, text } from '../testing/dom';
 import { App } from './app';
 import { ApiStatus } from './core/api-status.service';
 import { AuthService } from './core/auth.service';
+import { problem } from '../testing/problem';
 
 describe('App shell', () => {
   let fixture: ComponentFixture<App>;
@@ -108,10 +109,7 @@ describe('App shell', () => {
     status.retryNow();
     http
       .expectOne('/api/v1/auth/me')
-      .flush(
-        { status_code: 401, detail: 'Unauthorized' },
-        { status: 401, statusText: 'Unauthorized' },
-      );
+      .flush(problem(401, 'Unauthorized'), { status: 401, statusText: 'Unauthorized' });
     status.markUp();
     await fixture.whenStable();
     expect(root.querySelector('[data-testid="api-down"]')).toBeNull();

@@ -21,6 +21,7 @@ from tests.integration.api.test_auth import (
     serve_issuer,
     submitted,
 )
+from tests.problems import problem_of
 
 pytestmark = pytest.mark.parametrize("backend", ["redis"])
 
@@ -53,7 +54,7 @@ async def test_an_oidc_claim_equal_to_a_local_admins_name_gets_nothing_of_theirs
     made = await oidc.post("/api/v1/tokens", json={"name": "x"})
     assert made.status_code == 403, made.text
     body = made.json()
-    assert body["status_code"] == 403 and "AUTH_OIDC_API_TOKENS" in body["detail"]
+    assert body["status"] == 403 and "AUTH_OIDC_API_TOKENS" in body["detail"]
     # The admin's own jobs are untouched and still theirs.
     assert (await admin.get(JOB.format(theirs))).json()["user_id"] == root
 
@@ -135,7 +136,7 @@ async def test_a_token_whose_algorithm_does_not_fit_its_key_is_a_401(
         client = await kernel.client(token)
         answer = await client.get(ME)
         assert answer.status_code == 401, (what, answer.status_code, answer.text)
-        assert answer.json()["status_code"] == 401
+        assert problem_of(answer)["status"] == 401
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
     good = await kernel.client(oidc_token(url, key))
     assert (await good.get(ME)).status_code == 200  # the checks refuse only the crafted

@@ -3,6 +3,7 @@ the valid ones recorded with one data service call and queued with the batch sen
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from backend.jobs import JobStatus
 from backend.queues import StandardQueue
 from tests.integration.api.conftest import Kernel, OpenKernel, queue_of
+from tests.problems import problem_of
 
 BATCH = "/api/v1/jobs/batch"
 
@@ -59,11 +61,14 @@ async def test_a_batch_of_100_with_3_bad_items_records_97_in_one_call(
     assert [result["index"] for result in results] == list(range(100))
     refused = {result["index"]: result for result in results if "job_id" not in result}
     assert set(refused) == {7, 40, 93}
-    assert refused[7]["status_code"] == 422 and "echo" in refused[7]["detail"]
-    assert refused[7]["extra"]["key"] == "job_name" and "echo" in refused[7]["extra"]["valid"]
-    assert refused[40]["status_code"] == 400 and "estimated_time" in refused[40]["detail"]
-    assert refused[40]["extra"]["key"] == "estimated_time"
-    assert refused[93]["status_code"] == 422 and refused[93]["extra"]["key"] == "executor"
+    assert refused[7]["status"] == 422 and "echo" in refused[7]["detail"]
+    assert refused[7]["title"] == HTTPStatus(422).phrase
+    assert refused[7]["errors"][0]["field"] == "job_name" and "echo" in refused[7]["errors"][0][
+        "message"]
+    assert refused[40]["status"] == 400 and "estimated_time" in refused[40]["detail"]
+    assert refused[40]["errors"][0]["field"] == "estimated_time"
+    assert refused[93]["status"] == 422 and refused[93]["errors"][0]["field"] == "executor"
+    assert refused[93]["errors"][0]["in"] == "query"
     ids = [result["job_id"] for result in results if "job_id" in result]
     assert len(set(ids)) == 97
     assert calls == [97]  # one data service call for the whole batch
@@ -105,8 +110,8 @@ async def test_a_malformed_batch_is_refused_whole(
         named: str) -> None:
     answer = await kernel.http.post(BATCH, json=content)
     assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert named in body["detail"] and body["extra"]
+    body = problem_of(answer)
+    assert named in body["detail"] and body["errors"]
     assert (await store.get("/jobs", params={"user_id": user})).json()["total"] == 0
 
 
@@ -122,10 +127,13 @@ async def test_items_are_checked_like_single_submits(kernel: Kernel, user: str) 
     ]})
     assert answer.status_code == 207, answer.text
     results = answer.json()["results"]
-    assert [result.get("status_code") for result in results] == [403, 400, 400, 413, 400, None]
-    assert results[2]["extra"]["key"] == "job_name" and "job_name" in results[2]["detail"]
-    assert results[3]["extra"]["key"] == "params"
-    assert results[4]["extra"]["key"] == "surprise"
+    assert [result.get("status") for result in results] == [403, 400, 400, 413, 400, None]
+    assert results[0]["errors"][0]["field"] == "user_id"
+    assert results[2]["errors"][0]["field"] == "job_name" and "job_name" in results[2]["detail"]
+    assert results[3]["errors"][0]["field"] == "params" and results[3]["limit_bytes"] > 0
+    assert results[4]["errors"][0]["field"] == "surprise"
+    for result in results[:5]:
+        assert {"index", "status", "title", "detail", "errors"} <= result.keys(), result
     assert "job_id" in results[5]
     for result in results[:5]:
         assert "{'" not in result["detail"] and "[{" not in result["detail"]
@@ -151,7 +159,7 @@ async def test_data_service_down_is_a_503_naming_every_job(
     kernel.break_data_service()
     answer = await kernel.http.post(BATCH, json={"jobs": [good(0), good(1), good(2)]})
     assert answer.status_code == 503, answer.text
-    body = answer.json()
-    assert len(body["extra"]["job_ids"]) == 3 and "never run" in body["detail"]
+    body = problem_of(answer)
+    assert len(body["job_ids"]) == 3 and "never run" in body["detail"]
     async with queue_of(kernel.settings) as queue:
         assert await queue.depth() == 0

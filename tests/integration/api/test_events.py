@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from tests.problems import problem_of
 from tests.services import ManagedProcess, create_user, sign_in
 
 pytestmark = pytest.mark.parametrize("backend", ["redis"])
@@ -67,8 +68,7 @@ async def test_stream_follows_a_job_until_it_finishes(
         assert seen == [("queued", 0), ("running", 10), ("running", 60), ("succeeded", 100)]
 
         missing = await http.get("/api/v1/jobs/0123456789abcdef01234567/events")
-        assert missing.status_code == 404
-        assert missing.headers["content-type"].startswith("application/json")
+        assert problem_of(missing, 404)["instance"] == missing.request.url.path
 
     assert proc.stop() == 0  # SIGTERM: a clean exit
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.integration.api.conftest import Kernel, OpenKernel, queue_of
+from tests.problems import problem_of
 
 pytestmark = pytest.mark.parametrize("backend", ["redis"])
 
@@ -44,7 +45,8 @@ async def test_same_key_with_another_body_is_a_422(kernel: Kernel, store: httpx.
         other = await kernel.http.post(SUBMIT, json=body, params=query, headers=keyed("k-1"))
         assert other.status_code == 422, other.text
         assert "different request" in other.json()["detail"]
-        assert other.json()["extra"]["key"] == "Idempotency-Key"
+        assert problem_of(other)["errors"][0] == {
+            "field": "Idempotency-Key", "in": "header", "message": other.json()["detail"]}
     assert (await store.get("/jobs", params={"user_id": user})).json()["total"] == 1
 
 
@@ -104,5 +106,5 @@ async def test_a_malformed_key_is_a_400(kernel: Kernel, store: httpx.AsyncClient
     assert answer.status_code == 400, answer.text
     body = answer.json()
     assert "Idempotency-Key" in body["detail"] and "printable ASCII" in body["detail"]
-    assert body["extra"][0]["key"] == "Idempotency-Key"
+    assert body["errors"][0]["field"] == "Idempotency-Key" and body["errors"][0]["in"] == "header"
     assert (await store.get("/jobs", params={"user_id": user})).json()["total"] == 0

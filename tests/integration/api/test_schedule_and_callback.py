@@ -15,6 +15,7 @@ from backend import markers, webhook_signing
 from backend.jobs import Job, JobStatus
 from backend.rqjobs import BatchEnqueuer, scheduled_key
 from tests.integration.api.conftest import Kernel, OpenKernel, queue_of
+from tests.problems import problem_of
 
 redis_only = pytest.mark.parametrize("backend", ["redis"])
 HOOKS = {"WEBHOOK_ALLOWED_HOSTS": "hooks.example.com,127.0.0.1:9999",
@@ -70,7 +71,7 @@ async def test_a_due_time_not_in_the_future_is_an_ordinary_queued_job(
     ({"delay": 5, "run_at": "2030-01-01T00:00:00Z"}, "run_at", "not both"),
     ({"run_at": "2030-01-01T00:00:00"}, "run_at", "time zone"),
     ({"run_at": "next tuesday"}, "run_at", "date"),
-    ({"delay": -1}, "delay", ">= 0"),
+    ({"delay": -1}, "delay", "at least 0"),
     ({"delay": "60"}, "delay", "number"),
     ({"delay": 31 * 86400}, "delay", "MAX_SCHEDULE_AHEAD"),
     ({"run_at": "2999-01-01T00:00:00+00:00"}, "run_at", "at most 30 days"),
@@ -81,7 +82,7 @@ async def test_a_bad_schedule_is_a_400_naming_the_field_and_records_nothing(
     assert answer.status_code == 400, answer.text
     body = answer.json()
     assert field in body["detail"] and words in body["detail"], body
-    assert body["extra"][0]["key"] == field
+    assert body["errors"][0]["field"] == field
     assert (await kernel.http.get("/api/v1/jobs")).json()["total"] == 0
 
 
@@ -100,7 +101,7 @@ async def test_without_allowed_hosts_a_callback_url_is_a_422_naming_the_setting(
     answer = await kernel.submit(user, callback_url="https://hooks.example.com/done")
     assert answer.status_code == 422, answer.text
     assert "WEBHOOK_ALLOWED_HOSTS" in answer.json()["detail"]
-    assert answer.json()["extra"][0]["key"] == "callback_url"
+    assert problem_of(answer)["errors"][0]["field"] == "callback_url"
     assert (await kernel.http.get("/api/v1/jobs")).json()["total"] == 0
 
 
@@ -146,14 +147,14 @@ async def test_a_callback_url_needs_its_owners_webhook_secret_first(open_kernel:
     url = "https://hooks.example.com/done"
     refused = await kernel.submit(user, callback_url=url)
     assert refused.status_code == 422, refused.text
-    assert refused.json()["extra"][0]["key"] == "callback_url"
+    assert problem_of(refused)["errors"][0]["field"] == "callback_url"
     assert "/api/v1/webhooks/secret" in refused.json()["detail"]
     batch = await kernel.http.post("/api/v1/jobs/batch", json={"jobs": [
         {"job_name": "echo", "estimated_time": 1, "callback_url": url},
         {"job_name": "echo", "estimated_time": 1}]})
     assert batch.status_code == 207, batch.text
     first, second = batch.json()["results"]
-    assert first["status_code"] == 422 and first["extra"]["key"] == "callback_url"
+    assert first["status"] == 422 and first["errors"][0]["field"] == "callback_url"
     assert second["job_id"]
     assert (await kernel.http.get("/api/v1/jobs")).json()["total"] == 1  # the plain one
 

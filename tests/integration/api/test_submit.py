@@ -58,9 +58,9 @@ async def test_unknown_task_or_executor_is_a_422_listing_valid_ones(
     answer = await kernel.submit(user, name, executor=executor)
     assert answer.status_code == 422, answer.text
     body = answer.json()
-    assert body["extra"][0]["key"] == field
+    assert body["errors"][0]["field"] == field
     for option in valid:
-        assert option in body["detail"] and option in body["extra"][0]["valid"]
+        assert option in body["detail"] and option in body["errors"][0]["message"]
     listed = await kernel.http.get("/api/v1/jobs", params={"user_id": user})
     assert listed.json()["total"] == 0  # nothing was recorded
 

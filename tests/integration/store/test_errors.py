@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.store.conftest import MakeJob
+from tests.problems import problem_of
 
 GOOD = {"name": "echo", "user_id": "fuzz-user"}
 TOO_DEEP: Any = 1
@@ -19,11 +20,10 @@ for _ in range(40):
 
 
 def _named(response: httpx.Response, field: str) -> bool:
-    """Whether the error body names ``field`` (in the detail or an extra entry)."""
-    body = response.json()
-    extras = body.get("extra") or []
+    """Whether the problem names ``field`` (in its detail or one of its ``errors``)."""
+    body = problem_of(response)
     return field in body["detail"] or any(
-        field in (entry.get("key") or "") or field in entry.get("message", "") for entry in extras)
+        field in entry["field"] or field in entry["message"] for entry in body["errors"])
 
 
 @pytest.mark.parametrize(("body", "field"), [

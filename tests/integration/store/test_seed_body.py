@@ -28,7 +28,7 @@ async def test_any_other_status_on_create_is_a_400_saying_only_created(
     assert answer.status_code == 400, answer.text
     body = answer.json()
     assert "only status accepted on create" in body["detail"] and '"created"' in body["detail"]
-    assert body["extra"][0]["key"] == "status"
+    assert body["errors"][0]["field"] == "status"
     assert (await store.get("/jobs", params={"user_id": user})).json()["total"] == 0
 
 

@@ -18,6 +18,7 @@ from bson import ObjectId
 from backend.jobs import JobStatus, utcnow
 from backend.store.documents import collection
 from tests.integration.store.conftest import MakeJob
+from tests.problems import problem_of
 
 EPOCH = (utcnow() - timedelta(days=30)).replace(microsecond=0)
 MakeOld = Callable[..., Awaitable[str]]
@@ -122,6 +123,6 @@ async def test_bad_query_is_a_400_naming_the_field(store: httpx.AsyncClient,
                                                    params: dict[str, object], field: str) -> None:
     response = await store.get("/job/stale", params=params)
     assert response.status_code == 400, response.text
-    body = response.json()
-    assert field in body["detail"] or any(field in (entry.get("key") or "")
-                                          for entry in body.get("extra") or []), body
+    body = problem_of(response, 400)
+    assert field in body["detail"] or any(field in entry["field"]
+                                          for entry in body["errors"]), body

@@ -30,7 +30,7 @@ async def test_every_move_follows_the_transition_table(
     else:
         assert response.status_code == 409, response.text
         body = response.json()
-        assert body["current_status"] == current and body["status_code"] == 409
+        assert body["current_status"] == current and body["status"] == 409
         assert current in body["detail"]
         assert after == before
 

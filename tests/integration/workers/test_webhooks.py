@@ -394,6 +394,6 @@ async def test_the_store_gives_key_ids_only_to_holders_of_the_service_token(
                                  headers={"X-Service-Token": TEST_SECRETS[
                                      "DATA_SERVICE_TOKEN"]}) as service:
         unknown = await service.get("/webhook-keys/nobody-ever")
-        assert unknown.status_code == 404 and unknown.json()["status_code"] == 404
+        assert unknown.status_code == 404 and unknown.json()["status"] == 404
         bad = await service.post("/webhook-keys/a%20b")  # no job owner has such an id
-        assert bad.status_code == 400 and bad.json()["status_code"] == 400
+        assert bad.status_code == 400 and bad.json()["status"] == 400

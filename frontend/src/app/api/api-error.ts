@@ -1,10 +1,28 @@
 import { HttpErrorResponse } from '@angular/common/http';
 
-/** Litestar's standard error body: {status_code, detail, extra}. */
-interface LitestarErrorBody {
-  status_code?: number;
-  detail?: string;
-  extra?: unknown;
+/** One field the API names in a problem: which, what is wrong, and where it was. */
+export interface FieldError {
+  field: string;
+  message: string;
+  in: 'body' | 'query' | 'path' | 'header' | 'cookie';
+}
+
+/**
+ * Every error answer of the kernel: RFC 9457 problem details (docs/errors.md).
+ * `errors` is always a list; the members after it appear only where they carry data.
+ */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  errors: FieldError[];
+  retry_after_seconds?: number;
+  job_id?: string;
+  job_ids?: string[];
+  current_status?: string;
+  limit_bytes?: number;
 }
 
 /** An API failure, reduced to what the UI shows. */
@@ -19,8 +37,8 @@ export interface ApiError {
   unreachable: boolean;
 }
 
-function isLitestarBody(body: unknown): body is LitestarErrorBody {
-  return typeof body === 'object' && body !== null && ('detail' in body || 'status_code' in body);
+function isProblem(body: unknown): body is Partial<Problem> {
+  return typeof body === 'object' && body !== null && 'status' in body && 'title' in body;
 }
 
 /** Whether a failed response means "the API is down" rather than "the API said no". */
@@ -28,34 +46,27 @@ export function isUnreachable(error: HttpErrorResponse): boolean {
   if (error.status === 0) {
     return true;
   }
-  // A 5xx without Litestar's JSON body comes from a proxy or a dead upstream, not the kernel.
-  return error.status >= 500 && !isLitestarBody(error.error);
+  // A 5xx without a problem body comes from a proxy or a dead upstream, not the kernel.
+  return error.status >= 500 && !isProblem(error.error);
 }
 
 function fieldName(key: string): string {
-  // Litestar names nested fields "params.x" or "body.params"; the form has one control per top field.
+  // Nested fields are named "params.x" (or "body" for the body as a whole); the form has
+  // one control per top field.
   const parts = key.split('.').filter((part) => part && part !== 'body' && part !== '$');
   return parts[0] ?? key;
 }
 
-function collectFields(extra: unknown): Record<string, string> {
+function collectFields(errors: unknown): Record<string, string> {
   const fields: Record<string, string> = {};
-  const add = (key: unknown, message: unknown): void => {
-    if (typeof key === 'string' && key && typeof message === 'string') {
-      const name = fieldName(key);
+  for (const item of Array.isArray(errors) ? errors : []) {
+    if (typeof item !== 'object' || item === null) {
+      continue;
+    }
+    const { field, message } = item as Partial<FieldError>;
+    if (typeof field === 'string' && field && typeof message === 'string') {
+      const name = fieldName(field);
       fields[name] = fields[name] ? `${fields[name]}; ${message}` : message;
-    }
-  };
-  if (Array.isArray(extra)) {
-    for (const item of extra) {
-      if (typeof item === 'object' && item !== null) {
-        const record = item as Record<string, unknown>;
-        add(record['key'], record['message']);
-      }
-    }
-  } else if (typeof extra === 'object' && extra !== null) {
-    for (const [key, message] of Object.entries(extra as Record<string, unknown>)) {
-      add(key, message);
     }
   }
   return fields;
@@ -78,7 +89,7 @@ export function toApiError(error: unknown): ApiError {
       unreachable: true,
     };
   }
-  const body = isLitestarBody(error.error) ? error.error : null;
+  const body = isProblem(error.error) ? error.error : null;
   const detail =
     typeof body?.detail === 'string' && body.detail
       ? body.detail
@@ -86,7 +97,7 @@ export function toApiError(error: unknown): ApiError {
   return {
     status: error.status,
     message: `${detail} (HTTP ${error.status})`,
-    fields: collectFields(body?.extra),
+    fields: collectFields(body?.errors),
     unreachable: false,
   };
 }

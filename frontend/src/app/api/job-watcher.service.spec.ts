@@ -5,6 +5,7 @@ import { TestBed } from '@angular/core/testing';
 import { FakeEventSource, makeJob } from '../../testing/fixtures';
 import { Job } from './job.model';
 import { EVENT_SOURCE_FACTORY, JobWatcher, LiveEvent, WATCH_TIMING } from './job-watcher.service';
+import { problem } from '../../testing/problem';
 
 describe('JobWatcher', () => {
   let watcher: JobWatcher;
@@ -121,7 +122,7 @@ describe('JobWatcher', () => {
     watcher.watch(job.id).subscribe({ error: (e: { status: number }) => (status = e.status) });
     http
       .expectOne(`/api/v1/jobs/${job.id}`)
-      .flush({ status_code: 404, detail: 'not found' }, { status: 404, statusText: 'Not Found' });
+      .flush(problem(404, 'not found'), { status: 404, statusText: 'Not Found' });
     expect(status).toBe(404);
   });
 

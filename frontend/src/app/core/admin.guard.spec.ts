@@ -11,6 +11,7 @@ import { RouterTestingHarness } from '@angular/router/testing';
 import { signInAs } from '../../testing/auth';
 import { text } from '../../testing/dom';
 import { routes } from '../app.routes';
+import { problem } from '../../testing/problem';
 
 const ME = '/api/v1/auth/me';
 const STATS = '/api/v1/stats';
@@ -84,7 +85,7 @@ describe('adminGuard on /overview', () => {
     const done = TestBed.inject(Router).navigateByUrl('/overview');
     // adminGuard asks, then the "admins only" route's signedInGuard, then sign-in's own.
     for (let asked = 0; asked < 3; asked++) {
-      (await pending(ME)).flush({ status_code: 401, detail: 'No valid session' }, UNAUTHORIZED);
+      (await pending(ME)).flush(problem(401, 'No valid session'), UNAUTHORIZED);
     }
     await done;
     expect(TestBed.inject(Router).url).toBe('/sign-in?returnUrl=%2Foverview');

@@ -4,6 +4,7 @@ import { TestBed } from '@angular/core/testing';
 
 import { apiStatusInterceptor } from './api-status.interceptor';
 import { API_RETRY_MS, ApiStatus } from './api-status.service';
+import { problem } from '../../testing/problem';
 
 describe('ApiStatus and its interceptor', () => {
   let http: HttpTestingController;
@@ -51,10 +52,7 @@ describe('ApiStatus and its interceptor', () => {
     client.get('/api/v1/jobs/x').subscribe({ error: () => undefined });
     http
       .expectOne('/api/v1/jobs/x')
-      .flush(
-        { status_code: 404, detail: 'Job x not found' },
-        { status: 404, statusText: 'Not Found' },
-      );
+      .flush(problem(404, 'Job x not found'), { status: 404, statusText: 'Not Found' });
     expect(status.down()).toBeNull();
   });
 
@@ -63,7 +61,7 @@ describe('ApiStatus and its interceptor', () => {
     status.retryNow();
     http
       .expectOne('/api/v1/auth/me')
-      .flush({ status_code: 401, detail: 'Unauthorized' }, { status: 401, statusText: 'x' });
+      .flush(problem(401, 'Unauthorized'), { status: 401, statusText: 'x' });
     expect(status.down()).toBeNull();
   });
 });

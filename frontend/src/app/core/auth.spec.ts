@@ -20,6 +20,7 @@ import { authInterceptor, needsSession } from './auth.interceptor';
 import { AuthService } from './auth.service';
 import { NoticeService } from './notice.service';
 import { safeReturnUrl } from './return-url';
+import { problem } from '../../testing/problem';
 
 @Component({
   selector: 'app-stub-page',
@@ -30,7 +31,7 @@ class StubPage {}
 
 const ME = '/api/v1/auth/me';
 const UNAUTHORIZED = { status: 401, statusText: 'Unauthorized' };
-const NO_SESSION = { status_code: 401, detail: 'No valid session' };
+const NO_SESSION = problem(401, 'No valid session');
 
 describe('safeReturnUrl (no open redirect)', () => {
   it("keeps the app's own paths, with their query and fragment", () => {
@@ -290,7 +291,7 @@ describe('authInterceptor (a 401 sends to sign-in)', () => {
     client.get('/api/v1/jobs/abc').subscribe({ error: () => undefined });
     http
       .expectOne('/api/v1/jobs/abc')
-      .flush({ status_code: 403, detail: 'Forbidden' }, { status: 403, statusText: 'Forbidden' });
+      .flush(problem(403, 'Forbidden'), { status: 403, statusText: 'Forbidden' });
     unauthorized('/elsewhere/api');
     await settle();
     expect(router.url).toBe('/jobs/abc');

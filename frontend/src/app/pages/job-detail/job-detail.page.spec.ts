@@ -10,6 +10,7 @@ import { Job } from '../../api/job.model';
 import { EVENT_SOURCE_FACTORY } from '../../api/job-watcher.service';
 import { NoticeService } from '../../core/notice.service';
 import { JobDetailPage } from './job-detail.page';
+import { problem } from '../../../testing/problem';
 
 describe('JobDetailPage', () => {
   let http: HttpTestingController;
@@ -156,10 +157,10 @@ describe('JobDetailPage', () => {
     buttonByText(query(root, '[role="alertdialog"]'), 'Cancel job').click();
     http
       .expectOne(`/api/v1/jobs/${job.id}/cancel`)
-      .flush(
-        { status_code: 409, detail: 'Job is already succeeded', current_status: 'succeeded' },
-        { status: 409, statusText: 'Conflict' },
-      );
+      .flush(problem(409, 'Job is already succeeded', [], { current_status: 'succeeded' }), {
+        status: 409,
+        statusText: 'Conflict',
+      });
     http.expectOne(`/api/v1/jobs/${job.id}`).flush({ ...job, status: 'succeeded', progress: 100 });
     await settle();
     expect(text(root, '.callout--error')).toBe(
@@ -232,10 +233,10 @@ describe('JobDetailPage', () => {
       buttonByText(root, 'Re-run').click();
       http
         .expectOne(`/api/v1/jobs/${job.id}/rerun`)
-        .flush(
-          { status_code: 409, detail: 'Job is not finished', extra: { current_status: 'running' } },
-          { status: 409, statusText: 'Conflict' },
-        );
+        .flush(problem(409, 'Job is not finished', [], { current_status: 'running' }), {
+          status: 409,
+          statusText: 'Conflict',
+        });
       http.expectOne(`/api/v1/jobs/${job.id}`).flush({ ...job, status: 'cancelled' });
       await settle();
       expect(text(root, '.callout--error')).toBe('Re-run failed: Job is not finished (HTTP 409)');
@@ -249,10 +250,10 @@ describe('JobDetailPage', () => {
       buttonByText(root, 'Re-run').click();
       http
         .expectOne(`/api/v1/jobs/${job.id}/rerun`)
-        .flush({ status_code: 404, detail: 'Not found' }, { status: 404, statusText: 'Not Found' });
+        .flush(problem(404, 'Not found'), { status: 404, statusText: 'Not Found' });
       http
         .expectOne(`/api/v1/jobs/${job.id}`)
-        .flush({ status_code: 404, detail: 'Not found' }, { status: 404, statusText: 'Not Found' });
+        .flush(problem(404, 'Not found'), { status: 404, statusText: 'Not Found' });
       await settle();
       expect(text(root, '[data-testid="not-found"] h1')).toBe('Job not found');
     });
@@ -284,7 +285,7 @@ describe('JobDetailPage', () => {
     root = harness.routeNativeElement as HTMLElement;
     http
       .expectOne(`/api/v1/jobs/${'0'.repeat(24)}`)
-      .flush({ status_code: 404, detail: 'not found' }, { status: 404, statusText: 'Not Found' });
+      .flush(problem(404, 'not found'), { status: 404, statusText: 'Not Found' });
     await settle();
     expect(text(root, '[data-testid="not-found"] h1')).toBe('Job not found');
   });

@@ -14,6 +14,7 @@ import { buttonByText, query, queryAll, setValue, text } from '../../../testing/
 import { Job, JobPage, JobSummary } from '../../api/job.model';
 import { EVENT_SOURCE_FACTORY, WATCH_TIMING } from '../../api/job-watcher.service';
 import { JobsPage, STREAM_RETRY_MS } from './jobs.page';
+import { problem } from '../../../testing/problem';
 
 function page(items: JobSummary[], total = items.length, offset = 0): JobPage {
   return { items, total, limit: 20, offset, next_cursor: null };
@@ -281,10 +282,7 @@ describe('JobsPage', () => {
 
   it('shows a load error with a retry', async () => {
     await open();
-    expectList().flush(
-      { status_code: 500, detail: 'Internal Server Error' },
-      { status: 500, statusText: 'x' },
-    );
+    expectList().flush(problem(500, 'Internal Server Error'), { status: 500, statusText: 'x' });
     await settle();
     expect(text(root, '[role="alert"]')).toContain('Could not load jobs: Internal Server Error');
     buttonByText(root, 'Retry').click();

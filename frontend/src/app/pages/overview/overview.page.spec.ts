@@ -8,6 +8,7 @@ import { BaseChartDirective } from 'ng2-charts';
 import { buttonByText, query, queryAll, text } from '../../../testing/dom';
 import { MinuteCounts, Stats } from '../../api/stats.model';
 import { OverviewPage } from './overview.page';
+import { problem } from '../../../testing/problem';
 
 const STATS = '/api/v1/stats';
 const START = Date.parse('2026-11-01T09:00:00Z');
@@ -253,7 +254,7 @@ describe('OverviewPage', () => {
     vi.advanceTimersByTime(5000);
     http
       .expectOne(STATS)
-      .flush({ status_code: 500, detail: 'Store unavailable' }, { status: 500, statusText: 'x' });
+      .flush(problem(500, 'Store unavailable'), { status: 500, statusText: 'x' });
     await fixture.whenStable();
     expect(text(root, '[data-testid="overview-error"]')).toMatch(
       /^Could not refresh: Store unavailable \(HTTP 500\) The figures below are from 2026-11-01 \d\d:00:00\. Retry$/,
@@ -269,7 +270,7 @@ describe('OverviewPage', () => {
     await open();
     http
       .expectOne(STATS)
-      .flush({ status_code: 403, detail: 'Admins only' }, { status: 403, statusText: 'Forbidden' });
+      .flush(problem(403, 'Admins only'), { status: 403, statusText: 'Forbidden' });
     await fixture.whenStable();
     expect(text(root, '[data-testid="admins-only"]')).toContain('The overview is for admins only.');
     expect(root.querySelector('canvas')).toBeNull();

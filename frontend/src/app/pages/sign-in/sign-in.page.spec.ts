@@ -8,6 +8,7 @@ import { RouterTestingHarness } from '@angular/router/testing';
 import { buttonByText, query, setValue, text } from '../../../testing/dom';
 import { AuthService } from '../../core/auth.service';
 import { SignInPage, parseRetryAfter } from './sign-in.page';
+import { problem } from '../../../testing/problem';
 
 @Component({
   selector: 'app-stub-page',
@@ -101,12 +102,10 @@ describe('SignInPage', () => {
   it('says so when the user name or password is wrong, and stays', async () => {
     await open('/sign-in?returnUrl=%2Fjobs');
     await signIn('alice', 'wrong');
-    http
-      .expectOne(LOGIN)
-      .flush(
-        { status_code: 401, detail: 'wrong user name or password' },
-        { status: 401, statusText: 'Unauthorized' },
-      );
+    http.expectOne(LOGIN).flush(problem(401, 'wrong user name or password'), {
+      status: 401,
+      statusText: 'Unauthorized',
+    });
     await settle();
     const error = query(root, '[data-testid="sign-in-error"]');
     expect(error.textContent?.trim()).toBe('Wrong user name or password.');
@@ -121,12 +120,11 @@ describe('SignInPage', () => {
   it('says how long to wait after too many attempts, and does not try before', async () => {
     await open();
     await signIn('alice', 'wrong');
-    http
-      .expectOne(LOGIN)
-      .flush(
-        { status_code: 429, detail: 'Too many requests' },
-        { status: 429, statusText: 'Too Many Requests', headers: { 'Retry-After': '90' } },
-      );
+    http.expectOne(LOGIN).flush(problem(429, 'Too many requests'), {
+      status: 429,
+      statusText: 'Too Many Requests',
+      headers: { 'Retry-After': '90' },
+    });
     await settle();
     expect(text(root, '[data-testid="sign-in-error"]')).toBe(
       'Too many sign-in attempts. Try again in 1 min 30 s.',

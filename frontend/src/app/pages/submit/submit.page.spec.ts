@@ -7,6 +7,7 @@ import { buttonByText, query, setValue, text } from '../../../testing/dom';
 import { signInAs } from '../../../testing/auth';
 import { toLocalInput } from '../../shared/schedule';
 import { SubmitPage } from './submit.page';
+import { problem } from '../../../testing/problem';
 
 const TASKS = [
   { name: 'simulate', description: 'Run for about estimated_time seconds.' },
@@ -134,16 +135,18 @@ describe('SubmitPage', () => {
     await start();
     await fill({ task: 'simulate', estimate: '6' });
     await clickSubmit();
-    http.expectOne(SUBMIT_URL).flush(
-      {
-        status_code: 400,
-        detail: 'Validation failed for POST /api/v1/job_executor/async',
-        extra: [{ key: 'estimated_time', message: 'Expected `float` <= 604800', source: 'body' }],
-      },
-      { status: 400, statusText: 'Bad Request' },
-    );
+    http
+      .expectOne(SUBMIT_URL)
+      .flush(
+        problem(
+          400,
+          'Invalid request body field estimated_time: must be a number, at most 604800',
+          [{ field: 'estimated_time', message: 'must be a number, at most 604800', in: 'body' }],
+        ),
+        { status: 400, statusText: 'Bad Request' },
+      );
     await fixture.whenStable();
-    expect(text(root, '#estimatedTime-error')).toBe('Expected `float` <= 604800');
+    expect(text(root, '#estimatedTime-error')).toBe('must be a number, at most 604800');
     expect(root.querySelector('[data-testid="form-error"]')).toBeNull();
 
     await fill({ estimate: '7' });
@@ -156,10 +159,7 @@ describe('SubmitPage', () => {
     await clickSubmit();
     http
       .expectOne(SUBMIT_URL)
-      .flush(
-        { status_code: 503, detail: 'The queue refused the job' },
-        { status: 503, statusText: 'x' },
-      );
+      .flush(problem(503, 'The queue refused the job'), { status: 503, statusText: 'x' });
     await fixture.whenStable();
     expect(text(root, '[data-testid="form-error"]')).toBe('The queue refused the job (HTTP 503)');
     expect(buttonByText(root, 'Submit job').disabled).toBe(false);
@@ -238,13 +238,12 @@ describe('SubmitPage', () => {
       await fill({ task: 'simulate', estimate: '6' });
       setValue(query(root, '#field-callbackUrl'), 'https://evil.example.net/x');
       await clickSubmit();
-      http.expectOne(SUBMIT_URL).flush(
-        {
-          status_code: 422,
-          detail: 'callback_url host evil.example.net is not in WEBHOOK_ALLOWED_HOSTS',
-        },
-        { status: 422, statusText: 'Unprocessable Entity' },
-      );
+      http
+        .expectOne(SUBMIT_URL)
+        .flush(problem(422, 'callback_url host evil.example.net is not in WEBHOOK_ALLOWED_HOSTS'), {
+          status: 422,
+          statusText: 'Unprocessable Entity',
+        });
       await fixture.whenStable();
       await afterFocusMove();
       expect(text(root, '#callbackUrl-error')).toBe(
@@ -253,19 +252,19 @@ describe('SubmitPage', () => {
       expect(root.querySelector('[data-testid="form-error"]')).toBeNull();
       expect(document.activeElement).toBe(query(root, '#field-callbackUrl'));
 
-      // The same when the server names the field in `extra`.
+      // The same when the server names the field in `errors`.
       setValue(query(root, '#field-callbackUrl'), 'https://other.example.net/x');
       await fixture.whenStable();
       expect(text(root, '#callbackUrl-error')).toBe('');
       await clickSubmit();
-      http.expectOne(SUBMIT_URL).flush(
-        {
-          status_code: 422,
-          detail: 'Validation failed',
-          extra: { callback_url: 'host not in WEBHOOK_ALLOWED_HOSTS' },
-        },
-        { status: 422, statusText: 'Unprocessable Entity' },
-      );
+      http
+        .expectOne(SUBMIT_URL)
+        .flush(
+          problem(422, 'Validation failed', [
+            { field: 'callback_url', message: 'host not in WEBHOOK_ALLOWED_HOSTS', in: 'body' },
+          ]),
+          { status: 422, statusText: 'Unprocessable Entity' },
+        );
       await fixture.whenStable();
       expect(text(root, '#callbackUrl-error')).toBe('host not in WEBHOOK_ALLOWED_HOSTS');
     });
@@ -278,14 +277,14 @@ describe('SubmitPage', () => {
       const message =
         'alice has no webhook secret yet, and deliveries are signed with it: make one first ' +
         '(POST /api/v1/webhooks/secret, or `taskbroker webhooks rotate-secret`), then submit again';
-      http.expectOne(SUBMIT_URL).flush(
-        {
-          status_code: 422,
-          detail: `callback_url: ${message}`,
-          extra: [{ key: 'callback_url', source: 'body', message }],
-        },
-        { status: 422, statusText: 'Unprocessable Entity' },
-      );
+      http
+        .expectOne(SUBMIT_URL)
+        .flush(
+          problem(422, `callback_url: ${message}`, [
+            { field: 'callback_url', in: 'body', message },
+          ]),
+          { status: 422, statusText: 'Unprocessable Entity' },
+        );
       await fixture.whenStable();
       await afterFocusMove();
       const error = query(root, '#callbackUrl-error');
@@ -307,16 +306,16 @@ describe('SubmitPage', () => {
       await fill({ task: 'simulate', estimate: '6' });
       setValue(query(root, '#field-runAt'), toLocalInput(Date.now() + 60_000));
       await clickSubmit();
-      http.expectOne(SUBMIT_URL).flush(
-        {
-          status_code: 400,
-          detail: 'Validation failed',
-          extra: [{ key: 'run_at', message: 'Expected a datetime with a zone', source: 'body' }],
-        },
-        { status: 400, statusText: 'Bad Request' },
-      );
+      http
+        .expectOne(SUBMIT_URL)
+        .flush(
+          problem(400, 'Validation failed', [
+            { field: 'run_at', message: 'must be a date and time with a time zone', in: 'body' },
+          ]),
+          { status: 400, statusText: 'Bad Request' },
+        );
       await fixture.whenStable();
-      expect(text(root, '#runAt-error')).toBe('Expected a datetime with a zone');
+      expect(text(root, '#runAt-error')).toBe('must be a date and time with a time zone');
     });
   });
 

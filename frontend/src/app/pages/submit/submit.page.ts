@@ -58,7 +58,7 @@ const SERVER_FIELDS: Record<string, FieldName> = {
 };
 
 /**
- * A refusal that names no field in `extra` but whose message is about one (the
+ * A refusal that names no field in `errors` but whose message is about one (the
  * WEBHOOK_ALLOWED_HOSTS 422, say): the field it is about.
  */
 function fieldInMessage(message: string): FieldName | null {

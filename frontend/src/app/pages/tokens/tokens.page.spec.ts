@@ -5,6 +5,7 @@ import { ComponentFixture, TestBed } from '@angular/core/testing';
 import { buttonByText, query, queryAll, setValue, text } from '../../../testing/dom';
 import { ApiToken, CreatedToken } from '../../api/auth.model';
 import { TokensPage } from './tokens.page';
+import { problem } from '../../../testing/problem';
 
 const LIST = '/api/v1/tokens';
 const WEBHOOK_SECRET = '/api/v1/webhooks/secret';
@@ -138,16 +139,18 @@ describe('TokensPage', () => {
     expect(text(root, '#token-name-error')).toContain('Give the token a name');
 
     await create('dup');
-    http.expectOne({ method: 'POST', url: LIST }).flush(
-      {
-        status_code: 400,
-        detail: 'Validation failed for POST /api/v1/tokens',
-        extra: [{ key: 'name', message: 'Expected `str` of length <= 100' }],
-      },
-      { status: 400, statusText: 'Bad Request' },
-    );
+    http
+      .expectOne({ method: 'POST', url: LIST })
+      .flush(
+        problem(
+          400,
+          'Invalid request body field name: must be a string of at most 100 characters',
+          [{ field: 'name', message: 'must be a string of at most 100 characters', in: 'body' }],
+        ),
+        { status: 400, statusText: 'Bad Request' },
+      );
     await settle();
-    expect(text(root, '#token-name-error')).toBe('Expected `str` of length <= 100');
+    expect(text(root, '#token-name-error')).toBe('must be a string of at most 100 characters');
     expect(root.querySelector('[data-testid="created-token"]')).toBeNull();
   });
 
@@ -184,15 +187,16 @@ describe('TokensPage', () => {
   it('says clearly when the user holds as many tokens as allowed (409)', async () => {
     await open([token()]);
     await create('one too many');
-    http.expectOne({ method: 'POST', url: LIST }).flush(
-      {
-        status_code: 409,
-        detail:
+    http
+      .expectOne({ method: 'POST', url: LIST })
+      .flush(
+        problem(
+          409,
           'alice holds 50 API tokens, the most one user may have ' +
-          '(AUTH_MAX_API_TOKENS_PER_USER): revoke one first',
-      },
-      { status: 409, statusText: 'Conflict' },
-    );
+            '(AUTH_MAX_API_TOKENS_PER_USER): revoke one first',
+        ),
+        { status: 409, statusText: 'Conflict' },
+      );
     await settle();
     const error = query(root, '[data-testid="create-error"]');
     expect(error.getAttribute('role')).toBe('alert');
@@ -240,7 +244,7 @@ describe('TokensPage', () => {
     await settle();
     http
       .expectOne({ method: 'DELETE', url: '/api/v1/tokens/a' })
-      .flush({ status_code: 500, detail: 'boom' }, { status: 500, statusText: 'x' });
+      .flush(problem(500, 'boom'), { status: 500, statusText: 'x' });
     await settle();
     expect(text(root, '[data-testid="tokens-message"]')).toBe(
       'Could not revoke token ci: boom (HTTP 500)',

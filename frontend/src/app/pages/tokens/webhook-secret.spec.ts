@@ -5,6 +5,7 @@ import { ComponentFixture, TestBed } from '@angular/core/testing';
 import { buttonByText, query, queryAll, text } from '../../../testing/dom';
 import { WebhookSecretState } from '../../api/webhooks.model';
 import { WebhookSecretSection } from './webhook-secret';
+import { problem } from '../../../testing/problem';
 
 const URL = '/api/v1/webhooks/secret';
 const SECRET = 'whsec_0123456789abcdef0123456789abcdef';
@@ -154,13 +155,15 @@ describe('WebhookSecretSection', () => {
     await open({ exists: false, rotated_at: null });
     buttonByText(root, 'Make webhook secret').click();
     await settle();
-    http.expectOne({ method: 'POST', url: URL }).flush(
-      {
-        status_code: 503,
-        detail: 'webhook secrets cannot be made here: WEBHOOK_SECRET is not set on the kernel',
-      },
-      { status: 503, statusText: 'Service Unavailable' },
-    );
+    http
+      .expectOne({ method: 'POST', url: URL })
+      .flush(
+        problem(
+          503,
+          'webhook secrets cannot be made here: WEBHOOK_SECRET is not set on the kernel',
+        ),
+        { status: 503, statusText: 'Service Unavailable' },
+      );
     await settle();
     const error = query(root, '[data-testid="webhook-secret-error"]');
     expect(error.getAttribute('role')).toBe('alert');
@@ -181,7 +184,7 @@ describe('WebhookSecretSection', () => {
     await fixture.whenStable();
     http
       .expectOne({ method: 'GET', url: URL })
-      .flush({ status_code: 500, detail: 'boom' }, { status: 500, statusText: 'x' });
+      .flush(problem(500, 'boom'), { status: 500, statusText: 'x' });
     await settle();
     expect(text(root, '[data-testid="webhook-state-error"]')).toContain(
       'Could not check your webhook secret: boom (HTTP 500)',
