@@ -80,6 +80,11 @@ def due_second(message: QueueMessage, now: float | None = None) -> int | None:
     return math.ceil(due) if due > (time.time() if now is None else now) else None
 
 
+def queue_key(executor: str) -> str:
+    """RQ's queue (a list of job ids) of one executor (``rq:queue:<executor>``)."""
+    return Queue.redis_queue_namespace_prefix + executor
+
+
 def scheduled_key(executor: str) -> str:
     """RQ's scheduled registry of one executor's queue (``rq:scheduled:<executor>``)."""
     return ScheduledJobRegistry.key_template.format(executor)

@@ -4,12 +4,16 @@ A job the store shows unfinished (``created``, ``queued``, ``scheduled``, ``retr
 ``running``) should be in one of two places: on the STANDARD queue, or in RQ (queued,
 in RQ's scheduled registry for its ``run_at`` or a retry, started). It can fall out of
 both: Redis restarted without its data, a queue emptied from rq-dashboard, a kernel
-that died between recording a job and sending it. Every RECONCILE_INTERVAL seconds one
-reconciler (a short Redis lock picks it among the replicas) looks for jobs unchanged
-for RECONCILE_AFTER seconds and, for each:
+that died between recording a job and sending it, a worker that took a job off its RQ
+queue (with the end of the job before) and died or lost Redis before it started it or
+put it back (RQ's job hash still says ``queued``, but no RQ queue lists it). Every
+RECONCILE_INTERVAL seconds one reconciler (a short Redis lock picks it among the
+replicas) looks for jobs unchanged for RECONCILE_AFTER seconds and, for each:
 
 * stopped (cancelled, or void after a failed submit): reports its end, never sends it;
-* done, or held by RQ: leaves it;
+* done, or held by RQ: leaves it (``queued`` only while its RQ queue, or RQ's
+  intermediate list of it, lists it; ``scheduled`` only while the scheduled registry has
+  it);
 * otherwise sends its message again, as its next attempt (a scheduled job's message
   carries its ``run_at``: it still starts no earlier than that).
 
@@ -29,6 +33,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job as RQJob
 
 from backend import markers
 from backend.dispatcher.dispatch import drained_key
@@ -36,7 +42,7 @@ from backend.dispatcher.pause import pause
 from backend.jobs import Job, JobStatus, QueueMessage
 from backend.queues import StandardQueue
 from backend.reports import REPORT_FIELD, REPORT_STREAM, Report, encode_report
-from backend.rqjobs import scheduled_key
+from backend.rqjobs import queue_key, scheduled_key
 from backend.settings import Settings
 from backend.store.client import DataServiceClient
 
@@ -52,6 +58,34 @@ HELD_BY_RQ = {b"queued", b"scheduled", b"started", b"deferred"}
 LEFT_BY_RQ = {b"failed", b"stopped", b"canceled", b"finished"}
 PAGE = 200
 MAX_PAGES = 10
+# Which of ARGV[2..] RQ's job hash (prefix ARGV[1]) says are queued while none of KEYS
+# (an RQ queue and its intermediate list) lists them, in one atomic look. Each list is
+# read once, in slices, and only until every job looked for has been found: a long RQ
+# backlog costs one read of it per pass, and only when jobs in it went stale.
+_UNLISTED = """
+local wanted, left = {}, 0
+for i = 2, #ARGV do
+  if redis.call('hget', ARGV[1] .. ARGV[i], 'status') == 'queued' then
+    wanted[ARGV[i]] = true
+    left = left + 1
+  end
+end
+for _, key in ipairs(KEYS) do
+  local start, length = 0, redis.call('llen', key)
+  while left > 0 and start < length do
+    for _, id in ipairs(redis.call('lrange', key, start, start + 999)) do
+      if wanted[id] then
+        wanted[id] = nil
+        left = left - 1
+      end
+    end
+    start = start + 1000
+  end
+end
+local unlisted = {}
+for id in pairs(wanted) do unlisted[#unlisted + 1] = id end
+return unlisted
+"""
 
 
 def message_of(job: Job) -> QueueMessage:
@@ -153,18 +187,22 @@ class Reconciler:
         resend: list[Job] = []
         stale_rq: list[str] = []
         ends: list[Report] = []
-        for index, job in enumerate(jobs):
-            stop, done, rq_status, recent, due = looks[5 * index:5 * index + 5]
-            # A job RQ says is scheduled is held only while the scheduled registry has it.
-            lost_schedule = rq_status == b"scheduled" and due is None
+        seen = [looks[5 * index:5 * index + 5] for index in range(len(jobs))]
+        unlisted = await self._unlisted([
+            job for job, (stop, done, rq_status, recent, _) in zip(jobs, seen, strict=True)
+            if stop is None and not done and rq_status == b"queued" and not recent])
+        for job, (stop, done, rq_status, recent, due) in zip(jobs, seen, strict=True):
+            # A job RQ says is scheduled is held only while the scheduled registry has it,
+            # one RQ says is queued only while its queue lists it.
+            lost = (rq_status == b"scheduled" and due is None) or job.id in unlisted
             if stop is not None:
                 status, error = markers.stopped_as(stop)
                 ends.append(Report(job_id=job.id, attempt=max(1, job.attempts),
                                    at=datetime.now(UTC), status=status, error=error,
                                    callback=job.callback_url is not None))
-            elif not done and (rq_status not in HELD_BY_RQ or lost_schedule) and not recent:
+            elif not done and (rq_status not in HELD_BY_RQ or lost) and not recent:
                 resend.append(job)
-                if rq_status in LEFT_BY_RQ or lost_schedule:
+                if rq_status in LEFT_BY_RQ or lost:
                     stale_rq.append(job.id)
         if ends:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -185,3 +223,19 @@ class Reconciler:
                 log.warning("job %s was %s with nothing holding it; sent again as attempt %d",
                             job.id, job.status, job.attempts + 1)
         return len(ends) + len(resend)
+
+    async def _unlisted(self, jobs: list[Job]) -> set[str]:
+        """The ids of ``jobs`` whose RQ job hash says ``queued`` while their RQ queue does
+        not list them (a worker took them and died, or lost Redis, before it started them
+        or put them back): nothing would ever run them."""
+        by_executor: dict[str, list[str]] = {}
+        for job in jobs:
+            by_executor.setdefault(job.executor, []).append(job.id)
+        unlisted: set[str] = set()
+        for executor, ids in by_executor.items():
+            key = queue_key(executor)
+            found = await self.redis.eval(  # type: ignore[misc]
+                _UNLISTED, 2, key, IntermediateQueue.get_intermediate_queue_key(key),
+                RQJob.redis_job_namespace_prefix, *ids)
+            unlisted.update(i.decode() if isinstance(i, bytes) else i for i in found)
+        return unlisted
