@@ -12,8 +12,8 @@ replicas) looks for jobs unchanged for RECONCILE_AFTER seconds and, for each:
 
 * stopped (cancelled, or void after a failed submit): reports its end, never sends it;
 * done, or held by RQ: leaves it (``queued`` only while its RQ queue, or RQ's
-  intermediate list of it, lists it; ``scheduled`` only while the scheduled registry has
-  it);
+  intermediate list of it, lists it, or did a round before: a worker that took the job
+  starts it within milliseconds; ``scheduled`` only while the scheduled registry has it);
 * otherwise sends its message again, as its next attempt (a scheduled job's message
   carries its ``run_at``: it still starts no earlier than that).
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 
 LEADER_KEY = "taskbroker:reconciler:leader"
 RECONCILED_KEY = "taskbroker:job:{}:reconciled"
+# A job a worker has taken but not started yet looks unlisted too, for a few milliseconds:
+# one found unlisted is noted here, and only one found so again a round later is lost.
+UNLISTED_KEY = "taskbroker:job:{}:unlisted"
 UNFINISHED = (JobStatus.CREATED, JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING,
               JobStatus.RUNNING)
 HELD_BY_RQ = {b"queued", b"scheduled", b"started", b"deferred"}
@@ -112,6 +116,8 @@ class Reconciler:
         self.queue = queue
         self.name = name
         self._stopping = asyncio.Event()
+        self._round = ""  # this pass, as noted on the jobs it found unlisted
+        self._looked: set[str] = set()  # jobs whose RQ queue this pass looked at
 
     def stop(self) -> None:
         self._stopping.set()
@@ -161,6 +167,7 @@ class Reconciler:
             return 0
         age = max(0.0, (await self._now() - cutoff).total_seconds())
         handled = 0
+        self._round, self._looked = uuid.uuid4().hex, set()
         for status in UNFINISHED:
             for _ in range(MAX_PAGES):
                 jobs = await self.client.stale_jobs(status, older_than=age, limit=PAGE)
@@ -188,9 +195,10 @@ class Reconciler:
         stale_rq: list[str] = []
         ends: list[Report] = []
         seen = [looks[5 * index:5 * index + 5] for index in range(len(jobs))]
-        unlisted = await self._unlisted([
+        unlisted = await self._unlisted_twice([
             job for job, (stop, done, rq_status, recent, _) in zip(jobs, seen, strict=True)
-            if stop is None and not done and rq_status == b"queued" and not recent])
+            if stop is None and not done and rq_status == b"queued" and not recent
+            and job.id not in self._looked])
         for job, (stop, done, rq_status, recent, due) in zip(jobs, seen, strict=True):
             # A job RQ says is scheduled is held only while the scheduled registry has it,
             # one RQ says is queued only while its queue lists it.
@@ -223,6 +231,22 @@ class Reconciler:
                 log.warning("job %s was %s with nothing holding it; sent again as attempt %d",
                             job.id, job.status, job.attempts + 1)
         return len(ends) + len(resend)
+
+    async def _unlisted_twice(self, jobs: list[Job]) -> set[str]:
+        """The ids of ``jobs`` that :meth:`_unlisted` finds now and found in an earlier
+        round (a worker that took one starts it within milliseconds, or puts it back)."""
+        self._looked.update(job.id for job in jobs)
+        unlisted = sorted(await self._unlisted(jobs))
+        if not unlisted:
+            return set()
+        keep = max(2, math.ceil(3 * self.settings.worker.reconcile_interval))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in unlisted:
+                pipe.get(UNLISTED_KEY.format(job_id))
+                pipe.set(UNLISTED_KEY.format(job_id), self._round, nx=True, ex=keep)
+            noted = (await pipe.execute())[::2]
+        return {job_id for job_id, before in zip(unlisted, noted, strict=True)
+                if before is not None and before.decode() != self._round}
 
     async def _unlisted(self, jobs: list[Job]) -> set[str]:
         """The ids of ``jobs`` whose RQ job hash says ``queued`` while their RQ queue does
