@@ -10,6 +10,9 @@ server, needing only REDIS_URL and DASHBOARD_USERNAME / DASHBOARD_PASSWORD:
   data that is not JSON is refused, never unpickled.
 - ``escaping``: every JSON answer is HTML-escaped (its pages put it into ``innerHTML``),
   and every page carries a Content-Security-Policy whose scripts need the page's nonce.
+- ``kept``: the finished, failed and cancelled lists say how long RQ keeps those jobs
+  (RQ_RESULT_TTL, RQ_FAILURE_TTL) and where they are kept for good; their counts leave
+  out expired jobs, as the lists do.
 """
 
 from backend.dashboard.app import create_app

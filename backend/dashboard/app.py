@@ -8,7 +8,7 @@ from rq.exceptions import DeserializationError, NoSuchJobError
 from rq_dashboard import default_settings
 from rq_dashboard.web import blueprint, setup_rq_connection
 
-from backend.dashboard import csp, escaping, json_only
+from backend.dashboard import csp, escaping, json_only, kept
 from backend.dashboard.guard import guard, problem
 from backend.dashboard.templates import Edit, EditingLoader
 from backend.settings import Settings
@@ -19,7 +19,7 @@ FAVICON = Edit("url_for('static', filename='favicon.ico')", "url_for('rq_dashboa
 
 def _template_edits() -> dict[str, list[Edit]]:
     edits: dict[str, list[Edit]] = {"rq_dashboard/base.html": [FAVICON]}
-    for part in (csp.TEMPLATE_EDITS, escaping.TEMPLATE_EDITS):
+    for part in (csp.TEMPLATE_EDITS, escaping.TEMPLATE_EDITS, kept.TEMPLATE_EDITS):
         for name, more in part.items():
             edits.setdefault(name, []).extend(more)
     return edits
@@ -51,11 +51,14 @@ def create_app(settings: Settings) -> Flask:
     app.jinja_loader = loader  # type: ignore[method-assign]
     loader.check(app.jinja_env)
     app.jinja_env.globals["csp_nonce"] = csp.csp_nonce
+    app.jinja_env.globals["rq_result_ttl"] = settings.worker.rq_result_ttl
+    app.jinja_env.globals["rq_failure_ttl"] = settings.worker.rq_failure_ttl
 
     def check() -> Response | None:
         return guard(local.dashboard_username, local.dashboard_password)
 
     app.before_request(check)
+    app.before_request(kept.before_request)  # after the guard: only for the signed in
     app.after_request(escaping.escape_json_answer)
     app.after_request(csp.add_security_headers)
     app.register_error_handler(DeserializationError, _refused)

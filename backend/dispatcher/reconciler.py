@@ -4,12 +4,16 @@ A job the store shows unfinished (``created``, ``queued``, ``scheduled``, ``retr
 ``running``) should be in one of two places: on the STANDARD queue, or in RQ (queued,
 in RQ's scheduled registry for its ``run_at`` or a retry, started). It can fall out of
 both: Redis restarted without its data, a queue emptied from rq-dashboard, a kernel
-that died between recording a job and sending it. Every RECONCILE_INTERVAL seconds one
-reconciler (a short Redis lock picks it among the replicas) looks for jobs unchanged
-for RECONCILE_AFTER seconds and, for each:
+that died between recording a job and sending it, a worker that took a job off its RQ
+queue (with the end of the job before) and died or lost Redis before it started it or
+put it back (RQ's job hash still says ``queued``, but no RQ queue lists it). Every
+RECONCILE_INTERVAL seconds one reconciler (a short Redis lock picks it among the
+replicas) looks for jobs unchanged for RECONCILE_AFTER seconds and, for each:
 
 * stopped (cancelled, or void after a failed submit): reports its end, never sends it;
-* done, or held by RQ: leaves it;
+* done, or held by RQ: leaves it (``queued`` only while its RQ queue, or RQ's
+  intermediate list of it, lists it, or did a round before: a worker that took the job
+  starts it within milliseconds; ``scheduled`` only while the scheduled registry has it);
 * otherwise sends its message again, as its next attempt (a scheduled job's message
   carries its ``run_at``: it still starts no earlier than that).
 
@@ -24,11 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job as RQJob
 
 from backend import markers
 from backend.dispatcher.dispatch import drained_key
@@ -36,7 +43,7 @@ from backend.dispatcher.pause import pause
 from backend.jobs import Job, JobStatus, QueueMessage
 from backend.queues import StandardQueue
 from backend.reports import REPORT_STREAM, Report, append_report
-from backend.rqjobs import job_key, scheduled_key
+from backend.rqjobs import job_key, queue_key, scheduled_key
 from backend.settings import Settings
 from backend.store.client import DataServiceClient
 
@@ -44,6 +51,9 @@ log = logging.getLogger(__name__)
 
 LEADER_KEY = "taskbroker:reconciler:leader"
 RECONCILED_KEY = "taskbroker:job:{}:reconciled"
+# A job a worker has taken but not started yet looks unlisted too, for a few milliseconds:
+# one found unlisted is noted here, and only one found so again a round later is lost.
+UNLISTED_KEY = "taskbroker:job:{}:unlisted"
 UNFINISHED = (JobStatus.CREATED, JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.RETRYING,
               JobStatus.RUNNING)
 HELD_BY_RQ = {b"queued", b"scheduled", b"started", b"deferred"}
@@ -52,6 +62,34 @@ HELD_BY_RQ = {b"queued", b"scheduled", b"started", b"deferred"}
 LEFT_BY_RQ = {b"failed", b"stopped", b"canceled", b"finished"}
 PAGE = 200
 MAX_PAGES = 10
+# Which of ARGV[2..] RQ's job hash (prefix ARGV[1]) says are queued while none of KEYS
+# (an RQ queue and its intermediate list) lists them, in one atomic look. Each list is
+# read once, in slices, and only until every job looked for has been found: a long RQ
+# backlog costs one read of it per pass, and only when jobs in it went stale.
+_UNLISTED = """
+local wanted, left = {}, 0
+for i = 2, #ARGV do
+  if redis.call('hget', ARGV[1] .. ARGV[i], 'status') == 'queued' then
+    wanted[ARGV[i]] = true
+    left = left + 1
+  end
+end
+for _, key in ipairs(KEYS) do
+  local start, length = 0, redis.call('llen', key)
+  while left > 0 and start < length do
+    for _, id in ipairs(redis.call('lrange', key, start, start + 999)) do
+      if wanted[id] then
+        wanted[id] = nil
+        left = left - 1
+      end
+    end
+    start = start + 1000
+  end
+end
+local unlisted = {}
+for id in pairs(wanted) do unlisted[#unlisted + 1] = id end
+return unlisted
+"""
 
 
 def message_of(job: Job) -> QueueMessage:
@@ -78,6 +116,8 @@ class Reconciler:
         self.queue = queue
         self.name = name
         self._stopping = asyncio.Event()
+        self._round = ""  # this pass, as noted on the jobs it found unlisted
+        self._looked: set[str] = set()  # jobs whose RQ queue this pass looked at
 
     def stop(self) -> None:
         self._stopping.set()
@@ -127,6 +167,7 @@ class Reconciler:
             return 0
         age = max(0.0, (await self._now() - cutoff).total_seconds())
         handled = 0
+        self._round, self._looked = uuid.uuid4().hex, set()
         for status in UNFINISHED:
             for _ in range(MAX_PAGES):
                 jobs = await self.client.stale_jobs(status, older_than=age, limit=PAGE)
@@ -153,18 +194,23 @@ class Reconciler:
         resend: list[Job] = []
         stale_rq: list[str] = []
         ends: list[Report] = []
-        for index, job in enumerate(jobs):
-            stop, done, rq_status, recent, due = looks[5 * index:5 * index + 5]
-            # A job RQ says is scheduled is held only while the scheduled registry has it.
-            lost_schedule = rq_status == b"scheduled" and due is None
+        seen = [looks[5 * index:5 * index + 5] for index in range(len(jobs))]
+        unlisted = await self._unlisted_twice([
+            job for job, (stop, done, rq_status, recent, _) in zip(jobs, seen, strict=True)
+            if stop is None and not done and rq_status == b"queued" and not recent
+            and job.id not in self._looked])
+        for job, (stop, done, rq_status, recent, due) in zip(jobs, seen, strict=True):
+            # A job RQ says is scheduled is held only while the scheduled registry has it,
+            # one RQ says is queued only while its queue lists it.
+            lost = (rq_status == b"scheduled" and due is None) or job.id in unlisted
             if stop is not None:
                 status, error = markers.stopped_as(stop)
                 ends.append(Report(job_id=job.id, attempt=max(1, job.attempts),
                                    at=datetime.now(UTC), status=status, error=error,
                                    callback=job.callback_url is not None))
-            elif not done and (rq_status not in HELD_BY_RQ or lost_schedule) and not recent:
+            elif not done and (rq_status not in HELD_BY_RQ or lost) and not recent:
                 resend.append(job)
-                if rq_status in LEFT_BY_RQ or lost_schedule:
+                if rq_status in LEFT_BY_RQ or lost:
                     stale_rq.append(job.id)
         if ends:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -185,3 +231,35 @@ class Reconciler:
                 log.warning("job %s was %s with nothing holding it; sent again as attempt %d",
                             job.id, job.status, job.attempts + 1)
         return len(ends) + len(resend)
+
+    async def _unlisted_twice(self, jobs: list[Job]) -> set[str]:
+        """The ids of ``jobs`` that :meth:`_unlisted` finds now and found in an earlier
+        round (a worker that took one starts it within milliseconds, or puts it back)."""
+        self._looked.update(job.id for job in jobs)
+        unlisted = sorted(await self._unlisted(jobs))
+        if not unlisted:
+            return set()
+        keep = max(2, math.ceil(3 * self.settings.worker.reconcile_interval))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in unlisted:
+                pipe.get(UNLISTED_KEY.format(job_id))
+                pipe.set(UNLISTED_KEY.format(job_id), self._round, nx=True, ex=keep)
+            noted = (await pipe.execute())[::2]
+        return {job_id for job_id, before in zip(unlisted, noted, strict=True)
+                if before is not None and before.decode() != self._round}
+
+    async def _unlisted(self, jobs: list[Job]) -> set[str]:
+        """The ids of ``jobs`` whose RQ job hash says ``queued`` while their RQ queue does
+        not list them (a worker took them and died, or lost Redis, before it started them
+        or put them back): nothing would ever run them."""
+        by_executor: dict[str, list[str]] = {}
+        for job in jobs:
+            by_executor.setdefault(job.executor, []).append(job.id)
+        unlisted: set[str] = set()
+        for executor, ids in by_executor.items():
+            key = queue_key(executor)
+            found = await self.redis.eval(  # type: ignore[misc]
+                _UNLISTED, 2, key, IntermediateQueue.get_intermediate_queue_key(key),
+                RQJob.redis_job_namespace_prefix, *ids)
+            unlisted.update(i.decode() if isinstance(i, bytes) else i for i in found)
+        return unlisted

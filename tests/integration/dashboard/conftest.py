@@ -55,9 +55,14 @@ def rq_redis(dash_redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="module")
 def dashboard(dash_redis_url: str, log_dir: Path) -> Iterator[Dashboard]:
+    yield from start_dashboard(dash_redis_url, log_dir)
+
+
+def start_dashboard(redis_url: str, log_dir: Path, **settings: str) -> Iterator[Dashboard]:
+    """The dashboard process on ``redis_url`` (with ``settings`` more), until closed."""
     port = free_port()
-    env = {"REDIS_URL": dash_redis_url, "DASHBOARD_USERNAME": USER,
-           "DASHBOARD_PASSWORD": PASSWORD, **dict.fromkeys(NOT_GIVEN, "")}
+    env = {"REDIS_URL": redis_url, "DASHBOARD_USERNAME": USER,
+           "DASHBOARD_PASSWORD": PASSWORD, **dict.fromkeys(NOT_GIVEN, ""), **settings}
     proc = ManagedProcess(f"dashboard-{port}", [sys.executable, "-m", "backend.dashboard",
                                                  "--port", str(port)], log_dir, env=env).start()
     url = f"http://127.0.0.1:{port}"

@@ -17,7 +17,7 @@ from backend.dispatcher.reconciler import UNFINISHED, Reconciler
 from backend.jobs import JobStatus, NewJob, QueueMessage
 from backend.queues.redis_stream import RedisStreamQueue
 from backend.reports import Report
-from backend.rqjobs import enqueue, scheduled_key
+from backend.rqjobs import enqueue, queue_key, scheduled_key
 from backend.settings import QueueSettings
 from backend.store.client import DataServiceClient
 from tests.integration.workers.conftest import reports, worker_settings
@@ -180,3 +180,44 @@ async def test_a_scheduled_rq_job_missing_from_the_registry_is_replaced_and_sent
     # What the dispatcher then does with it: back in the registry, due at run_at.
     assert enqueue(rq_redis, message, reconciler.settings.worker)
     assert rq_redis.zscore(scheduled_key("standard"), job_id) == run_at.timestamp()
+
+
+async def test_a_queued_rq_job_its_queue_no_longer_lists_is_replaced_and_sent_again(parts):
+    # A worker takes the next job off its RQ queue with the end of the job before, and
+    # dies, or loses Redis, before it starts it or puts it back: RQ's job hash still says
+    # queued, no queue lists it, and the dispatcher's unique enqueue would be a no-op.
+    reconciler, rq_redis, client, queue = parts
+    taken, listed, intermediate = await record(client, count=3)
+    for job_id in (taken, listed, intermediate):
+        assert enqueue(rq_redis, QueueMessage(job_id=job_id, name="echo"),
+                       reconciler.settings.worker)
+    rq_redis.lrem(queue_key("standard"), 1, taken)
+    # A single-queue worker moves what it takes to RQ's intermediate list: still held.
+    rq_redis.lrem(queue_key("standard"), 1, intermediate)
+    rq_redis.rpush(queue_key("standard") + ":intermediate", intermediate)
+    await age_and_drain(rq_redis, queue)
+    # The first look may catch a job in the hand of a live worker, about to start it.
+    assert await reconciler.reconcile_once() == 0
+    assert await sent_again(queue) == []
+    assert await reconciler.reconcile_once() == 1  # still unlisted a round later: lost
+    [message] = await sent_again(queue)
+    assert (message.job_id, message.attempt) == (taken, 1)
+    assert not rq_redis.exists(f"rq:job:{taken}")
+    assert rq_redis.hget(f"rq:job:{listed}", "status") == b"queued"
+    # What the dispatcher then does with it: on the queue again, for a worker to run.
+    assert enqueue(rq_redis, message, reconciler.settings.worker)
+    assert rq_redis.lrange(queue_key("standard"), 0, -1) == [listed.encode(), taken.encode()]
+
+
+async def test_a_queued_rq_job_a_worker_took_and_then_started_is_never_sent_again(parts):
+    reconciler, rq_redis, client, queue = parts
+    [job_id] = await record(client)
+    assert enqueue(rq_redis, QueueMessage(job_id=job_id, name="echo"),
+                   reconciler.settings.worker)
+    rq_redis.lrem(queue_key("standard"), 1, job_id)  # taken by a worker ...
+    await age_and_drain(rq_redis, queue)
+    assert await reconciler.reconcile_once() == 0
+    rq_redis.hset(f"rq:job:{job_id}", "status", "started")  # ... which then started it
+    assert await reconciler.reconcile_once() == 0
+    assert await sent_again(queue) == []
+    assert rq_redis.exists(f"rq:job:{job_id}")
