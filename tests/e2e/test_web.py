@@ -151,9 +151,9 @@ def test_kernel_caches_hashed_bundles_for_good_and_revalidates_index(system) -> 
         missing = http.get("/main-ZZZZZZZZ.js")
         assert missing.status_code == 404
         assert "immutable" not in missing.headers.get("cache-control", "")
-        # Unknown API paths stay JSON 404s.
+        # Unknown API paths stay JSON 404s (problem details, docs/errors.md).
         for path in ("/api/v1/nothing", "/api/nothing"):
             unknown = http.get(path)
             assert unknown.status_code == 404, path
-            assert unknown.headers["content-type"].startswith("application/json"), path
+            assert unknown.headers["content-type"].startswith("application/problem+json"), path
             assert "immutable" not in unknown.headers.get("cache-control", "")
