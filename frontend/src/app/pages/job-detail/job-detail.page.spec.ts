@@ -55,7 +55,10 @@ describe('JobDetailPage', () => {
     http = TestBed.inject(HttpTestingController);
   });
 
-  afterEach(() => http.verify());
+  afterEach(() => {
+    vi.useRealTimers();
+    http.verify();
+  });
 
   it('shows every field of a finished job, with its result', async () => {
     const job = makeJob({
@@ -260,6 +263,10 @@ describe('JobDetailPage', () => {
   });
 
   it('says when a scheduled job starts, and estimates its finish from then', async () => {
+    // Noon, local time: ten minutes on is the same day whenever the test runs (the clock
+    // shows a date instead for another day).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date(2026, 5, 15, 12, 0, 0));
     const runAt = new Date(Date.now() + 10 * 60_000);
     const job = makeJob({
       status: 'scheduled',
@@ -277,6 +284,20 @@ describe('JobDetailPage', () => {
     expect(field('Run at')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d · in /);
     expect(field('Callback URL')).toBe('https://hooks.example.com/done');
     FakeEventSource.last().close();
+    vi.useRealTimers();
+  });
+
+  it('names the day of a scheduled start that is not today', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date(2026, 5, 15, 23, 55, 0));
+    const job = makeJob({
+      status: 'scheduled',
+      run_at: new Date(2026, 5, 16, 0, 5, 0).toISOString(),
+    });
+    await open(job);
+    expect(text(root, '[data-testid="starts-at"]')).toBe('Starts at 2026-06-16 00:05 · in 10 min');
+    FakeEventSource.last().close();
+    vi.useRealTimers();
   });
 
   it('says when the job does not exist', async () => {
