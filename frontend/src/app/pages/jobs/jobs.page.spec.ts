@@ -75,6 +75,7 @@ describe('JobsPage', () => {
   });
 
   afterEach(() => {
+    vi.useRealTimers();
     vi.restoreAllMocks();
     http.verify();
   });
@@ -113,6 +114,9 @@ describe('JobsPage', () => {
   });
 
   it('lists job summaries; a scheduled job says when it starts and should finish', async () => {
+    // Noon, local time: six minutes on is still today (another day would show its date).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date(2026, 5, 15, 12, 0, 0));
     await open();
     const runAt = new Date(Date.now() + 5 * 60_000).toISOString();
     // The list sends summaries: no params, no result.
