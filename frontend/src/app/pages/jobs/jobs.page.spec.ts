@@ -133,6 +133,7 @@ describe('JobsPage', () => {
     expect(text(row(scheduled.id), 'app-job-timing')).toMatch(
       /≈ \d\d:\d\d:\d\d · in (6 min|5 min 5\d s)$/,
     );
+    vi.useRealTimers();
     // Followed live like any unfinished job: once due, it is queued.
     const source = FakeEventSource.last();
     expect(source.url).toBe(`/api/v1/events?job=${scheduled.id}`);
