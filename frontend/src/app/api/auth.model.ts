@@ -16,8 +16,7 @@ export interface SessionUser {
  * visit logs no failed request in the browser's console.
  */
 export type SessionState =
-  | { signed_in: false }
-  | { signed_in: true; username: string; role: Role; via: string };
+  { signed_in: false } | { signed_in: true; username: string; role: Role; via: string };
 
 /** Body of POST /api/v1/auth/login. */
 export interface LoginRequest {
