@@ -28,6 +28,7 @@ from backend.api.dependencies import DEPENDENCIES, ensure_queue
 from backend.api.errors import EXCEPTION_HANDLERS
 from backend.api.events import EVENT_ROUTES, JobWatch
 from backend.api.frontend import frontend_router, spa_fallback
+from backend.api.head import head_as_get
 from backend.api.headers import SecurityHeadersMiddleware
 from backend.api.health import HEALTH_ROUTES
 from backend.api.idempotency import IdempotencyKeys
@@ -165,7 +166,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     csrf = CSRFConfig(secret=csrf_secret(settings.auth.auth_secret), cookie_name=CSRF_COOKIE,
                       header_name=CSRF_HEADER, cookie_samesite="strict",
                       cookie_secure=settings.auth.auth_cookie_secure)
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
@@ -193,3 +194,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=tracing.litestar_plugins(exclude=["^/metrics$", "^/healthz$", "^/readyz$"]),
         state=state,
     )
+    # Outside the router, which would answer a HEAD of a GET route 405.
+    app.asgi_handler = head_as_get(app.asgi_handler)
+    return app

@@ -33,7 +33,13 @@ from backend.accounts import (
 )
 from backend.api.bodies import responses
 from backend.api.dependencies import AppSettings, Client
-from backend.api.security import SESSION_COOKIE, Principal, api_token, session_cookie
+from backend.api.security import (
+    SESSION_COOKIE,
+    Principal,
+    api_token,
+    session_cookie,
+    signed_in_caller,
+)
 from backend.jobs import Deleted
 from backend.settings import Settings
 
@@ -46,6 +52,15 @@ class Me(Struct, kw_only=True):
     username: str
     role: Role
     via: str = "session"
+
+
+class Session(Struct, kw_only=True, omit_defaults=True):
+    """Whether the caller is signed in: ``{"signed_in": false}``, or who it is."""
+
+    signed_in: bool
+    username: str | None = None
+    role: Role | None = None
+    via: str | None = None
 
 
 def _live(records: list[StoredToken]) -> list[StoredToken]:
@@ -121,6 +136,18 @@ def auth_routes(login_middleware: list[Any]) -> list[HTTPRouteHandler]:
         caller = request.user
         return Me(username=caller.username, role=caller.role, via=caller.via)
 
+    @get("/auth/session", summary="Whether this caller is signed in", tags=["auth"],
+         exclude_from_auth=True, responses=responses(503))
+    async def session(request: Request[Any, Any, Any]) -> Session:
+        """What the web app asks when it opens: 200 either way, ``{"signed_in": false}``
+        without a valid session or token (a 401 would be logged in the browser's console as
+        a failed request on every visit to the sign-in page). ``/auth/me`` answers 401."""
+        caller = await signed_in_caller(request)
+        if caller is None:
+            return Session(signed_in=False)
+        return Session(signed_in=True, username=caller.username, role=caller.role,
+                       via=caller.via)
+
     @get("/tokens", summary="Your API tokens", tags=["tokens"], responses=responses(401))
     async def list_tokens(request: Request[Principal, Any, Any],
                           client: Client) -> list[ApiToken]:
@@ -152,4 +179,5 @@ def auth_routes(login_middleware: list[Any]) -> list[HTTPRouteHandler]:
         state.identities.forget_token(token_id)
         return Deleted(message=f"token {record.name!r} revoked")
 
-    return [login, token_for_credentials, logout, me, list_tokens, create_token, revoke_token]
+    return [login, token_for_credentials, logout, me, session, list_tokens, create_token,
+            revoke_token]

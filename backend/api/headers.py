@@ -22,6 +22,19 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
+    # Powerful features the app never uses, refused to it and to anything it could embed
+    # (clipboard-write stays: the tokens page copies a new secret). Only names Chromium
+    # knows: an unknown one is reported in the browser's console.
+    "Permissions-Policy": (
+        "accelerometer=(), autoplay=(), camera=(), display-capture=(), encrypted-media=(), "
+        "fullscreen=(), geolocation=(), gyroscope=(), hid=(), magnetometer=(), microphone=(), "
+        "midi=(), payment=(), picture-in-picture=(), publickey-credentials-get=(), "
+        "screen-wake-lock=(), serial=(), usb=(), xr-spatial-tracking=()"),
+    # A window this site opens, or that opens it, gets no handle on the other
+    # (window.opener), and other sites may not embed its answers as images or scripts
+    # (no-cors loads; CORS calls from CORS_ORIGINS are not affected).
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
 }
 # A year of HTTPS only for this host, once a browser saw it over HTTPS (over http browsers
 # ignore the header). Not includeSubDomains: other hosts of the domain are not ours.

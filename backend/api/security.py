@@ -59,7 +59,8 @@ MAX_USERNAME = 128  # a job's user_id: an IdP user's name must fit it
 VERIFIED_CACHE_SIZE = 10_000  # tokens whose signature was checked, kept until they expire
 
 # Paths anyone may call: the schema and sign-in. The probes and the web app's files are
-# marked on their routes (exclude_from_auth); the app asks /api/v1/auth/me who is signed in.
+# marked on their routes (exclude_from_auth), as is /api/v1/auth/session, where the app asks
+# who is signed in.
 PUBLIC_PATHS = [r"^/schema", r"^/api/v1/auth/(login|token)$"]
 
 
@@ -250,6 +251,24 @@ async def still_signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> boo
         return await retrieve_principal(token, connection) is not None
     except DataServiceError:
         return True  # an outage, not a revocation: the stream's own reads report it
+
+
+async def signed_in_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    """The caller, if its session cookie or bearer token lets it in (the very checks of every
+    other route); None otherwise. For a route open to anyone that answers both."""
+    state = connection.app.state
+    checker = state.get("auth_checker")
+    if checker is None:  # the app's own authentication middleware, never called as one
+        checker = state.auth_checker = state.auth.middleware(_no_app)
+    try:
+        result = await checker.authenticate_request(connection)
+    except NotAuthorizedException:
+        return None
+    return result.user  # type: ignore[no-any-return]
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("the authentication checker is not an app")
 
 
 def make_auth(settings: AuthSettings) -> JWTCookieAuth[Principal, KernelToken]:

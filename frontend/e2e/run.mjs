@@ -274,6 +274,43 @@ function check(name, fn) {
   checks.push({ name, fn });
 }
 
+check('the sign-in page loads with no error in the console', async () => {
+  // A visitor of its own: no session cookie, nothing logged before.
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const visitor = await context.newPage();
+  const errors = [];
+  visitor.on('console', (message) => {
+    if (message.type() === 'error') {
+      errors.push(`console: ${message.text()}`);
+    }
+  });
+  visitor.on('pageerror', (error) => errors.push(`uncaught: ${error}`));
+  visitor.on('response', (response) => {
+    if (response.status() >= 400) {
+      errors.push(`HTTP ${response.status()} for ${response.url()}`);
+    }
+  });
+  try {
+    for (const url of ['/sign-in', '/jobs']) {
+      // The app asks who is signed in: "no one" is a 200, not a failed request.
+      const [session] = await Promise.all([
+        visitor.waitForResponse((r) => r.url().endsWith('/api/v1/auth/session'), {
+          timeout: WAIT_MS,
+        }),
+        visitor.goto(`${BASE_URL}${url}`),
+      ]);
+      assert(session.status() === 200, `GET /auth/session answers 200 (${session.status()})`);
+      const answer = await session.json();
+      assert(answer.signed_in === false, `signed out (${JSON.stringify(answer)})`);
+      await waitForSignIn(visitor, url === '/jobs' ? '/jobs' : null);
+      await visitor.waitForTimeout(500); // anything logged late
+    }
+    assert(errors.length === 0, `nothing failed on the sign-in page:\n  ${errors.join('\n  ')}`);
+  } finally {
+    await context.close();
+  }
+});
+
 check('signed out, the app sends you to sign in; a wrong password is refused', async (page) => {
   await page.goto(`${BASE_URL}/jobs`);
   await waitForSignIn(page, '/jobs');
@@ -576,7 +613,7 @@ check('a job with "Run at" a few seconds ahead waits, scheduled, then runs', asy
   await page.getByLabel('Task', { exact: true }).selectOption('echo');
   await page.getByLabel('Estimated time').fill('1');
   await page.getByLabel('Description').fill('e2e: scheduled');
-  /** A time `ms` from now as the browser's datetime-local picker shows it (its own zone). */
+  /** A time `ms` from now as typed in the browser's own zone: 2026-12-08T14:05:09. */
   const localTime = (ms) =>
     page.evaluate((offset) => {
       const d = new Date(Date.now() + offset);
@@ -587,22 +624,29 @@ check('a job with "Run at" a few seconds ahead waits, scheduled, then runs', asy
       );
     }, ms);
 
-  // A time in the past is refused before anything is sent.
-  await page.getByLabel('Run at').fill(await localTime(-60_000));
+  // One Tab stop from Params to Run at, one more to Callback URL: typed, not picked part
+  // by part. A time in the past is refused before anything is sent.
+  await page.getByLabel('Params').focus();
+  await page.keyboard.press('Tab');
+  await expectFocus(page, '#field-runAt', 'Run at, one Tab after Params');
+  await page.keyboard.type(await localTime(-60_000));
+  await page.keyboard.press('Tab');
+  await expectFocus(page, '#field-callbackUrl', 'Callback URL, one Tab after Run at');
   await page.getByRole('button', { name: 'Submit job' }).click();
   await page.locator('#runAt-error').getByText('already passed').waitFor({ timeout: WAIT_MS });
   await expectFocus(page, '#field-runAt', 'the Run at field, with its error');
   assert((await page.getByTestId('new-job-link').count()) === 0, 'no job was submitted');
 
+  // Typed in UTC this time, the zone after the time: the same instant as the browser's.
   const aheadMs = 15_000;
-  const runAt = await localTime(aheadMs);
   const expected = Date.now() + aheadMs;
+  const runAt = `${new Date(expected).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
   await page.getByLabel('Run at').fill(runAt);
   await page.getByRole('button', { name: 'Submit job' }).click();
   const link = page.getByTestId('new-job-link');
   await link.waitFor({ timeout: WAIT_MS });
   const id = ((await link.textContent()) ?? '').trim();
-  log(`submitted echo as ${id}, to run at ${runAt} (browser time)`);
+  log(`submitted echo as ${id}, to run at ${runAt}`);
   await link.click();
   await page.waitForURL(`**/jobs/${id}`);
   const waiting = await waitForDetailStatus(page, ['scheduled', 'queued', 'running', 'succeeded']);

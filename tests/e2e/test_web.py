@@ -133,6 +133,11 @@ def test_kernel_caches_hashed_bundles_for_good_and_revalidates_index(system) -> 
             assert page.status_code == 200, path
             assert page.headers["content-type"].startswith("text/html"), path
             assert page.headers.get("cache-control") == "no-cache", (path, page.headers)
+            # HEAD (monitors, link checkers) answers the same, without the page.
+            head = http.head(path)
+            assert head.status_code == 200 and not head.content, path
+            assert head.headers.get("content-length") == page.headers.get("content-length"), path
+            assert head.headers.get("cache-control") == "no-cache", path
 
         bundles = sorted(set(HASHED_ASSET.findall(index.text)))
         assert any(n.startswith("main-") and n.endswith(".js") for n in bundles), bundles

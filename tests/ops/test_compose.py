@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from tests.ops.settings_files import (
     COMPOSE_FILE,
@@ -248,6 +249,29 @@ def test_elasticmq_creates_the_queues_the_settings_name() -> None:
     endpoint = urlsplit(env["SQS_ENDPOINT_URL"])
     assert f"host = {endpoint.hostname}" in conf and f"port = {endpoint.port}" in conf
     assert env["QUEUE_CREATE"] == "false"
+
+
+def test_the_tls_override_gives_nginx_https_with_http2() -> None:
+    # Browsers speak HTTP/2 over TLS only: the override adds a TLS listener to the same
+    # server (same locations, same headers) through the include in nginx.conf.
+    override = DOCKER_DIR / "compose.tls.yaml"
+    result = _check(override)
+    assert result.returncode == 0, result.stdout + result.stderr
+    web = yaml.safe_load(override.read_text())["services"]["web"]
+    mounts = {target: source for source, target, _ in (v.split(":") for v in web["volumes"])}
+    nginx = (DOCKER_DIR / "nginx.conf").read_text()
+    server = nginx[nginx.index("server {"):]
+    include = re.search(r"^    include (/etc/nginx/tls/)\*\.conf;", server, re.M)
+    assert include, "nginx.conf's server block does not include the TLS listener"
+    listener = [t for t in mounts if t.startswith(include.group(1)) and t.endswith(".conf")]
+    assert [mounts[t] for t in listener] == ["./ops/docker/nginx-tls.conf"], mounts
+    tls = (DOCKER_DIR / "nginx-tls.conf").read_text()
+    assert re.search(r"^listen 8443 ssl;$", tls, re.M) and re.search(r"^http2 on;$", tls, re.M)
+    for directive in ("ssl_certificate", "ssl_certificate_key"):
+        path = re.search(rf"^{directive} (\S+);$", tls, re.M)
+        assert path and path.group(1) in mounts, directive
+        assert mounts[path.group(1)].startswith("./.data/"), "the key stays out of git"
+    assert web["ports"] == ["127.0.0.1:8443:8443"]
 
 
 def test_web_proxies_api_to_the_kernel_service() -> None:

@@ -211,6 +211,27 @@ def test_services_select_pods_and_name_their_ports() -> None:
             assert port["targetPort"] in port_names, service["metadata"]["name"]
 
 
+def test_the_ingress_example_serves_the_web_app_over_https() -> None:
+    # HTTPS is what gives browsers HTTP/2 (ingress-nginx negotiates it on TLS hosts) and
+    # what the Secure session cookie needs.
+    [ingress] = k8s_docs("Ingress")
+    spec = ingress["spec"]
+    hosts = {rule["host"] for rule in spec["rules"]}
+    assert hosts and hosts <= {host for tls in spec["tls"] for host in tls["hosts"]}
+    assert all(tls["secretName"] for tls in spec["tls"])
+    services = {s["metadata"]["name"]: s for s in k8s_docs("Service")}
+    [path] = [p for rule in spec["rules"] for p in rule["http"]["paths"]]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    backend = path["backend"]["service"]
+    assert backend["name"] == "web"
+    assert backend["port"]["name"] in {p["name"] for p in services["web"]["spec"]["ports"]}
+    # The live streams flow through unbuffered, for as long as nginx.conf lets them.
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+    assert _configmap()["AUTH_COOKIE_SECURE"] == "true"
+
+
 def test_one_backend_image_for_every_python_process() -> None:
     images = {name: _pod(name)["containers"][0]["image"] for name in _deployments()}
     backend = {images[n] for n in ("store", "api", "dispatcher", "workers", "rq-dashboard")}

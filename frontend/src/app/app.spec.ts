@@ -9,7 +9,6 @@ import { buttonByText, query, text } from '../testing/dom';
 import { App } from './app';
 import { ApiStatus } from './core/api-status.service';
 import { AuthService } from './core/auth.service';
-import { problem } from '../testing/problem';
 
 describe('App shell', () => {
   let fixture: ComponentFixture<App>;
@@ -107,9 +106,7 @@ describe('App shell', () => {
     expect(query(root, '[data-testid="api-down"]').getAttribute('role')).toBe('alert');
 
     status.retryNow();
-    http
-      .expectOne('/api/v1/auth/me')
-      .flush(problem(401, 'Unauthorized'), { status: 401, statusText: 'Unauthorized' });
+    http.expectOne('/api/v1/auth/session').flush({ signed_in: false });
     status.markUp();
     await fixture.whenStable();
     expect(root.querySelector('[data-testid="api-down"]')).toBeNull();

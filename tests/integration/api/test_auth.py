@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from backend.api.headers import SECURITY_HEADERS
 from backend.local.embedded import free_port
 from tests.integration.api.conftest import Kernel, OpenKernel
 from tests.services import TEST_PASSWORD, TEST_SECRETS, create_user, sign_in
@@ -135,6 +136,7 @@ async def test_api_tokens_are_shown_once_listed_used_and_revoked(kernel: Kernel)
     assert token not in json.dumps(listed)  # never shown again
     script = await kernel.client(token)
     assert (await script.get("/api/v1/auth/me")).json()["via"] == "token"
+    assert (await script.get("/api/v1/auth/session")).json()["via"] == "token"
     used = next(t for t in (await kernel.http.get("/api/v1/tokens")).json()
                 if t["id"] == token_id)
     assert used["last_used_at"] is not None
@@ -142,6 +144,8 @@ async def test_api_tokens_are_shown_once_listed_used_and_revoked(kernel: Kernel)
     assert (await other.delete(f"/api/v1/tokens/{token_id}")).status_code == 404  # not theirs
     assert (await kernel.http.delete(f"/api/v1/tokens/{token_id}")).status_code == 200
     assert (await script.get("/api/v1/auth/me")).status_code == 401  # at once, on this kernel
+    revoked = await script.get("/api/v1/auth/session")
+    assert revoked.status_code == 200 and revoked.json() == {"signed_in": False}
     assert token_id not in [t["id"] for t in (await kernel.http.get("/api/v1/tokens")).json()]
 
 
@@ -163,6 +167,8 @@ async def test_the_web_app_session_cookie_and_csrf(kernel: Kernel) -> None:
     who = name()
     create_user(kernel.env["DATA_SERVICE_URL"], who)
     browser = await kernel.client()
+    # What the web app asks first: signed out is an answer (200), not an error.
+    assert (await browser.get("/api/v1/auth/session")).json() == {"signed_in": False}
     wrong = await browser.post("/api/v1/auth/login", json={"username": who, "password": "no"})
     assert wrong.status_code == 401 and wrong.json()["detail"] == "wrong user name or password"
     signed_in = await browser.post("/api/v1/auth/login",
@@ -175,6 +181,9 @@ async def test_the_web_app_session_cookie_and_csrf(kernel: Kernel) -> None:
     me = await browser.get("/api/v1/auth/me")
     assert me.status_code == 200 and me.json() == {"username": who, "role": "user",
                                                    "via": "session"}
+    session = await browser.get("/api/v1/auth/session")
+    assert session.status_code == 200 and session.json() == {
+        "signed_in": True, "username": who, "role": "user", "via": "session"}
     # A state-changing request on the cookie alone is refused: another site could send it.
     body = {"job_name": "echo", "estimated_time": 1}
     forged_post = await browser.post("/api/v1/job_executor/async", json=body)
@@ -187,13 +196,22 @@ async def test_the_web_app_session_cookie_and_csrf(kernel: Kernel) -> None:
     out = await browser.post("/api/v1/auth/logout", headers={"X-CSRFToken": csrf})
     assert out.status_code == 200
     assert (await browser.get("/api/v1/auth/me")).status_code == 401
+    # The same cookie, sent again after the sign-out: no longer a session.
+    after = await browser.get("/api/v1/auth/session")
+    assert after.status_code == 200 and after.json() == {"signed_in": False}
 
 
 async def test_every_answer_carries_the_security_headers(kernel: Kernel) -> None:
-    for path in ("/api/v1/tasks", "/healthz", "/api/v1/jobs/0123456789abcdef01234567"):
+    # An answer, a probe, an error (404) and a route open to anyone.
+    for path in ("/api/v1/tasks", "/healthz", "/api/v1/jobs/0123456789abcdef01234567",
+                 "/api/v1/auth/session"):
         headers = (await kernel.http.get(path)).headers
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
-        assert headers["x-content-type-options"] == "nosniff"
+        for header, value in SECURITY_HEADERS.items():
+            assert headers[header] == value, (path, header)
+        assert "camera=()" in headers["permissions-policy"]
+        assert headers["cross-origin-opener-policy"] == "same-origin"
+        assert headers["cross-origin-resource-policy"] == "same-origin"
 
 
 class _Issuer(BaseHTTPRequestHandler):

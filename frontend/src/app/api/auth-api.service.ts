@@ -1,9 +1,9 @@
 import { HttpClient } from '@angular/common/http';
 import { Injectable, inject } from '@angular/core';
-import { Observable } from 'rxjs';
+import { Observable, map } from 'rxjs';
 
 import { API_BASE } from './api-base';
-import { LoginRequest, Message, SessionUser } from './auth.model';
+import { LoginRequest, Message, SessionState, SessionUser } from './auth.model';
 
 /**
  * Sign-in calls. The session lives in an HttpOnly cookie the browser sends by itself;
@@ -23,8 +23,12 @@ export class AuthApi {
     return this.http.post<Message>(`${this.base}/auth/logout`, null);
   }
 
-  /** The signed-in user; 401 when there is no valid session. */
-  me(): Observable<SessionUser> {
-    return this.http.get<SessionUser>(`${this.base}/auth/me`);
+  /** The signed-in user, or null: GET /auth/session answers 200 either way. */
+  session(): Observable<SessionUser | null> {
+    return this.http
+      .get<SessionState>(`${this.base}/auth/session`)
+      .pipe(
+        map((state) => (state.signed_in ? { username: state.username, role: state.role } : null)),
+      );
   }
 }

@@ -5,11 +5,18 @@
 
 export type Role = 'user' | 'admin';
 
-/** Who is signed in: the answer of POST /auth/login and GET /auth/me. */
+/** Who is signed in: the answer of POST /auth/login (and of GET /auth/me, for scripts). */
 export interface SessionUser {
   username: string;
   role: Role;
 }
+
+/**
+ * The answer of GET /auth/session: 200 whether signed in or not, so that a signed-out
+ * visit logs no failed request in the browser's console.
+ */
+export type SessionState =
+  { signed_in: false } | { signed_in: true; username: string; role: Role; via: string };
 
 /** Body of POST /api/v1/auth/login. */
 export interface LoginRequest {

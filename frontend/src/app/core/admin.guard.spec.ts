@@ -11,11 +11,9 @@ import { RouterTestingHarness } from '@angular/router/testing';
 import { signInAs } from '../../testing/auth';
 import { text } from '../../testing/dom';
 import { routes } from '../app.routes';
-import { problem } from '../../testing/problem';
 
-const ME = '/api/v1/auth/me';
+const SESSION = '/api/v1/auth/session';
 const STATS = '/api/v1/stats';
-const UNAUTHORIZED = { status: 401, statusText: 'Unauthorized' };
 
 /** /overview with the app's own routes: admins get the overview, anyone else is told. */
 describe('adminGuard on /overview', () => {
@@ -85,7 +83,7 @@ describe('adminGuard on /overview', () => {
     const done = TestBed.inject(Router).navigateByUrl('/overview');
     // adminGuard asks, then the "admins only" route's signedInGuard, then sign-in's own.
     for (let asked = 0; asked < 3; asked++) {
-      (await pending(ME)).flush(problem(401, 'No valid session'), UNAUTHORIZED);
+      (await pending(SESSION)).flush({ signed_in: false });
     }
     await done;
     expect(TestBed.inject(Router).url).toBe('/sign-in?returnUrl=%2Foverview');

@@ -41,9 +41,9 @@ export class ApiStatus implements OnDestroy {
   /** Knock now (the banner's "Retry" button). */
   retryNow(): void {
     this.clearRetry();
-    // The interceptor calls markUp/markDown with the outcome. GET /auth/me answers
-    // signed in or not (a 401 is an answer too), and its 401 sends no one to sign in.
-    this.api.me().subscribe({ error: () => undefined });
+    // The interceptor calls markUp/markDown with the outcome. GET /auth/session answers
+    // 200, signed in or not.
+    this.api.session().subscribe({ error: () => undefined });
   }
 
   ngOnDestroy(): void {

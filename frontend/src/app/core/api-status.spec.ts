@@ -37,15 +37,15 @@ describe('ApiStatus and its interceptor', () => {
     expect(status.down()?.message).toContain('Cannot reach the API');
 
     vi.advanceTimersByTime(API_RETRY_MS);
-    http.expectOne('/api/v1/auth/me').error(new ProgressEvent('error'), { status: 0 });
+    http.expectOne('/api/v1/auth/session').error(new ProgressEvent('error'), { status: 0 });
     expect(status.down()).not.toBeNull();
 
     vi.advanceTimersByTime(API_RETRY_MS);
-    http.expectOne('/api/v1/auth/me').flush({ username: 'alice', role: 'user' });
+    http.expectOne('/api/v1/auth/session').flush({ signed_in: false });
     expect(status.down()).toBeNull();
     expect(recoveries).toBe(1);
     vi.advanceTimersByTime(API_RETRY_MS * 3);
-    http.expectNone('/api/v1/auth/me');
+    http.expectNone('/api/v1/auth/session');
   });
 
   it('stays up when the API answers with an error of its own', () => {
@@ -56,12 +56,10 @@ describe('ApiStatus and its interceptor', () => {
     expect(status.down()).toBeNull();
   });
 
-  it('counts a 401 from the probe (GET /auth/me while signed out) as the API being back', () => {
+  it('counts a signed-out answer from the probe (GET /auth/session) as the API being back', () => {
     status.markDown({ status: 0, message: 'Cannot reach the API.', fields: {}, unreachable: true });
     status.retryNow();
-    http
-      .expectOne('/api/v1/auth/me')
-      .flush(problem(401, 'Unauthorized'), { status: 401, statusText: 'x' });
+    http.expectOne('/api/v1/auth/session').flush({ signed_in: false });
     expect(status.down()).toBeNull();
   });
 });

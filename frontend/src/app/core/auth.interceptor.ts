@@ -10,7 +10,7 @@ import { NoticeService } from './notice.service';
 import { isSignInUrl } from './return-url';
 
 /** Calls whose 401 is an answer the caller handles, not a lost session. */
-const OWN_401 = ['/auth/me', '/auth/login', '/auth/logout'];
+const OWN_401 = ['/auth/me', '/auth/session', '/auth/login', '/auth/logout'];
 
 /** Whether a 401 from this request URL means "the session is gone". */
 export function needsSession(url: string, base: string): boolean {

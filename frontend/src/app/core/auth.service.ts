@@ -7,7 +7,7 @@ import { SessionUser } from '../api/auth.model';
 
 /**
  * Who is signed in. The session itself is an HttpOnly cookie the app cannot read:
- * this keeps the answer of GET /api/v1/auth/me (or of the sign-in) for the header,
+ * this keeps the answer of GET /api/v1/auth/session (or of the sign-in) for the header,
  * the route guards and the pages.
  */
 @Injectable({ providedIn: 'root' })
@@ -21,9 +21,9 @@ export class AuthService {
   readonly isAdmin = computed(() => this.userSignal()?.role === 'admin');
 
   /**
-   * The signed-in user: at once when known, else from GET /auth/me (one request for
-   * all who ask meanwhile). A 401 there just means "not signed in"; so does an API
-   * that cannot be reached (the next call asks again).
+   * The signed-in user: at once when known, else from GET /auth/session (one request
+   * for all who ask meanwhile), which says "not signed in" with a 200. An API that cannot
+   * be reached means "not signed in" too (the next call asks again).
    */
   session(): Observable<SessionUser | null> {
     const known = this.userSignal();
@@ -31,7 +31,7 @@ export class AuthService {
       return of(known);
     }
     if (!this.pending) {
-      this.pending = this.api.me().pipe(
+      this.pending = this.api.session().pipe(
         tap((user) => this.userSignal.set(user)),
         catchError(() => of(null)),
         finalize(() => (this.pending = null)),

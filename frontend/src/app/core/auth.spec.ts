@@ -29,7 +29,8 @@ import { problem } from '../../testing/problem';
 })
 class StubPage {}
 
-const ME = '/api/v1/auth/me';
+const SESSION = '/api/v1/auth/session';
+const SIGNED_OUT = { signed_in: false };
 const UNAUTHORIZED = { status: 401, statusText: 'Unauthorized' };
 const NO_SESSION = problem(401, 'No valid session');
 
@@ -78,27 +79,27 @@ describe('AuthService', () => {
 
   afterEach(() => http.verify());
 
-  it('asks GET /auth/me once for everyone waiting, then knows', () => {
+  it('asks GET /auth/session once for everyone waiting, then knows', () => {
     const seen: unknown[] = [];
     auth.session().subscribe((user) => seen.push(user));
     auth.session().subscribe((user) => seen.push(user));
-    http.expectOne(ME).flush({ username: 'alice', role: 'admin' });
+    http.expectOne(SESSION).flush({ signed_in: true, username: 'alice', role: 'admin', via: 'x' });
     expect(seen).toEqual([
       { username: 'alice', role: 'admin' },
       { username: 'alice', role: 'admin' },
     ]);
     expect(auth.isAdmin()).toBe(true);
     auth.session().subscribe();
-    http.expectNone(ME);
+    http.expectNone(SESSION);
   });
 
-  it('reads a 401 from /auth/me as "not signed in", and asks again next time', () => {
+  it('reads {"signed_in": false} as "not signed in", and asks again next time', () => {
     let user: unknown = 'unset';
     auth.session().subscribe((answer) => (user = answer));
-    http.expectOne(ME).flush(NO_SESSION, UNAUTHORIZED);
+    http.expectOne(SESSION).flush(SIGNED_OUT);
     expect(user).toBeNull();
     auth.session().subscribe();
-    http.expectOne(ME).error(new ProgressEvent('error'), { status: 0 });
+    http.expectOne(SESSION).error(new ProgressEvent('error'), { status: 0 });
     expect(auth.user()).toBeNull();
   });
 
@@ -172,27 +173,32 @@ describe('route guards', () => {
 
   it('sends a signed-out user to /sign-in with the page as returnUrl', async () => {
     const done = go('/jobs?status=failed');
-    (await pending(ME)).flush(NO_SESSION, UNAUTHORIZED);
+    (await pending(SESSION)).flush(SIGNED_OUT);
     // The sign-in page's own guard asks too (the user was not known): not signed in.
-    (await pending(ME)).flush(NO_SESSION, UNAUTHORIZED);
+    (await pending(SESSION)).flush(SIGNED_OUT);
     await done;
     expect(router.url).toBe('/sign-in?returnUrl=%2Fjobs%3Fstatus%3Dfailed');
   });
 
   it('lets a signed-in user in, asking the API only once', async () => {
     const done = go('/jobs');
-    (await pending(ME)).flush({ username: 'alice', role: 'user' });
+    (await pending(SESSION)).flush({
+      signed_in: true,
+      username: 'alice',
+      role: 'user',
+      via: 'session',
+    });
     await done;
     expect(router.url).toBe('/jobs');
     await go('/tokens');
-    http.expectNone(ME);
+    http.expectNone(SESSION);
     expect(router.url).toBe('/tokens');
   });
 
   it('sends to sign-in when the API cannot say who is signed in', async () => {
     const done = go('/tokens');
-    (await pending(ME)).error(new ProgressEvent('error'), { status: 0 });
-    (await pending(ME)).error(new ProgressEvent('error'), { status: 0 });
+    (await pending(SESSION)).error(new ProgressEvent('error'), { status: 0 });
+    (await pending(SESSION)).error(new ProgressEvent('error'), { status: 0 });
     await done;
     expect(router.url).toBe('/sign-in?returnUrl=%2Ftokens');
   });
@@ -302,6 +308,7 @@ describe('authInterceptor (a 401 sends to sign-in)', () => {
     expect(needsSession('/api/v1/jobs', '/api/v1')).toBe(true);
     expect(needsSession('/api/v1/tokens/abc', '/api/v1')).toBe(true);
     expect(needsSession('/api/v1/auth/me', '/api/v1')).toBe(false);
+    expect(needsSession('/api/v1/auth/session', '/api/v1')).toBe(false);
     expect(needsSession('/api/v1/auth/login', '/api/v1')).toBe(false);
     expect(needsSession('/api/v1/auth/logout', '/api/v1')).toBe(false);
     expect(needsSession('/api/v10/jobs', '/api/v1')).toBe(false);

@@ -2,7 +2,7 @@ import { AbstractControl, ValidationErrors } from '@angular/forms';
 
 const pad = (n: number): string => String(n).padStart(2, '0');
 
-/** A time as a datetime-local input shows it, in the browser's zone: "2026-11-01T14:05:09". */
+/** A time as "Run at" takes it, in the browser's zone, to the second: "2026-11-01T14:05:09". */
 export function toLocalInput(timestamp: number): string {
   const d = new Date(timestamp);
   return (
@@ -11,15 +11,91 @@ export function toLocalInput(timestamp: number): string {
   );
 }
 
+/** A date and a time, then maybe a zone: "2026-11-01 14:05", "2026-11-01T14:05:09 UTC". */
+const RUN_AT = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:T|\s+)(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*(\S+))?$/i;
+const UTC_NAMES = /^(?:z|utc|gmt)$/i;
+const OFFSET = /^(?:utc|gmt)?([+-])(\d{1,2})(?::?(\d{2}))?$/i;
+
+export const RUN_AT_FORMAT_ERROR =
+  'Not a date and time: write it as 2026-11-01 14:05 (seconds optional), or leave it ' +
+  'empty to run at once.';
+
+/** "Run at" read: when (ms since epoch), or what is wrong with it. */
+export type RunAt = { at: number } | { error: string };
+
 /**
- * A datetime-local value ("2026-11-01T14:05" or with seconds), read in the browser's
- * zone, as ms since epoch; NaN when it is not such a value.
+ * "Run at" as typed: a date and a time ("2026-11-01 14:05", seconds optional, a "T" in
+ * place of the space too), in the browser's zone unless a zone follows it: "Z" or "UTC",
+ * an offset ("+02:00", "-0500", "UTC+2") or a zone name ("America/New_York").
  */
-export function parseLocalInput(value: string): number {
-  // Without an offset, ECMAScript reads a date-time as local time: what the user picked.
-  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value)
-    ? Date.parse(value)
-    : Number.NaN;
+export function parseRunAt(text: string): RunAt {
+  const match = RUN_AT.exec(text.trim());
+  if (!match) {
+    return { error: RUN_AT_FORMAT_ERROR };
+  }
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((n) => Number(n ?? 0));
+  const zone = match[7];
+  // The time as written, read as if in UTC: no zone makes 2026-02-30 or 25:00 a time.
+  const wall = Date.UTC(year, month - 1, day, hour, minute, second);
+  const check = new Date(wall);
+  if (
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    check.getUTCHours() !== hour ||
+    check.getUTCMinutes() !== minute ||
+    check.getUTCSeconds() !== second
+  ) {
+    return { error: 'No such date or time: check the month, day, hours and minutes.' };
+  }
+  if (!zone) {
+    return { at: new Date(year, month - 1, day, hour, minute, second).getTime() };
+  }
+  if (UTC_NAMES.test(zone)) {
+    return { at: wall };
+  }
+  const offset = OFFSET.exec(zone);
+  if (offset) {
+    const [, sign, hours, minutes = '0'] = offset;
+    if (Number(hours) > 14 || Number(minutes) > 59) {
+      return { error: `${zone} is not a UTC offset: offsets run from -14:00 to +14:00.` };
+    }
+    const ms = (Number(hours) * 60 + Number(minutes)) * 60_000;
+    return { at: sign === '+' ? wall - ms : wall + ms };
+  }
+  try {
+    // Twice: the offset at the first guess may differ (a DST change in between).
+    const guess = wall - offsetIn(zone, wall);
+    return { at: wall - offsetIn(zone, guess) };
+  } catch {
+    return {
+      error: `Unknown time zone "${zone}": use UTC, an offset like +02:00, or a name like Europe/Paris.`,
+    };
+  }
+}
+
+/** How far `zone`'s clocks are ahead of UTC at `at`, in ms (RangeError: no such zone). */
+function offsetIn(zone: string, at: number): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: zone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  }).formatToParts(at);
+  const part = (type: Intl.DateTimeFormatPartTypes): number =>
+    Number(parts.find((p) => p.type === type)?.value);
+  const shown = Date.UTC(
+    part('year'),
+    part('month') - 1,
+    part('day'),
+    part('hour'),
+    part('minute'),
+    part('second'),
+  );
+  return shown - Math.floor(at / 1000) * 1000;
 }
 
 /** The browser's zone for a hint: "Europe/Paris, UTC+01:00". */
@@ -43,11 +119,11 @@ export function futureTimeValidator(
   if (!value) {
     return null;
   }
-  const at = parseLocalInput(value);
-  if (Number.isNaN(at)) {
-    return { runAt: 'Not a date and time: pick one, or leave it empty to run at once.' };
+  const runAt = parseRunAt(value);
+  if ('error' in runAt) {
+    return { runAt: runAt.error };
   }
-  if (at <= Date.now()) {
+  if (runAt.at <= Date.now()) {
     return {
       runAt: 'That time has already passed. Pick a later time, or leave it empty to run at once.',
     };

@@ -290,10 +290,27 @@ describe('JobsPage', () => {
     expectList().flush(problem(500, 'Internal Server Error'), { status: 500, statusText: 'x' });
     await settle();
     expect(text(root, '[role="alert"]')).toContain('Could not load jobs: Internal Server Error');
-    buttonByText(root, 'Retry').click();
+    const retry = buttonByText(root, 'Retry');
+    retry.focus();
+    retry.click();
     expectList().flush(page([]));
     await settle();
     expect(root.querySelector('[role="alert"]')).toBeNull();
+    // The button is gone: focus goes to the list's heading, not to <body>.
+    expect(document.activeElement).toBe(query(root, 'h1#jobs-title'));
+  });
+
+  it('keeps focus on Retry while the list still cannot be loaded', async () => {
+    await open();
+    expectList().flush(problem(500, 'Internal Server Error'), { status: 500, statusText: 'x' });
+    await settle();
+    const retry = buttonByText(root, 'Retry');
+    retry.focus();
+    retry.click();
+    expectList().flush(problem(503, 'Down'), { status: 503, statusText: 'x' });
+    await settle();
+    expect(text(root, '[role="alert"]')).toContain('Could not load jobs: Down');
+    expect(document.activeElement).toBe(buttonByText(root, 'Retry'));
   });
 
   it('filters by status through the URL', async () => {

@@ -232,6 +232,12 @@ export class JobsPage {
       .subscribe({
         next: (page) => {
           this.loading.set(false);
+          // The error box goes, with its Retry button: focus there would fall to <body>.
+          if (this.error() && document.activeElement?.closest('#jobs-error')) {
+            afterNextRender(() => document.getElementById('jobs-title')?.focus(), {
+              injector: this.injector,
+            });
+          }
           this.error.set(null);
           const merged = this.mergeWithLive(page);
           this.page.set(merged);

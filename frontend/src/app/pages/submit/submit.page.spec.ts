@@ -187,6 +187,39 @@ describe('SubmitPage', () => {
       expect(text(root, '[data-testid="submitted"]')).toContain('b'.repeat(24));
     });
 
+    it('is one text field, its format and zone in a hint read with it', async () => {
+      await start();
+      const input = query(root, '#field-runAt') as HTMLInputElement;
+      expect(input.type).toBe('text');
+      expect(input.getAttribute('aria-describedby')).toBe('runAt-hint runAt-error');
+      expect(root.querySelector('label[for="field-runAt"]')?.textContent).toContain('Run at');
+      expect(text(root, '#runAt-hint')).toMatch(/e\.g\. \d{4}-\d\d-\d\d \d\d:\d\d, in your time/);
+      expect(text(root, '#runAt-hint')).toContain('UTC');
+    });
+
+    it('sends a time typed with a zone as that instant', async () => {
+      await start();
+      const at = Date.now() + 2 * 3_600_000;
+      const utc = new Date(at).toISOString().slice(0, 19).replace('T', ' ');
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-runAt'), `${utc} UTC`);
+      await clickSubmit();
+      const body = http.expectOne(SUBMIT_URL).request.body as Record<string, unknown>;
+      expect(Date.parse(body['run_at'] as string)).toBe(Math.floor(at / 1000) * 1000);
+    });
+
+    it('refuses what is not a date and time, saying how to write one', async () => {
+      await start();
+      await fill({ task: 'simulate', estimate: '6' });
+      setValue(query(root, '#field-runAt'), 'tomorrow at noon');
+      await clickSubmit();
+      await afterFocusMove();
+      http.expectNone(SUBMIT_URL);
+      expect(text(root, '#runAt-error')).toMatch(/^Not a date and time: write it as 2026-11-01/);
+      expect(query(root, '#field-runAt').getAttribute('aria-invalid')).toBe('true');
+      expect(document.activeElement).toBe(query(root, '#field-runAt'));
+    });
+
     it('sends neither when both are left empty: the job runs at once', async () => {
       await start();
       await fill({ task: 'simulate', estimate: '6' });

@@ -25,7 +25,7 @@ import { jsonObjectValidator, parseParams } from '../../shared/params';
 import {
   futureTimeValidator,
   httpUrlValidator,
-  parseLocalInput,
+  parseRunAt,
   toLocalInput,
   zoneDescription,
 } from '../../shared/schedule';
@@ -121,9 +121,11 @@ export class SubmitPage implements OnInit {
     }),
   });
 
-  /** The earliest "Run at" the picker offers, and the zone its times are in. */
-  protected readonly runAtMin = toLocalInput(Date.now());
+  /** The zone "Run at" is read in, and a time to show its format with (an hour ahead). */
   protected readonly zone = zoneDescription(Date.now());
+  protected readonly runAtExample = toLocalInput(Date.now() + 3_600_000)
+    .slice(0, 16)
+    .replace('T', ' ');
 
   constructor() {
     inject(ApiStatus)
@@ -236,8 +238,9 @@ export class SubmitPage implements OnInit {
       description: value.description.trim() || null,
       params: parseParams(value.params).value,
     };
-    if (value.runAt.trim()) {
-      request.run_at = new Date(parseLocalInput(value.runAt.trim())).toISOString();
+    const runAt = value.runAt.trim() ? parseRunAt(value.runAt) : null;
+    if (runAt && 'at' in runAt) {
+      request.run_at = new Date(runAt.at).toISOString();
     }
     if (value.callbackUrl.trim()) {
       request.callback_url = value.callbackUrl.trim();
