@@ -74,9 +74,12 @@ def routes_of(app: Litestar, public: Callable[[str, Any], bool]) -> list[Route]:
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
-        handler = route.route_handlers[0]
-        found.append(Route(route.path, frozenset(route.methods - {"OPTIONS", "HEAD"}),
-                           public(route.path, handler)))
+        methods = frozenset(route.methods - {"OPTIONS", "HEAD"})
+        # The handler of the method walked (route_handlers holds Litestar's OPTIONS
+        # handler too, in no set order).
+        walked = sorted(methods)[0]
+        handler = next(h for h in route.route_handlers if walked in h.http_methods)
+        found.append(Route(route.path, methods, public(route.path, handler)))
     return found
 
 
