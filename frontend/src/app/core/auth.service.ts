@@ -1,9 +1,21 @@
 import { HttpErrorResponse } from '@angular/common/http';
 import { Injectable, computed, inject, signal } from '@angular/core';
-import { Observable, catchError, finalize, map, of, shareReplay, tap, throwError } from 'rxjs';
+import {
+  Observable,
+  catchError,
+  finalize,
+  from,
+  map,
+  of,
+  shareReplay,
+  switchMap,
+  tap,
+  throwError,
+} from 'rxjs';
 
 import { AuthApi } from '../api/auth-api.service';
 import { SessionUser } from '../api/auth.model';
+import { EARLY_SESSION } from './early-session';
 
 /**
  * Who is signed in. The session itself is an HttpOnly cookie the app cannot read:
@@ -15,6 +27,8 @@ export class AuthService {
   private readonly api = inject(AuthApi);
   private readonly userSignal = signal<SessionUser | null>(null);
   private pending: Observable<SessionUser | null> | null = null;
+  /** The GET /auth/me main.ts started, used once: by the first page's guard. */
+  private early = inject(EARLY_SESSION);
 
   /** The signed-in user, or null (not signed in, or not known yet). */
   readonly user = this.userSignal.asReadonly();
@@ -23,7 +37,8 @@ export class AuthService {
   /**
    * The signed-in user: at once when known, else from GET /auth/me (one request for
    * all who ask meanwhile). A 401 there just means "not signed in"; so does an API
-   * that cannot be reached (the next call asks again).
+   * that cannot be reached (the next call asks again). The first call takes the answer
+   * of the request main.ts started before the app booted, when there is one.
    */
   session(): Observable<SessionUser | null> {
     const known = this.userSignal();
@@ -31,7 +46,12 @@ export class AuthService {
       return of(known);
     }
     if (!this.pending) {
-      this.pending = this.api.me().pipe(
+      const early = this.early;
+      this.early = null;
+      const ask = early
+        ? from(early).pipe(switchMap((user) => (user === undefined ? this.api.me() : of(user))))
+        : this.api.me();
+      this.pending = ask.pipe(
         tap((user) => this.userSignal.set(user)),
         catchError(() => of(null)),
         finalize(() => (this.pending = null)),
