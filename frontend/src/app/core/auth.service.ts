@@ -35,6 +35,24 @@ export class AuthService {
   readonly isAdmin = computed(() => this.userSignal()?.role === 'admin');
 
   /**
+   * Wait (at most `maxMs`) for the early GET /auth/me, and keep its user: an app
+   * initializer, so that the header shows who is signed in from its first render. Else, on
+   * a phone, its second row (the navigation) arrives with the page and pushes it down.
+   */
+  settleEarly(maxMs: number): Promise<void> {
+    const early = this.early;
+    if (!early) {
+      return Promise.resolve();
+    }
+    const known = early.then((user) => {
+      if (user && !this.userSignal()) {
+        this.userSignal.set(user);
+      }
+    });
+    return Promise.race([known, new Promise<void>((resolve) => setTimeout(resolve, maxMs))]);
+  }
+
+  /**
    * The signed-in user: at once when known, else from GET /auth/me (one request for
    * all who ask meanwhile). A 401 there just means "not signed in"; so does an API
    * that cannot be reached (the next call asks again). The first call takes the answer

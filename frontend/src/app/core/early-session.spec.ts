@@ -52,6 +52,25 @@ describe('AuthService with an early session', () => {
     http.expectNone(SESSION_URL);
   });
 
+  it('settles before the first render: the header knows the user at once', async () => {
+    const auth = service(Promise.resolve(ADA));
+    await auth.settleEarly(500);
+    expect(auth.user()).toEqual(ADA);
+    http.expectNone(SESSION_URL);
+  });
+
+  it('waits for a slow API no longer than it is told, then the guard asks on', async () => {
+    let answer: (user: SessionUser) => void = () => undefined;
+    const auth = service(new Promise((resolve) => (answer = resolve)));
+    const started = Date.now();
+    await auth.settleEarly(30);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(auth.user()).toBeNull();
+    const user = firstValueFrom(auth.session());
+    answer(ADA);
+    expect(await user).toEqual(ADA);
+  });
+
   it('uses it once: after signing out, the next page asks the API', async () => {
     const auth = service(Promise.resolve(null));
     expect(await firstValueFrom(auth.session())).toBeNull();
