@@ -45,7 +45,10 @@ export class AuthService {
       return Promise.resolve();
     }
     const known = early.then((user) => {
-      if (user && !this.userSignal()) {
+      // A user: used up here (after a sign-out, session() must ask the API, not reuse it).
+      // Null or no answer: left for the first session() (no second request to say so).
+      if (user && this.early === early) {
+        this.early = null;
         this.userSignal.set(user);
       }
     });

@@ -3,11 +3,13 @@ import { HttpTestingController, provideHttpClientTesting } from '@angular/common
 import { TestBed } from '@angular/core/testing';
 import { firstValueFrom } from 'rxjs';
 
+import { problem } from '../../testing/problem';
 import { SessionUser } from '../api/auth.model';
 import { AuthService } from './auth.service';
 import { EARLY_SESSION, EarlySession, SESSION_URL, startSessionRequest } from './early-session';
 
 const ADA: SessionUser = { username: 'ada', role: 'admin' };
+const UNAUTHORIZED = { status: 401, statusText: 'Unauthorized' };
 
 function answer(status: number, body: unknown = null): (url: string) => Promise<Response> {
   return vi.fn(async () => new Response(body === null ? null : JSON.stringify(body), { status }));
@@ -57,6 +59,12 @@ describe('AuthService with an early session', () => {
     await auth.settleEarly(500);
     expect(auth.user()).toEqual(ADA);
     http.expectNone(SESSION_URL);
+    // Signed out later: the next page asks the API, never the answer from before.
+    auth.clear();
+    const after = firstValueFrom(auth.session());
+    http.expectOne(SESSION_URL).flush(problem(401, 'No valid session'), UNAUTHORIZED);
+    expect(await after).toBeNull();
+    expect(auth.user()).toBeNull();
   });
 
   it('waits for a slow API no longer than it is told, then the guard asks on', async () => {
