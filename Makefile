@@ -45,10 +45,11 @@ FRONTEND       := frontend
 FRONTEND_STAMP := $(FRONTEND)/node_modules/.package-lock.json
 FRONTEND_INDEX := $(FRONTEND)/dist/frontend/browser/index.html
 FRONTEND_SRC   := $(shell find $(FRONTEND)/src $(FRONTEND)/public -type f 2>/dev/null) \
-                  $(addprefix $(FRONTEND)/,angular.json tsconfig.json tsconfig.app.json package-lock.json)
+                  $(addprefix $(FRONTEND)/,angular.json tsconfig.json tsconfig.app.json package-lock.json \
+                    scripts/precompress.mjs)
 NG_ENV         := NG_CLI_ANALYTICS=false
 
-.PHONY: frontend-setup chromium test-web
+.PHONY: frontend-setup chromium test-web lighthouse
 
 # npm ci only when package-lock.json changed since the last install.
 $(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
@@ -57,9 +58,10 @@ $(FRONTEND_STAMP): $(FRONTEND)/package-lock.json
 
 frontend-setup: $(FRONTEND_STAMP)
 
-# Rebuild only when a source, config or dependency changed.
+# Rebuild only when a source, config or dependency changed. `npm run build` is `ng build`,
+# then .br and .gz files beside the bundles (the kernel sends those, compressing nothing).
 $(FRONTEND_INDEX): $(FRONTEND_SRC) $(FRONTEND_STAMP)
-	cd $(FRONTEND) && $(NG_ENV) npx ng build
+	cd $(FRONTEND) && $(NG_ENV) npm run build --silent
 	touch $(FRONTEND_INDEX)
 
 frontend-build: $(FRONTEND_INDEX)
@@ -75,3 +77,8 @@ chromium:
 # The web app end to end, in Chromium, against the real system.
 test-web: setup frontend-build chromium
 	$(BIN)/python -m pytest tests/e2e/test_web.py
+
+# Lighthouse 12 (fetched by npx on first use) over every page, phone and desktop, against a
+# live system with 300 jobs: prints scores, LCP and TBT per page (docs/web-app.md).
+lighthouse: setup frontend-build chromium
+	$(BIN)/python benchmarks/lighthouse.py

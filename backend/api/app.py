@@ -27,7 +27,7 @@ from backend.api.conditional import ConditionalGetMiddleware
 from backend.api.dependencies import DEPENDENCIES, ensure_queue
 from backend.api.errors import EXCEPTION_HANDLERS
 from backend.api.events import EVENT_ROUTES, JobWatch
-from backend.api.frontend import frontend_router, spa_fallback
+from backend.api.frontend import SKIP_COMPRESSION, frontend_router, spa_fallback
 from backend.api.head import head_as_get
 from backend.api.headers import SecurityHeadersMiddleware
 from backend.api.health import HEALTH_ROUTES
@@ -171,11 +171,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
         on_app_init=[auth.on_app_init],
-        # gzip for answers of 1 KiB or more (job lists, the web app's files), except live
-        # streams: a compressor holds events back until it has a block to send.
+        # gzip for answers of 1 KiB or more (job lists), except live streams (a compressor
+        # holds events back until it has a block to send) and the web app's files, which
+        # the build compressed once (backend/api/frontend.py).
         compression_config=CompressionConfig(backend="gzip", minimum_size=COMPRESS_MIN_BYTES,
                                              gzip_compress_level=6,
-                                             exclude=NOT_COMPRESSED),
+                                             exclude=NOT_COMPRESSED,
+                                             exclude_opt_key=SKIP_COMPRESSION),
         middleware=[*metrics_middleware(settings.observability, "api"), SecurityHeadersMiddleware(),
                     DefineMiddleware(BearerAwareCSRFMiddleware, config=csrf)],
         stores={STORE: FailOpenRedisStore(redis, namespace="taskbroker:ratelimit")},

@@ -1,9 +1,21 @@
 import { HttpErrorResponse } from '@angular/common/http';
 import { Injectable, computed, inject, signal } from '@angular/core';
-import { Observable, catchError, finalize, map, of, shareReplay, tap, throwError } from 'rxjs';
+import {
+  Observable,
+  catchError,
+  finalize,
+  from,
+  map,
+  of,
+  shareReplay,
+  switchMap,
+  tap,
+  throwError,
+} from 'rxjs';
 
 import { AuthApi } from '../api/auth-api.service';
 import { SessionUser } from '../api/auth.model';
+import { EARLY_SESSION } from './early-session';
 
 /**
  * Who is signed in. The session itself is an HttpOnly cookie the app cannot read:
@@ -15,15 +27,39 @@ export class AuthService {
   private readonly api = inject(AuthApi);
   private readonly userSignal = signal<SessionUser | null>(null);
   private pending: Observable<SessionUser | null> | null = null;
+  /** The GET /auth/session main.ts started, used once: by the first page's guard. */
+  private early = inject(EARLY_SESSION);
 
   /** The signed-in user, or null (not signed in, or not known yet). */
   readonly user = this.userSignal.asReadonly();
   readonly isAdmin = computed(() => this.userSignal()?.role === 'admin');
 
   /**
+   * Wait (at most `maxMs`) for the early GET /auth/session, and keep its user: an app
+   * initializer, so that the header shows who is signed in from its first render. Else, on
+   * a phone, its second row (the navigation) arrives with the page and pushes it down.
+   */
+  settleEarly(maxMs: number): Promise<void> {
+    const early = this.early;
+    if (!early) {
+      return Promise.resolve();
+    }
+    const known = early.then((user) => {
+      // A user: used up here (after a sign-out, session() must ask the API, not reuse it).
+      // Null or no answer: left for the first session() (no second request to say so).
+      if (user && this.early === early) {
+        this.early = null;
+        this.userSignal.set(user);
+      }
+    });
+    return Promise.race([known, new Promise<void>((resolve) => setTimeout(resolve, maxMs))]);
+  }
+
+  /**
    * The signed-in user: at once when known, else from GET /auth/session (one request
    * for all who ask meanwhile), which says "not signed in" with a 200. An API that cannot
-   * be reached means "not signed in" too (the next call asks again).
+   * be reached means "not signed in" too (the next call asks again). The first call takes
+   * the answer of the request main.ts started before the app booted, when there is one.
    */
   session(): Observable<SessionUser | null> {
     const known = this.userSignal();
@@ -31,7 +67,14 @@ export class AuthService {
       return of(known);
     }
     if (!this.pending) {
-      this.pending = this.api.session().pipe(
+      const early = this.early;
+      this.early = null;
+      const ask = early
+        ? from(early).pipe(
+            switchMap((user) => (user === undefined ? this.api.session() : of(user))),
+          )
+        : this.api.session();
+      this.pending = ask.pipe(
         tap((user) => this.userSignal.set(user)),
         catchError(() => of(null)),
         finalize(() => (this.pending = null)),

@@ -1,6 +1,11 @@
 import { provideHttpClient } from '@angular/common/http';
 import { HttpTestingController, provideHttpClientTesting } from '@angular/common/http/testing';
-import { ComponentFixture, TestBed } from '@angular/core/testing';
+import {
+  ComponentFixture,
+  DeferBlockBehavior,
+  DeferBlockState,
+  TestBed,
+} from '@angular/core/testing';
 import { By } from '@angular/platform-browser';
 import { provideRouter } from '@angular/router';
 import { BaseChartDirective } from 'ng2-charts';
@@ -82,13 +87,22 @@ describe('OverviewPage', () => {
   let http: HttpTestingController;
   let root: HTMLElement;
 
+  /** Changes applied, and the charts' @defer blocks loaded (as the browser does when idle). */
+  async function settle(): Promise<void> {
+    await fixture.whenStable();
+    for (const block of await fixture.getDeferBlocks()) {
+      await block.render(DeferBlockState.Complete);
+    }
+    await fixture.whenStable();
+  }
+
   async function open(stats: Stats | null = null): Promise<void> {
     fixture = TestBed.createComponent(OverviewPage);
     root = fixture.nativeElement as HTMLElement;
     await fixture.whenStable();
     if (stats) {
       http.expectOne(STATS).flush(stats);
-      await fixture.whenStable();
+      await settle();
     }
   }
 
@@ -103,12 +117,16 @@ describe('OverviewPage', () => {
     );
   }
 
-  beforeEach(() => {
+  beforeEach(async () => {
     // jsdom has no canvas: the charts get their data but draw nothing.
     vi.spyOn(HTMLCanvasElement.prototype, 'getContext').mockReturnValue(null);
     TestBed.configureTestingModule({
+      imports: [OverviewPage],
       providers: [provideHttpClient(), provideHttpClientTesting(), provideRouter([])],
+      // The charts load when the test says so: what shows before them is tested too.
+      deferBlockBehavior: DeferBlockBehavior.Manual,
     });
+    await TestBed.compileComponents(); // the @defer blocks' dependencies
     http = TestBed.inject(HttpTestingController);
   });
 
@@ -153,6 +171,43 @@ describe('OverviewPage', () => {
     expect(text(root, '[data-testid="queues-empty"]')).toBe('No queues reported.');
     expect(tiles()).toEqual(['Online: 0', 'Busy: 0', 'Idle: 0']);
     expect(root.querySelector('[role="alert"]')).toBeNull();
+  });
+
+  it('shows the figures first and loads the charts after them, in their own boxes', async () => {
+    await open();
+    http.expectOne(STATS).flush(fullStats());
+    await fixture.whenStable();
+    // The numbers are on screen; the charts' code has not even been asked for.
+    expect(queryAll(root, '.panel__figures li').map((li) => li.textContent?.trim())).toEqual([
+      '7,770 succeeded',
+      '174 failed',
+      '109 cancelled',
+    ]);
+    expect(tiles()).toEqual(['Online: 8', 'Busy: 6', 'Idle: 2']);
+    expect(root.querySelector('canvas')).toBeNull();
+    const blocks = await fixture.getDeferBlocks();
+    expect(blocks).toHaveLength(4);
+    // Each chart's box is sized before its chart comes, so nothing moves when it does.
+    const boxes = queryAll<HTMLElement>(root, '.chart');
+    expect(boxes).toHaveLength(4);
+    expect(boxes.map((box) => box.style.height)).toEqual(['', '200px', '156px', '156px']);
+
+    await blocks[1].render(DeferBlockState.Complete);
+    expect(queryAll(root, 'canvas').map((canvas) => canvas.dataset['testid'])).toEqual([
+      'chart-queues',
+    ]);
+    expect(chart('chart-queues').data?.datasets[0].data).toEqual([1520, 12, 3, 0]);
+    expect(query(boxes[1], 'canvas').getAttribute('aria-label')).toContain(
+      'standard (standard) 1,520',
+    );
+
+    await settle();
+    expect(queryAll(root, 'canvas').map((canvas) => canvas.dataset['testid'])).toEqual([
+      'chart-minutes',
+      'chart-queues',
+      'chart-run',
+      'chart-wait',
+    ]);
   });
 
   it('draws every chart for a busy hour, each with its numbers for screen readers', async () => {
@@ -227,7 +282,7 @@ describe('OverviewPage', () => {
     const busier = emptyStats();
     busier.minutes[59] = { ...busier.minutes[59], succeeded: 3 };
     http.expectOne(STATS).flush(busier);
-    await fixture.whenStable();
+    await settle();
     expect(query(root, '[data-testid="chart-minutes"]').getAttribute('aria-label')).toContain(
       '3 in all',
     );

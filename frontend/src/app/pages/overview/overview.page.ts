@@ -9,17 +9,7 @@ import {
 } from '@angular/core';
 import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { RouterLink } from '@angular/router';
-import {
-  BarController,
-  BarElement,
-  CategoryScale,
-  ChartData,
-  Legend,
-  LinearScale,
-  LogarithmicScale,
-  Tooltip,
-} from 'chart.js';
-import { BaseChartDirective, provideCharts } from 'ng2-charts';
+import type { ChartData } from 'chart.js';
 import { Subscription } from 'rxjs';
 
 import { ApiError, toApiError } from '../../api/api-error';
@@ -27,6 +17,7 @@ import { Stats, TaskTimes } from '../../api/stats.model';
 import { StatsApi } from '../../api/stats-api.service';
 import { ApiStatus } from '../../core/api-status.service';
 import { formatTimestamp } from '../../shared/eta';
+import { BarChart } from './bar-chart';
 import { barOptions, readTheme } from './chart-theme';
 import {
   FINAL_STATUSES,
@@ -83,21 +74,9 @@ function rowsHeight(rows: number, perRow: number): number {
 @Component({
   selector: 'app-overview-page',
   changeDetection: ChangeDetectionStrategy.OnPush,
-  imports: [RouterLink, BaseChartDirective],
-  // Only what the bar charts use, registered here: Chart.js stays out of the main bundle.
-  providers: [
-    provideCharts({
-      registerables: [
-        BarController,
-        BarElement,
-        CategoryScale,
-        LinearScale,
-        LogarithmicScale,
-        Legend,
-        Tooltip,
-      ],
-    }),
-  ],
+  // BarChart (and Chart.js with it) is used in @defer blocks only: a chunk of its own,
+  // loaded when the browser is idle after the figures render.
+  imports: [RouterLink, BarChart],
   templateUrl: './overview.page.html',
 })
 export class OverviewPage {
