@@ -101,11 +101,33 @@ async function signedInBrowser() {
   await browser.contexts()[0].addCookies(cookies);
   return {
     port: new URL(endpoint).port,
-    close: () => {
+    close: async () => {
+      // Chromium writes its profile until it has exited: remove the folder after that.
+      const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill();
-      rmSync(dir, { recursive: true, force: true });
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     },
   };
+}
+
+/**
+ * One Lighthouse run; a run Lighthouse itself gives up on (NO_NAVSTART and the like, on a
+ * busy machine) is tried again, twice at most: it says nothing about the page.
+ */
+async function lighthouse(args) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run(LIGHTHOUSE[0], args);
+    } catch (error) {
+      if (attempt === 3 || !/Runtime error encountered/.test(String(error))) {
+        throw error;
+      }
+      process.stderr.write(
+        `  Lighthouse failed (${attempt}), again: ${String(error).split('\n')[1]}\n`,
+      );
+    }
+  }
 }
 
 async function measure(page, preset, port) {
@@ -126,7 +148,7 @@ async function measure(page, preset, port) {
   if (preset === 'desktop') {
     args.push('--preset=desktop');
   }
-  const report = JSON.parse(await run(LIGHTHOUSE[0], args));
+  const report = JSON.parse(await lighthouse(args));
   if (REPORTS_DIR) {
     mkdirSync(REPORTS_DIR, { recursive: true });
     const file = `${page.name.replace(/\W+/g, '-')}-${preset}.json`;
@@ -194,7 +216,7 @@ try {
     }
   }
 } finally {
-  signedIn.close();
+  await signedIn.close();
 }
 console.log(table(rows));
 const misses = [];
